@@ -1,0 +1,46 @@
+# redline: `make demo` runs the whole toolkit locally, `make test` runs every check.
+# Both install what they need on a new Debian machine (a venv, and Debian packages via apt).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# apt needs root; use sudo when we are not root and sudo exists.
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+# Debian packages the tests run for real: promtool (prometheus).
+TEST_TOOLS := promtool:prometheus
+
+.PHONY: test lint typecheck pytest system-tools bench clean
+
+test: $(STAMP) system-tools lint typecheck pytest
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# Each entry is command:package; the package is installed only when the command is missing.
+system-tools:
+	@missing=""; for t in $(TEST_TOOLS); do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check redline tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict redline
+
+pytest: $(STAMP) system-tools
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_hot_path.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

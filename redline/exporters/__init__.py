@@ -1,0 +1,1 @@
+"""What metrics exist and how they are computed: the RED schema, route templating, exposition."""

@@ -1,0 +1,231 @@
+"""Lean metric instruments for hot paths, exposed through prometheus_client at scrape time.
+
+prometheus_client's own Histogram takes a lock and walks every bucket per observation. The
+ambassador records one observation per proxied request, so these instruments keep plain Python
+state instead: one dict lookup for the label child, one bisect, a few integer increments.
+
+Concurrency contract: observations come from one thread (the event loop or the tailer); scrapes
+may come from any thread. Child creation and scrape snapshots hold a lock, so a scrape never sees
+a dict changing size. A scrape racing an observation can see the bucket incremented before the
+sum, which Prometheus tolerates (both are still monotonic).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Hashable, Iterator, Sequence
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.samples import Exemplar
+
+LabelValues = tuple[str, ...]
+
+
+def validate_buckets(buckets: Sequence[float]) -> tuple[float, ...]:
+    """Return finite, strictly increasing, positive bucket bounds (without +Inf)."""
+    bounds = tuple(float(b) for b in buckets if not math.isinf(float(b)))
+    if not bounds:
+        raise ValueError("buckets: expected at least one finite boundary")
+    for low, high in itertools.pairwise(bounds):
+        if not low < high:
+            raise ValueError(f"buckets: expected strictly increasing values, got {low} then {high}")
+    if bounds[0] <= 0 or any(math.isnan(b) for b in bounds):
+        raise ValueError(f"buckets: expected positive numbers, got {bounds[0]}")
+    return bounds
+
+
+def format_bound(bound: float) -> str:
+    """Format a bucket bound the way prometheus_client does (`0.005`, `1.0`, `+Inf`)."""
+    if math.isinf(bound):
+        return "+Inf"
+    return repr(float(bound))
+
+
+class HistogramChild:
+    """One label combination of a histogram. `counts` are per bucket, cumulated at scrape."""
+
+    __slots__ = ("_bounds", "counts", "exemplars", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self._bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last slot is +Inf
+        self.total = 0.0
+        self.exemplars: list[Exemplar | None] | None = None
+
+    def observe(self, value: float) -> None:
+        # bisect_left finds the first bound >= value: exactly Prometheus' `le` semantics.
+        self.counts[bisect_left(self._bounds, value)] += 1
+        self.total += value
+
+    def observe_with_exemplar(self, value: float, labels: dict[str, str]) -> None:
+        index = bisect_left(self._bounds, value)
+        self.counts[index] += 1
+        self.total += value
+        if self.exemplars is None:
+            self.exemplars = [None] * len(self.counts)
+        self.exemplars[index] = Exemplar(labels, value, time.time())
+
+
+class Histogram:
+    """A histogram family with label children cached by their label-value key.
+
+    The key may be any hashable (for example a tuple holding an int status code); `label_values`
+    turns a key into label strings once, when the child is created.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float],
+        label_values: Callable[[Hashable], LabelValues],
+        unit: str = "",
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.bounds = validate_buckets(buckets)
+        self.unit = unit
+        self._label_values = label_values
+        self._children: dict[Hashable, tuple[LabelValues, HistogramChild]] = {}
+        self._lock = threading.Lock()
+
+    def child(self, key: Hashable) -> HistogramChild:
+        entry = self._children.get(key)
+        if entry is None:
+            with self._lock:
+                entry = self._children.get(key)
+                if entry is None:
+                    labels = self._label_values(key)
+                    if len(labels) != len(self.labelnames):
+                        raise ValueError(
+                            f"{self.name}: expected {len(self.labelnames)} label values, "
+                            f"got {len(labels)}"
+                        )
+                    entry = (labels, HistogramChild(self.bounds))
+                    self._children[key] = entry
+        return entry[1]
+
+    def collect(self) -> Metric:
+        family = HistogramMetricFamily(
+            self.name, self.documentation, labels=self.labelnames, unit=self.unit
+        )
+        names = [format_bound(b) for b in (*self.bounds, math.inf)]
+        with self._lock:
+            entries = list(self._children.values())
+        for labels, child in entries:
+            counts = list(child.counts)
+            exemplars = child.exemplars
+            cumulative = 0
+            buckets: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
+            for index, count in enumerate(counts):
+                cumulative += count
+                exemplar = exemplars[index] if exemplars is not None else None
+                if exemplar is None:
+                    buckets.append((names[index], cumulative))
+                else:
+                    buckets.append((names[index], cumulative, exemplar))
+            family.add_metric(labels, buckets, child.total)
+        return family
+
+
+class _Cell:
+    __slots__ = ("labels", "value")
+
+    def __init__(self, labels: LabelValues) -> None:
+        self.labels = labels
+        self.value = 0.0
+
+
+class _Scalar:
+    """Shared mechanism of Gauge and Counter: one float cell per label key."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        label_values: Callable[[Hashable], LabelValues] | None = None,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._label_values = label_values
+        self._cells: dict[Hashable, _Cell] = {}
+        self._lock = threading.Lock()
+
+    def cell(self, key: Hashable) -> _Cell:
+        cell = self._cells.get(key)
+        if cell is None:
+            with self._lock:
+                cell = self._cells.get(key)
+                if cell is None:
+                    labels = self._label_values(key) if self._label_values else key
+                    if not isinstance(labels, tuple) or len(labels) != len(self.labelnames):
+                        raise ValueError(
+                            f"{self.name}: expected {len(self.labelnames)} label values, "
+                            f"got {labels!r}"
+                        )
+                    cell = _Cell(labels)
+                    self._cells[key] = cell
+        return cell
+
+    def value(self, key: Hashable) -> float:
+        cell = self._cells.get(key)
+        return cell.value if cell is not None else 0.0
+
+    def _snapshot(self) -> list[tuple[LabelValues, float]]:
+        with self._lock:
+            return [(cell.labels, cell.value) for cell in self._cells.values()]
+
+
+class Gauge(_Scalar):
+    """A gauge family (active requests and the like)."""
+
+    def add(self, key: Hashable, amount: float) -> None:
+        self.cell(key).value += amount
+
+    def set(self, key: Hashable, value: float) -> None:
+        self.cell(key).value = value
+
+    def collect(self) -> Metric:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, value in self._snapshot():
+            family.add_metric(labels, value)
+        return family
+
+
+class Counter(_Scalar):
+    """A counter family; `name` is given without the `_total` suffix the exposition adds."""
+
+    def inc(self, key: Hashable, amount: float = 1) -> None:
+        if amount < 0:
+            raise ValueError(f"{self.name}: counters only go up, got {amount}")
+        self.cell(key).value += amount
+
+    def collect(self) -> Metric:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, value in self._snapshot():
+            family.add_metric(labels, value)
+        return family
+
+
+class InstrumentCollector:
+    """Adapts a set of instruments to prometheus_client's Collector protocol."""
+
+    def __init__(self, instruments: Sequence[Histogram | Gauge | Counter]) -> None:
+        self._instruments = tuple(instruments)
+
+    def collect(self) -> Iterator[Metric]:
+        for instrument in self._instruments:
+            yield instrument.collect()

@@ -1,0 +1,301 @@
+"""The RED schema: metric names, labels, buckets and the recorders every producer calls.
+
+Names and labels are the stable OpenTelemetry HTTP semantic conventions as Prometheus sees them
+(`http.server.request.duration` -> `http_server_request_duration_seconds`), so dashboards and
+alerts work the same for redline's sidecars, OpenTelemetry SDKs and Beyla.
+
+The ambassador and the adapter call a recorder once per finished request; dashboards and alerts
+import the names from here. Nothing else in redline spells a RED metric name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Sequence
+from typing import TYPE_CHECKING, cast
+
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+
+from redline.exporters.instruments import (
+    Counter,
+    Gauge,
+    Histogram,
+    InstrumentCollector,
+    LabelValues,
+)
+
+if TYPE_CHECKING:
+    from redline.exporters.routes import RouteTemplater
+
+# --- names ---------------------------------------------------------------------------------
+
+SERVER_DURATION = "http_server_request_duration_seconds"
+SERVER_ACTIVE = "http_server_active_requests"
+SERVER_REQUEST_SIZE = "http_server_request_body_size_bytes"
+SERVER_RESPONSE_SIZE = "http_server_response_body_size_bytes"
+CLIENT_DURATION = "http_client_request_duration_seconds"
+CLIENT_ACTIVE = "http_client_active_requests"
+ROUTE_OVERFLOW = "redline_route_overflow_total"
+
+SERVICE = "service_name"
+METHOD = "http_request_method"
+STATUS = "http_response_status_code"
+ROUTE = "http_route"
+SCHEME = "url_scheme"
+ERROR_TYPE = "error_type"
+SERVER_ADDRESS = "server_address"
+SERVER_PORT = "server_port"
+
+SERVER_LABELS = (SERVICE, METHOD, STATUS, ROUTE, SCHEME, ERROR_TYPE)
+SERVER_ACTIVE_LABELS = (SERVICE, METHOD, SCHEME)
+CLIENT_LABELS = (SERVICE, METHOD, STATUS, SERVER_ADDRESS, SERVER_PORT, ERROR_TYPE)
+CLIENT_ACTIVE_LABELS = (SERVICE, SERVER_ADDRESS, SERVER_PORT)
+
+# OpenTelemetry's advice for http.*.request.duration, in seconds.
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)
+# Body sizes: powers of four from 128 B to 32 MiB; OpenTelemetry gives no advice here.
+SIZE_BUCKETS: tuple[float, ...] = tuple(float(128 * 4**i) for i in range(10))
+
+# Cache keys of label children: raw values, turned into label strings once per child.
+_ServerKey = tuple[str, int | None, str, str, str]  # method, status, route, scheme, error_type
+_ClientKey = tuple[str, int | None, str, int, str]  # method, status, address, port, error_type
+
+# --- label derivation ----------------------------------------------------------------------
+
+KNOWN_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+OTHER_METHOD = "_OTHER"
+# Keyed by both str and bytes so the proxy can pass what its parser gives without decoding.
+_METHODS: dict[str | bytes, str] = {m: m for m in KNOWN_METHODS}
+_METHODS.update({m.encode(): m for m in KNOWN_METHODS})
+
+TIMEOUT = "timeout"
+CONNECTION_REFUSED = "connection_refused"
+CONNECTION_RESET = "connection_reset"
+CLIENT_CLOSED = "client_closed"
+BAD_REQUEST = "bad_request"
+TRANSPORT_ERRORS = frozenset({TIMEOUT, CONNECTION_REFUSED, CONNECTION_RESET, CLIENT_CLOSED,
+                              BAD_REQUEST})
+OTHER_ERROR = "_OTHER"
+
+
+def normalize_method(method: str | bytes) -> str:
+    """A standard method as itself (case-sensitive, as HTTP is); anything else as `_OTHER`."""
+    return _METHODS.get(method, OTHER_METHOD)
+
+
+def error_type(status: int | None, error: str | None) -> str:
+    """The `error_type` label: a transport failure wins, then a 5xx status; "" (absent) on success.
+
+    A 4xx is the client's mistake, not a server error, so it carries no error_type.
+    """
+    if error:
+        return error if error in TRANSPORT_ERRORS else OTHER_ERROR
+    if status is not None and status >= 500:
+        return str(status)
+    return ""
+
+
+def _status_label(status: int | None) -> str:
+    return "" if status is None else str(status)
+
+
+# --- recorders -----------------------------------------------------------------------------
+
+
+class ServerRecorder:
+    """Records `http.server.*` RED metrics for one service (the inbound side).
+
+    Call `request_started` when a request head arrives and `request_finished` when its response
+    ended (or failed); producers without an in-flight notion (log adapters) call `record`.
+    """
+
+    def __init__(
+        self,
+        service_name: str,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+        *,
+        record_sizes: bool = False,
+        routes: RouteTemplater | None = None,
+    ) -> None:
+        if not service_name:
+            raise ValueError("service_name: expected a non-empty name")
+        self.service_name = service_name
+        self._routes = routes
+        self.duration = Histogram(
+            SERVER_DURATION.removesuffix("_seconds"),
+            "Duration of HTTP server requests, until the last byte of the response.",
+            SERVER_LABELS,
+            buckets,
+            self._server_labels,
+            unit="seconds",
+        )
+        self.active = Gauge(
+            SERVER_ACTIVE,
+            "Number of HTTP server requests in flight.",
+            SERVER_ACTIVE_LABELS,
+            lambda key: (service_name, *key),  # type: ignore[misc]
+        )
+        self.request_size: Histogram | None = None
+        self.response_size: Histogram | None = None
+        if record_sizes:
+            self.request_size = Histogram(
+                SERVER_REQUEST_SIZE.removesuffix("_bytes"),
+                "Size of HTTP server request bodies.",
+                SERVER_LABELS, SIZE_BUCKETS, self._server_labels, unit="bytes",
+            )
+            self.response_size = Histogram(
+                SERVER_RESPONSE_SIZE.removesuffix("_bytes"),
+                "Size of HTTP server response bodies.",
+                SERVER_LABELS, SIZE_BUCKETS, self._server_labels, unit="bytes",
+            )
+
+    def _server_labels(self, key: Hashable) -> LabelValues:
+        method, status, route, scheme, error = cast(_ServerKey, key)
+        return (self.service_name, method, _status_label(status), route, scheme, error)
+
+    def request_started(self, method: str | bytes, scheme: str = "http") -> None:
+        self.active.add((normalize_method(method), scheme), 1)
+
+    def request_finished(
+        self,
+        method: str | bytes,
+        route: str,
+        status: int | None,
+        duration: float,
+        *,
+        scheme: str = "http",
+        error: str | None = None,
+        request_bytes: int | None = None,
+        response_bytes: int | None = None,
+        trace_id: str | None = None,
+    ) -> None:
+        normalized = _METHODS.get(method, OTHER_METHOD)
+        self.active.add((normalized, scheme), -1)
+        self._record(normalized, route, status, duration, scheme, error,
+                     request_bytes, response_bytes, trace_id)
+
+    def record(
+        self,
+        method: str | bytes,
+        route: str,
+        status: int | None,
+        duration: float,
+        *,
+        scheme: str = "http",
+        error: str | None = None,
+        request_bytes: int | None = None,
+        response_bytes: int | None = None,
+        trace_id: str | None = None,
+    ) -> None:
+        """Record a finished request that was never reported as started (log adapters)."""
+        self._record(_METHODS.get(method, OTHER_METHOD), route, status, duration, scheme, error,
+                     request_bytes, response_bytes, trace_id)
+
+    def _record(
+        self,
+        method: str,
+        route: str,
+        status: int | None,
+        duration: float,
+        scheme: str,
+        error: str | None,
+        request_bytes: int | None,
+        response_bytes: int | None,
+        trace_id: str | None,
+    ) -> None:
+        err = error_type(status, error)
+        key = (method, status, route, scheme, err)
+        child = self.duration.child(key)
+        if trace_id is None:
+            child.observe(duration)
+        else:
+            child.observe_with_exemplar(duration, {"trace_id": trace_id})
+        if self.request_size is not None and request_bytes is not None:
+            self.request_size.child(key).observe(request_bytes)
+        if self.response_size is not None and response_bytes is not None:
+            self.response_size.child(key).observe(response_bytes)
+
+    def collector(self) -> _ServerCollector:
+        instruments: list[Histogram | Gauge | Counter] = [self.duration, self.active]
+        if self.request_size is not None and self.response_size is not None:
+            instruments += [self.request_size, self.response_size]
+        return _ServerCollector(instruments, self.service_name, self._routes)
+
+
+class _ServerCollector(InstrumentCollector):
+    """The server instruments plus the templater's overflow count, read at scrape time."""
+
+    def __init__(
+        self,
+        instruments: Sequence[Histogram | Gauge | Counter],
+        service_name: str,
+        routes: RouteTemplater | None,
+    ) -> None:
+        super().__init__(instruments)
+        self._service_name = service_name
+        self._routes = routes
+
+    def collect(self) -> Iterator[Metric]:
+        yield from super().collect()
+        if self._routes is not None:
+            overflow = CounterMetricFamily(
+                ROUTE_OVERFLOW,
+                "Requests recorded as /{other} because the distinct-route cap was reached.",
+                labels=(SERVICE,),
+            )
+            overflow.add_metric((self._service_name,), self._routes.overflow_total)
+            yield overflow
+
+
+class ClientRecorder:
+    """Records `http.client.*` RED metrics for one service's calls to its dependencies."""
+
+    def __init__(self, service_name: str, buckets: Sequence[float] = DEFAULT_BUCKETS) -> None:
+        if not service_name:
+            raise ValueError("service_name: expected a non-empty name")
+        self.service_name = service_name
+        self.duration = Histogram(
+            CLIENT_DURATION.removesuffix("_seconds"),
+            "Duration of HTTP client requests, until the last byte of the response.",
+            CLIENT_LABELS,
+            buckets,
+            self._client_labels,
+            unit="seconds",
+        )
+        self.active = Gauge(
+            CLIENT_ACTIVE,
+            "Number of HTTP client requests in flight.",
+            CLIENT_ACTIVE_LABELS,
+            lambda key: (service_name, key[0], str(key[1])),  # type: ignore[index]
+        )
+
+    def _client_labels(self, key: Hashable) -> LabelValues:
+        method, status, address, port, error = cast(_ClientKey, key)
+        return (self.service_name, method, _status_label(status), address, str(port), error)
+
+    def request_started(self, server_address: str, server_port: int) -> None:
+        self.active.add((server_address, server_port), 1)
+
+    def request_finished(
+        self,
+        method: str | bytes,
+        server_address: str,
+        server_port: int,
+        status: int | None,
+        duration: float,
+        *,
+        error: str | None = None,
+        trace_id: str | None = None,
+    ) -> None:
+        self.active.add((server_address, server_port), -1)
+        key = (_METHODS.get(method, OTHER_METHOD), status, server_address, server_port,
+               error_type(status, error))
+        child = self.duration.child(key)
+        if trace_id is None:
+            child.observe(duration)
+        else:
+            child.observe_with_exemplar(duration, {"trace_id": trace_id})
+
+    def collector(self) -> InstrumentCollector:
+        return InstrumentCollector([self.duration, self.active])

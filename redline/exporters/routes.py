@@ -1,0 +1,261 @@
+"""Route templating: turn a raw request target into a bounded `http_route` label.
+
+A raw path is never a label: `/users/8812` would make one series per user. In order:
+1. ignore patterns (health checks and `/metrics` by default) -> not recorded at all;
+2. explicit patterns from a routes file, first match wins: `/users/{id}`, `/static/*`;
+3. a heuristic that collapses id-like segments (numbers, UUIDs, long hex, opaque tokens,
+   dates, e-mail addresses) into `{id}`;
+4. a cap on distinct heuristic routes; past it every new route is `/{other}` and counted.
+
+The templater is a pure object (no IO, no clock). Its cache is bounded, so a flood of distinct
+paths costs CPU, never memory. Once a route is admitted it stays admitted, so the same path always
+maps to the same route.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from redline.config import ConfigError, Node, load_yaml
+
+DEFAULT_IGNORE = ("/healthz", "/readyz", "/livez", "/metrics")
+# Kubelet sends "kube-probe/<version>" on HTTP liveness, readiness and startup probes.
+DEFAULT_IGNORE_USER_AGENTS = ("kube-probe/",)
+DEFAULT_MAX_ROUTES = 200
+DEFAULT_CACHE_SIZE = 16384
+ID = "{id}"
+OTHER_TEMPLATE = "/{other}"
+
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+# A segment is an id when it is one of these. Each alternative needs a digit or an '@' or great
+# length, so ordinary words ("users", "checkout", "v1") stay literal.
+_ID_SEGMENT = re.compile(
+    r"""
+      \d+                                                         # 42, 2024
+    | [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}   # UUID
+    | (?=[a-fA-F]*\d)[0-9a-fA-F]{8,}                              # long hex: sha, object id
+    | (?=[^/]*\d)[A-Za-z0-9_\-+=~.%]{16,}                         # opaque token with a digit
+    | [^/]*\d{4}[^/]*                                             # dates, order-12345
+    | [^/@]+@[^/@]+                                               # e-mail addresses
+    | [^/]{65,}                                                   # anything very long
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A templated route; `streaming` routes are timed to the first byte of the response."""
+
+    template: str
+    streaming: bool = False
+
+
+OTHER = Route(OTHER_TEMPLATE)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePattern:
+    pattern: str
+    streaming: bool = False
+
+
+def compile_pattern(pattern: str) -> str:
+    """Translate a route pattern into a regular expression (without anchors).
+
+    `{name}` matches one non-empty segment or part of one; `*` as the last segment matches the
+    rest of the path (`/static/*` matches `/static`, `/static/` and `/static/a/b.css`); `*`
+    elsewhere matches one segment.
+    """
+    if not pattern.startswith("/"):
+        raise ValueError(f"expected a path starting with '/', got {pattern!r}")
+    segments = pattern[1:].split("/")
+    parts: list[str] = []
+    for index, segment in enumerate(segments):
+        if segment == "*" and index == len(segments) - 1:
+            parts.append("(?:/.*)?")
+            continue
+        if segment == "*":
+            parts.append("/[^/]+")
+            continue
+        if "*" in segment:
+            raise ValueError(f"'*' must be a whole segment, got {pattern!r}")
+        pieces: list[str] = []
+        position = 0
+        for match in _PLACEHOLDER.finditer(segment):
+            pieces.append(re.escape(segment[position:match.start()]))
+            pieces.append("[^/]+?")
+            position = match.end()
+        pieces.append(re.escape(segment[position:]))
+        if "{" in segment[position:] or "}" in segment[position:]:
+            raise ValueError(f"placeholders look like {{name}}, got {pattern!r}")
+        parts.append("/" + "".join(pieces))
+    return "".join(parts)
+
+
+def _matcher(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    """One regex for all patterns; the group that matched tells which pattern (first wins)."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"({compile_pattern(p)})" for p in patterns))
+
+
+def strip_target(target: str) -> str:
+    """The path of a request target: no scheme and authority, no query, no fragment."""
+    if not target.startswith("/"):
+        if "://" in target:  # absolute-form, as proxies receive it
+            rest = target.split("://", 1)[1]
+            slash = rest.find("/")
+            target = rest[slash:] if slash >= 0 else "/"
+        elif target == "*":  # OPTIONS * HTTP/1.1
+            return "*"
+    for separator in ("?", "#"):
+        cut = target.find(separator)
+        if cut >= 0:
+            target = target[:cut]
+    return target or "/"
+
+
+def heuristic_template(path: str) -> str:
+    """Collapse id-like segments of a path into `{id}`; other segments are kept as they are."""
+    segments = path.split("/")
+    fullmatch = _ID_SEGMENT.fullmatch
+    return "/".join(ID if segment and fullmatch(segment) else segment for segment in segments)
+
+
+def is_id_segment(segment: str) -> bool:
+    return _ID_SEGMENT.fullmatch(segment) is not None
+
+
+class RouteTemplater:
+    """Maps request targets to routes. Not thread-safe: use one per event loop or thread."""
+
+    def __init__(
+        self,
+        patterns: Sequence[RoutePattern] = (),
+        *,
+        ignore: Iterable[str] = DEFAULT_IGNORE,
+        ignore_user_agents: Iterable[str] = DEFAULT_IGNORE_USER_AGENTS,
+        max_routes: int = DEFAULT_MAX_ROUTES,
+        heuristic: bool = True,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        if max_routes < 1:
+            raise ValueError(f"max_routes: expected at least 1, got {max_routes}")
+        self.patterns = tuple(patterns)
+        self._explicit = _matcher([p.pattern for p in self.patterns])
+        self._explicit_routes = [Route(p.pattern, p.streaming) for p in self.patterns]
+        self._ignore = _matcher(list(ignore))
+        self.ignore_user_agents = tuple(ignore_user_agents)
+        self.max_routes = max_routes
+        self.heuristic = heuristic
+        self._cache_size = cache_size
+        self._cache: dict[str | bytes, Route | None] = {}
+        self._admitted: dict[str, Route] = {}
+        self.overflow_total = 0
+
+    def route(self, target: str | bytes) -> Route | None:
+        """The route of a request target, or None when the request is not to be recorded."""
+        try:
+            route = self._cache[target]
+        except KeyError:
+            route = self._compute(target)
+            if len(self._cache) >= self._cache_size:
+                # Clearing is O(1) amortised and keeps memory bounded under a flood of ids;
+                # admitted routes live on in _admitted, so results do not change.
+                self._cache.clear()
+            self._cache[target] = route
+            return route
+        if route is OTHER:
+            self.overflow_total += 1
+        return route
+
+    def ignores_user_agent(self, user_agent: str | bytes | None) -> bool:
+        if not user_agent or not self.ignore_user_agents:
+            return False
+        agent = user_agent.decode("latin-1") if isinstance(user_agent, bytes) else user_agent
+        return agent.startswith(self.ignore_user_agents)
+
+    @property
+    def distinct_routes(self) -> int:
+        return len(self._admitted)
+
+    def _compute(self, target: str | bytes) -> Route | None:
+        text = target.decode("latin-1") if isinstance(target, bytes) else target
+        path = strip_target(text)
+        if self._ignore is not None and self._ignore.fullmatch(path):
+            return None
+        if self._explicit is not None:
+            match = self._explicit.fullmatch(path)
+            if match is not None:
+                # lastindex is the outermost group that matched: one group per pattern, and
+                # compiled patterns contain no capturing groups of their own.
+                return self._explicit_routes[match.lastindex - 1]  # type: ignore[operator]
+        template = heuristic_template(path) if self.heuristic else path
+        route = self._admitted.get(template)
+        if route is not None:
+            return route
+        if len(self._admitted) >= self.max_routes:
+            self.overflow_total += 1
+            return OTHER
+        route = Route(template)
+        self._admitted[template] = route
+        return route
+
+
+def load_routes(path: str | Path) -> RouteTemplater:
+    """Build a templater from a routes file; errors name the file and the key.
+
+    ```yaml
+    routes:                     # first match wins
+      - /users/{id}
+      - pattern: /events
+        streaming: true         # timed to the first byte
+    ignore: [/internal/*]       # added to the defaults unless ignore_defaults: false
+    ignore_defaults: true
+    ignore_user_agents: [kube-probe/]   # prefixes
+    max_routes: 200
+    heuristic: true
+    ```
+    """
+    document = Node(str(path), "", load_yaml(path)).mapping(
+        {"routes", "ignore", "ignore_defaults", "ignore_user_agents", "max_routes", "heuristic"},
+        optional=True,
+    )
+    patterns: list[RoutePattern] = []
+    for item in document.child("routes").items():
+        if isinstance(item.value, str):
+            pattern, streaming = item.value, False
+        else:
+            item.mapping({"pattern", "streaming"})
+            pattern = item.child("pattern").string()
+            streaming = item.child("streaming").boolean(False)
+        _check_pattern(item if isinstance(item.value, str) else item.child("pattern"), pattern)
+        patterns.append(RoutePattern(pattern, streaming))
+    ignore = [_check_pattern(node, node.string()) for node in document.child("ignore").items()]
+    if document.child("ignore_defaults").boolean(True):
+        ignore = [*DEFAULT_IGNORE, *ignore]
+    agents_node = document.child("ignore_user_agents")
+    agents = (
+        DEFAULT_IGNORE_USER_AGENTS
+        if agents_node.value is None
+        else tuple(node.string() for node in agents_node.items())
+    )
+    return RouteTemplater(
+        patterns,
+        ignore=ignore,
+        ignore_user_agents=agents,
+        max_routes=document.child("max_routes").integer(DEFAULT_MAX_ROUTES, minimum=1),
+        heuristic=document.child("heuristic").boolean(True),
+    )
+
+
+def _check_pattern(node: Node, pattern: str) -> str:
+    try:
+        compile_pattern(pattern)
+    except ValueError as exc:
+        raise ConfigError(f"{node.source}: {node.path}: {exc}") from exc
+    return pattern
