@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from redline import __version__
 from redline.config import ConfigError
 from redline.logs import setup_logging
+from redline.sidecars.ambassador import command as ambassador_command
 
 ENV_PREFIX = "REDLINE_"
 EXIT_CONFIG = 2
@@ -54,6 +55,7 @@ def _add_routes(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 # Each part adds its subcommand here; the order is the order of `redline --help`.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser],
                             argparse.ArgumentParser], None]] = [
+    ambassador_command.add_parser,
     _add_routes,
 ]
 
@@ -107,7 +109,7 @@ def _convert(action: argparse.Action, variable: str, raw: str) -> object:
     if callable(action.type):
         try:
             value = action.type(raw)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
             raise ConfigError(f"{variable}: {exc}") from exc
     if action.choices is not None and value not in action.choices:
         choices = ", ".join(map(str, action.choices))

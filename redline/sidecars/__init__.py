@@ -1,0 +1,1 @@
+"""Long-running processes that sit beside an application or on a node."""

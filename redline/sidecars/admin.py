@@ -1,0 +1,100 @@
+"""The admin endpoint every sidecar serves on its own port: /metrics, /healthz, /readyz.
+
+A small asyncio HTTP/1.1 server with keep-alive (Prometheus reuses its connections). It is not
+on the traffic path, so clarity wins over speed here; the metrics format follows the scraper's
+Accept header (OpenMetrics carries exemplars).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CollectorRegistry
+
+from redline.exporters.exposition import render
+from redline.sidecars.http1 import ProtocolError, header_values, parse_request_head
+
+log = logging.getLogger("redline.admin")
+Readiness = Callable[[], Awaitable[tuple[bool, str]]]
+READ_TIMEOUT = 30.0
+
+
+class AdminServer:
+    def __init__(self, registry: CollectorRegistry, readiness: Readiness) -> None:
+        self.registry = registry
+        self.readiness = readiness
+        self.alive = True
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
+                        ConnectionError):
+                    return
+                try:
+                    head = parse_request_head(raw)
+                except ProtocolError as exc:
+                    await self._send(writer, 400, b"text/plain", f"{exc}\n".encode(), close=True)
+                    return
+                if head.content_length or head.chunked:
+                    await self._send(writer, 400, b"text/plain", b"no request bodies here\n",
+                                     close=True)
+                    return
+                lowered = raw.lower()
+                accept = header_values(lowered, raw, b"accept:")
+                status, content_type, body = await self._respond(
+                    head.method, head.target.split(b"?", 1)[0],
+                    accept[0].decode("latin-1") if accept else "")
+                await self._send(writer, status, content_type,
+                                 b"" if head.method == b"HEAD" else body,
+                                 close=head.close, length=len(body))
+                if head.close:
+                    return
+        except Exception:  # one bad scrape must never take the sidecar down
+            log.exception("admin request failed")
+        finally:
+            writer.close()
+
+    async def _respond(self, method: bytes, path: bytes, accept: str
+                       ) -> tuple[int, bytes, bytes]:
+        if method not in (b"GET", b"HEAD"):
+            return 405, b"text/plain", b"only GET and HEAD\n"
+        if path == b"/metrics":
+            body, content_type = render(self.registry, accept)
+            return 200, content_type.encode(), body
+        if path == b"/healthz":
+            return (200, b"text/plain", b"ok\n") if self.alive else (
+                503, b"text/plain", b"shutting down\n")
+        if path == b"/readyz":
+            ready, detail = await self.readiness()
+            return (200 if ready else 503), b"text/plain", f"{detail}\n".encode()
+        return 404, b"text/plain", b"not found; try /metrics, /healthz or /readyz\n"
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, status: int, content_type: bytes, body: bytes,
+                    *, close: bool, length: int | None = None) -> None:
+        reason = {200: b"OK", 400: b"Bad Request", 404: b"Not Found",
+                  405: b"Method Not Allowed", 503: b"Service Unavailable"}[status]
+        writer.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n"
+            % (status, reason, content_type, len(body) if length is None else length,
+               b"connection: close\r\n" if close else b"")
+            + body
+        )
+        await writer.drain()

@@ -1,0 +1,95 @@
+"""`redline ambassador`: flags -> AmbassadorConfig -> run on uvloop until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+from redline.config import ConfigError, flag_type, parse_host_port
+from redline.exporters.instruments import validate_buckets
+from redline.exporters.red import DEFAULT_BUCKETS
+from redline.exporters.routes import RouteTemplater, load_routes
+from redline.sidecars.ambassador.proxy import Ambassador, AmbassadorConfig, Upstream
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _buckets(text: str) -> tuple[float, ...]:
+    return tuple(float(item) for item in text.split(",") if item.strip())
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+               common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser(
+        "ambassador", parents=[common],
+        help="HTTP proxy beside the app that records RED metrics for every request",
+        description="Proxy HTTP/1.1 between clients and the app (inbound) or between the app "
+                    "and a dependency (outbound), forwarding every byte unchanged and recording "
+                    "RED metrics. Metrics, /healthz and /readyz are served on --admin.",
+    )
+    add = parser.add_argument
+    add("--listen", type=flag_type(parse_host_port), required=True, metavar="H:P",
+        help="where clients (inbound) or the app (outbound) connect")
+    add("--upstream", type=flag_type(Upstream.parse), required=True, metavar="H:P|URL",
+        help="where to forward: the app (inbound, e.g. 127.0.0.1:8080) or the dependency "
+             "(outbound; https://host[:port] originates TLS)")
+    add("--admin", type=flag_type(parse_host_port), default=("0.0.0.0", 9901), metavar="H:P",
+        help="admin port for /metrics, /healthz, /readyz (default 0.0.0.0:9901)")
+    add("--service", default=os.environ.get("OTEL_SERVICE_NAME", "unknown_service"),
+        metavar="NAME", help="service_name label (default $OTEL_SERVICE_NAME or unknown_service)")
+    add("--mode", choices=("inbound", "outbound"), default="inbound",
+        help="inbound records http_server_* with routes; outbound records http_client_*")
+    add("--routes", metavar="FILE", help="routes file: patterns, ignores, cap (docs/metrics.md)")
+    add("--buckets", type=flag_type(_buckets), default=DEFAULT_BUCKETS, metavar="LIST",
+        help="duration buckets in seconds, comma-separated (default: OpenTelemetry's advice)")
+    add("--record-sizes", action="store_true",
+        help="also record request and response body size histograms")
+    add("--upstream-ca", metavar="FILE", help="CA bundle to verify an https upstream "
+                                               "(default: the system's CAs)")
+    add("--upstream-timeout", type=flag_type(_positive), default=60.0, metavar="S",
+        help="504 when the upstream sends nothing for this long during a request (default 60)")
+    add("--connect-timeout", type=flag_type(_positive), default=5.0, metavar="S",
+        help="504 when connecting to the upstream takes longer (default 5)")
+    add("--header-timeout", type=flag_type(_positive), default=10.0, metavar="S",
+        help="408 and close when a request head takes longer to arrive (default 10)")
+    add("--idle-timeout", type=flag_type(_positive), default=75.0, metavar="S",
+        help="close keep-alive connections idle this long (default 75)")
+    add("--drain-delay", type=float, default=5.0, metavar="S",
+        help="after SIGTERM keep serving this long while endpoints update (default 5)")
+    add("--drain-timeout", type=flag_type(_positive), default=30.0, metavar="S",
+        help="after SIGTERM exit within this long, aborting what is left (default 30)")
+    add("--max-header-bytes", type=int, default=65536, metavar="N",
+        help="431 for request heads larger than this (default 65536)")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> AmbassadorConfig:
+    routes = load_routes(args.routes) if args.routes else RouteTemplater()
+    if args.upstream_ca and not os.path.isfile(args.upstream_ca):
+        raise ConfigError(f"--upstream-ca: {args.upstream_ca}: expected a readable CA file")
+    try:
+        buckets = validate_buckets(args.buckets)
+    except ValueError as exc:
+        raise ConfigError(f"--buckets: {exc}") from exc
+    return AmbassadorConfig(
+        listen=args.listen, upstream=args.upstream, admin=args.admin, service=args.service,
+        mode=args.mode, routes=routes, buckets=buckets, record_sizes=args.record_sizes,
+        upstream_ca=args.upstream_ca, upstream_timeout=args.upstream_timeout,
+        connect_timeout=args.connect_timeout, header_timeout=args.header_timeout,
+        idle_timeout=args.idle_timeout, drain_delay=args.drain_delay,
+        drain_timeout=args.drain_timeout, max_header_bytes=args.max_header_bytes,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(Ambassador(config).run_until_signalled())

@@ -1,0 +1,125 @@
+"""What the ambassador records per exchange: server metrics inbound, client metrics outbound.
+
+An Exchange is one request and its response on a connection. The connection code calls
+`begin` when a request head is complete and `finish` exactly once when the response ended or
+the exchange failed; the observer turns that into RED observations (and spans, with tracing).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from redline.exporters.red import ClientRecorder, ServerRecorder
+from redline.exporters.routes import RouteTemplater
+from redline.sidecars.http1 import RequestHead
+
+
+class Exchange:
+    __slots__ = ("close", "head_rewrite", "method", "record", "recorded", "span", "start",
+                 "status", "streaming", "template", "trace_id", "upgrade")
+
+    def __init__(self, method: bytes, start: float, upgrade: bool) -> None:
+        self.method = method
+        self.start = start
+        self.upgrade = upgrade
+        self.template = ""
+        self.record = True  # False for ignored routes and probes: forwarded, not recorded
+        self.streaming = False
+        self.status: int | None = None  # of the final response, once its head arrived
+        self.close = False  # the request or its response asked to close the connection
+        self.recorded = False
+        self.head_rewrite: bytes | None = None  # the request head to forward instead
+        self.span: object | None = None
+        self.trace_id: str | None = None
+
+
+class Tracer(Protocol):
+    """The tracing hook: may start a span and rewrite the head (to add traceparent)."""
+
+    def begin(self, exchange: Exchange, head: RequestHead, raw_head: bytes) -> None: ...
+
+    def finish(self, exchange: Exchange, status: int | None, error: str | None) -> None: ...
+
+
+class Observer(Protocol):
+    def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange: ...
+
+    def finish(self, exchange: Exchange, status: int | None, error: str | None,
+               now: float) -> None: ...
+
+    def rejected(self, method: bytes, status: int, error: str) -> None: ...
+
+
+class InboundObserver:
+    """Server metrics for requests reaching the app, labelled by route."""
+
+    def __init__(self, recorder: ServerRecorder, routes: RouteTemplater,
+                 tracer: Tracer | None = None) -> None:
+        self.recorder = recorder
+        self.routes = routes
+        self.tracer = tracer
+
+    def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange:
+        exchange = Exchange(head.method, now, head.upgrade)
+        route = self.routes.route(head.target)
+        if route is None or self.routes.ignores_user_agent(head.user_agent):
+            exchange.record = False
+            return exchange
+        exchange.template = route.template
+        exchange.streaming = route.streaming
+        self.recorder.request_started(head.method)
+        if self.tracer is not None:
+            self.tracer.begin(exchange, head, raw_head)
+        return exchange
+
+    def finish(self, exchange: Exchange, status: int | None, error: str | None,
+               now: float) -> None:
+        if exchange.recorded:
+            return
+        exchange.recorded = True
+        if not exchange.record:
+            return
+        if self.tracer is not None and exchange.span is not None:
+            self.tracer.finish(exchange, status, error)
+        self.recorder.request_finished(
+            exchange.method, exchange.template, status, now - exchange.start,
+            error=error, trace_id=exchange.trace_id,
+        )
+
+    def rejected(self, method: bytes, status: int, error: str) -> None:
+        # Never reached the app and has no trustworthy route: recorded with an empty route.
+        self.recorder.record(method, "", status, 0.0, error=error)
+
+
+class OutboundObserver:
+    """Client metrics for the app's calls to one dependency."""
+
+    def __init__(self, recorder: ClientRecorder, address: str, port: int,
+                 tracer: Tracer | None = None) -> None:
+        self.recorder = recorder
+        self.address = address
+        self.port = port
+        self.tracer = tracer
+
+    def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange:
+        exchange = Exchange(head.method, now, head.upgrade)
+        self.recorder.request_started(self.address, self.port)
+        if self.tracer is not None:
+            self.tracer.begin(exchange, head, raw_head)
+        return exchange
+
+    def finish(self, exchange: Exchange, status: int | None, error: str | None,
+               now: float) -> None:
+        if exchange.recorded:
+            return
+        exchange.recorded = True
+        if self.tracer is not None and exchange.span is not None:
+            self.tracer.finish(exchange, status, error)
+        self.recorder.request_finished(
+            exchange.method, self.address, self.port, status, now - exchange.start,
+            error=error, trace_id=exchange.trace_id,
+        )
+
+    def rejected(self, method: bytes, status: int, error: str) -> None:
+        self.recorder.request_started(self.address, self.port)
+        self.recorder.request_finished(method, self.address, self.port, status, 0.0, error=error)

@@ -1,0 +1,283 @@
+"""HTTP/1.1 message framing, sans IO: where messages start and end in a byte stream.
+
+The ambassador forwards bytes unchanged; it only needs to *observe* them: the request line and a
+few headers (for labels, tracing and framing) and where each message ends (to time it). So these
+functions read heads and count bodies over the original buffers and never rebuild a message.
+httptools cannot be told that a response to HEAD has no body and gives no byte offsets, which
+inserting `traceparent` into a head needs; hence this module.
+
+Parsing is strict where a lenient reading could let the ambassador and the app disagree about
+message boundaries (RFC 9112 section 6.3): both Content-Length and Transfer-Encoding, differing
+Content-Lengths, a final transfer coding other than chunked in a request, bad chunk sizes and
+malformed header lines are all ProtocolErrors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_CHUNK_LINE = 4096
+MAX_TRAILER = 32768
+
+
+class ProtocolError(Exception):
+    """The peer broke HTTP/1.1 framing; `status` is what to answer a client with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# Field values: visible characters, obs-text, spaces and tabs; no CR, LF, NUL or other controls.
+_FIELD = _TOKEN + rb":[^\x00-\x08\x0a-\x1f\x7f]*\r\n"
+_REQUEST_HEAD = re.compile(
+    rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/1\.([01])\r\n(?:" + _FIELD + rb")*\r\n"
+)
+_RESPONSE_HEAD = re.compile(
+    rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\r\n(?:"
+    + _FIELD + rb")*\r\n"
+)
+_DIGITS = re.compile(rb"[0-9]+")
+
+
+def header_values(lowered: bytes, head: bytes, name: bytes) -> list[bytes]:
+    """Every value of a header, trimmed. `lowered` is head.lower(); `name` is lower case + ':'."""
+    values: list[bytes] = []
+    needle = b"\r\n" + name
+    start = lowered.find(needle)
+    while start >= 0:
+        value_start = start + len(needle)
+        value_end = head.find(b"\r\n", value_start)
+        values.append(head[value_start:value_end].strip(b" \t"))
+        start = lowered.find(needle, value_end)
+    return values
+
+
+def _tokens(values: list[bytes]) -> list[bytes]:
+    """Comma-separated list elements of header values, lower case."""
+    return [item.strip(b" \t").lower() for value in values for item in value.split(b",")
+            if item.strip(b" \t")]
+
+
+def _content_length(values: list[bytes]) -> int | None:
+    if not values:
+        return None
+    lengths = {item.strip(b" \t") for value in values for item in value.split(b",")}
+    if len(lengths) != 1:
+        raise ProtocolError(f"conflicting Content-Length values {sorted(lengths)}")
+    (length,) = lengths
+    if not _DIGITS.fullmatch(length) or len(length) > 18:
+        raise ProtocolError(f"Content-Length {length!r} is not a number")
+    return int(length)
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: bytes
+    target: bytes
+    minor_version: int
+    content_length: int | None
+    chunked: bool
+    upgrade: bool
+    close: bool
+    user_agent: bytes | None
+    traceparent: bytes | None
+    tracestate: bytes | None
+
+
+def parse_request_head(head: bytes) -> RequestHead:
+    """Parse a complete request head (request line to the empty line, CRLFs included)."""
+    match = _REQUEST_HEAD.fullmatch(head)
+    if match is None:
+        raise ProtocolError("malformed request head")
+    method, target, minor = match.group(1), match.group(2), match.group(3)
+    lowered = head.lower()
+    transfer = _tokens(header_values(lowered, head, b"transfer-encoding:"))
+    content_length = _content_length(header_values(lowered, head, b"content-length:"))
+    chunked = False
+    if transfer:
+        if content_length is not None:
+            raise ProtocolError("both Transfer-Encoding and Content-Length")
+        if transfer[-1] != b"chunked" or transfer.count(b"chunked") != 1:
+            raise ProtocolError(f"unsupported Transfer-Encoding {b', '.join(transfer)!r}")
+        chunked = True
+    connection = _tokens(header_values(lowered, head, b"connection:"))
+    upgrade = b"upgrade" in connection and bool(header_values(lowered, head, b"upgrade:"))
+    agents = header_values(lowered, head, b"user-agent:")
+    parents = header_values(lowered, head, b"traceparent:")
+    states = header_values(lowered, head, b"tracestate:")
+    return RequestHead(
+        method=method,
+        target=target,
+        minor_version=int(minor),
+        content_length=content_length,
+        chunked=chunked,
+        upgrade=upgrade or method == b"CONNECT",
+        close=b"close" in connection or (minor == b"0" and b"keep-alive" not in connection),
+        user_agent=agents[0] if agents else None,
+        traceparent=parents[0] if len(parents) == 1 else None,
+        tracestate=b",".join(states) if states else None,
+    )
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    status: int
+    close: bool
+    content_length: int | None
+    chunked: bool
+
+
+def parse_response_head(head: bytes) -> ResponseHead:
+    match = _RESPONSE_HEAD.fullmatch(head)
+    if match is None:
+        raise ProtocolError("malformed response head", status=502)
+    lowered = head.lower()
+    transfer = _tokens(header_values(lowered, head, b"transfer-encoding:"))
+    connection = _tokens(header_values(lowered, head, b"connection:"))
+    try:
+        content_length = _content_length(header_values(lowered, head, b"content-length:"))
+    except ProtocolError as exc:
+        raise ProtocolError(str(exc), status=502) from exc
+    http10 = match.group(1) == b"0"
+    return ResponseHead(
+        status=int(match.group(2)),
+        close=b"close" in connection or (http10 and b"keep-alive" not in connection),
+        content_length=None if transfer else content_length,
+        chunked=bool(transfer) and transfer[-1] == b"chunked",
+    )
+
+
+# --- bodies --------------------------------------------------------------------------------
+# Each body reader counts bytes over the caller's buffer: consume(data, pos) returns the
+# position after what belongs to this body, and sets `done` once the body ended.
+
+
+class LengthBody:
+    __slots__ = ("done", "remaining")
+
+    def __init__(self, length: int) -> None:
+        self.remaining = length
+        self.done = length == 0
+
+    def consume(self, data: bytes, pos: int) -> int:
+        take = min(self.remaining, len(data) - pos)
+        self.remaining -= take
+        self.done = self.remaining == 0
+        return pos + take
+
+
+class UntilCloseBody:
+    """A response delimited by the connection closing (no length, not chunked)."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def consume(self, data: bytes, pos: int) -> int:
+        return len(data)
+
+
+_SIZE, _DATA, _DATA_END, _TRAILER = range(4)
+
+
+class ChunkedBody:
+    __slots__ = ("_line", "_partial", "_remaining", "_state", "_trailer_bytes", "done")
+
+    def __init__(self) -> None:
+        self._state = _SIZE
+        self._remaining = 0
+        self._partial = b""  # a line cut by the end of a buffer
+        self._line = b""  # the last complete line, without CRLF
+        self._trailer_bytes = 0
+        self.done = False
+
+    def consume(self, data: bytes, pos: int) -> int:
+        end = len(data)
+        while pos < end and not self.done:
+            state = self._state
+            if state == _DATA:
+                take = min(self._remaining, end - pos)
+                pos += take
+                self._remaining -= take
+                if self._remaining == 0:
+                    self._state = _DATA_END
+                continue
+            pos = self._read_line(data, pos)
+            if pos < 0:
+                return end
+            line = self._line
+            if state == _DATA_END:
+                if line:
+                    raise ProtocolError("chunk data longer than its size")
+                self._state = _SIZE
+            elif state == _SIZE:
+                size = line.split(b";", 1)[0].strip(b" \t")
+                if not size or len(size) > 15 or size.strip(b"0123456789abcdefABCDEF"):
+                    raise ProtocolError(f"bad chunk size {size[:20]!r}")
+                self._remaining = int(size, 16)
+                self._state = _DATA if self._remaining else _TRAILER
+            else:  # trailer fields, then an empty line
+                self._trailer_bytes += len(line) + 2
+                if self._trailer_bytes > MAX_TRAILER:
+                    raise ProtocolError("trailer section too large")
+                if not line:
+                    self.done = True
+        return pos
+
+    def _read_line(self, data: bytes, pos: int) -> int:
+        """Read up to CRLF into self._line; -1 when the line continues in the next buffer."""
+        newline = data.find(b"\n", pos)
+        if newline < 0:
+            self._partial += data[pos:]
+            if len(self._partial) > MAX_CHUNK_LINE:
+                raise ProtocolError("chunk line too long")
+            return -1
+        line = self._partial + data[pos:newline] if self._partial else data[pos:newline]
+        self._partial = b""
+        if not line.endswith(b"\r"):
+            raise ProtocolError("chunk line not ended by CRLF")
+        if len(line) > MAX_CHUNK_LINE:
+            raise ProtocolError("chunk line too long")
+        self._line = line[:-1]
+        return newline + 1
+
+
+Body = LengthBody | ChunkedBody | UntilCloseBody
+
+
+def request_body(head: RequestHead) -> Body | None:
+    if head.chunked:
+        return ChunkedBody()
+    if head.content_length:
+        return LengthBody(head.content_length)
+    return None
+
+
+def response_body(head: ResponseHead, request_method: bytes) -> Body | None:
+    """The body reader for a final response; None when the response has no body."""
+    status = head.status
+    if request_method == b"HEAD" or status in (204, 304) or status < 200:
+        return None
+    if head.chunked:
+        return ChunkedBody()
+    if head.content_length is not None:
+        return LengthBody(head.content_length) if head.content_length else None
+    return UntilCloseBody()
+
+
+_REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large",
+            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def error_response(status: int, detail: str) -> bytes:
+    """A complete response the ambassador itself sends; it always closes the connection."""
+    body = f"{status} {_REASONS.get(status, 'Error')}: {detail}\n".encode()
+    return (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        f"content-type: text/plain; charset=utf-8\r\ncontent-length: {len(body)}\r\n"
+        f"connection: close\r\nserver: redline-ambassador\r\n\r\n"
+    ).encode() + body
