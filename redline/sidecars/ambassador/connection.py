@@ -65,7 +65,6 @@ class ClientSide(asyncio.Protocol):
         self.raw_after_body = False
         self.tunnel = False  # upgrade granted: both directions are raw for good
         self.closed = False
-        self.client_eof = False
         self.rejecting = False  # the ambassador answers itself once earlier responses are out
         self.deferred: bytes | None = None
         self.last_read = monotonic()
@@ -132,27 +131,32 @@ class ClientSide(asyncio.Protocol):
             self.head_since = 0.0
             raw_head = data[pos:head_end]
             try:
-                head = parse_request_head(raw_head)
+                exchange = self._start_exchange(raw_head, now)
             except ProtocolError as exc:
                 self._forward(data, mark, pos, rewritten)
                 self._reject(raw_head[:32], exc.status, str(exc))
                 return
-            exchange = self.observer.begin(head, raw_head, now)
-            exchange.close = head.close
-            self.pending.append(exchange)
             if exchange.head_rewrite is not None:
                 if rewritten is None:
                     rewritten = []
                 rewritten += (data[mark:pos], exchange.head_rewrite)
                 mark = head_end
-            self.body = request_body(head)
-            if head.upgrade:
-                if self.body is None:
-                    self.raw = True
-                else:
-                    self.raw_after_body = True
             pos = head_end
         self._forward(data, mark, end - len(self.held), rewritten)
+
+    def _start_exchange(self, raw_head: bytes, now: float) -> Exchange:
+        head = parse_request_head(raw_head)
+        exchange = self.observer.begin(head, raw_head, now)
+        exchange.close = head.close
+        self.pending.append(exchange)
+        self.body = request_body(head)
+        if head.upgrade:
+            # Forward what follows unframed until the upstream grants or declines the upgrade.
+            if self.body is None:
+                self.raw = True
+            else:
+                self.raw_after_body = True
+        return exchange
 
     def _forward(self, data: bytes, mark: int, stop: int, rewritten: list[bytes] | None) -> None:
         if rewritten is None:
@@ -165,14 +169,10 @@ class ClientSide(asyncio.Protocol):
         self._to_upstream(b"".join(rewritten))
 
     def eof_received(self) -> bool:
-        self.client_eof = True
-        if self.idle():
-            return False  # nothing in flight: let the transport close
-        upstream = self.upstream
-        if upstream is not None and upstream.transport is not None \
-                and upstream.transport.can_write_eof():
-            upstream.transport.write_eof()
-        return True  # keep the write side open for the responses still owed
+        # As nginx (499) and Envoy do: a client that ends its side while a request is in
+        # flight has given up on it. Closing records what is pending as client_closed and
+        # frees the upstream connection.
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -221,7 +221,7 @@ class ClientSide(asyncio.Protocol):
     def _after_last_response(self) -> None:
         if self.deferred is not None:
             self._send_and_close(self.deferred)
-        elif self.client_eof or (self.proxy.shutting_down and self.idle()):
+        elif self.proxy.shutting_down and self.idle():
             self.close()
 
     def idle(self) -> bool:
@@ -271,7 +271,7 @@ class ClientSide(asyncio.Protocol):
             self.response_complete(now)  # the close delimits this response
             self.close()
             return
-        if self.tunnel or self.client_eof:
+        if self.tunnel:
             self.close()
         elif self.pending:
             detail = "the upstream closed the connection before responding"
@@ -349,8 +349,6 @@ class UpstreamSide(asyncio.Protocol):
                 self.client.transport.resume_reading()
             self.queue = []
             self.queued = 0
-        if self.client.client_eof and self.transport.can_write_eof():  # type: ignore[union-attr]
-            self.transport.write_eof()  # type: ignore[union-attr]
 
     def data_received(self, data: bytes) -> None:
         client = self.client

@@ -157,17 +157,17 @@ def test_websocket_echo_through_the_tunnel(
             head += sock.recv(1)
         assert head.startswith(b"HTTP/1.1 101")
         counted.append(1)
-        reader = sock.makefile("rb")
-        for message in (b"hello", os.urandom(70_000), b"x" * 200):
-            sock.sendall(ws_frame(2, message, mask=os.urandom(4)))
-            header = reader.read(2)
-            length = header[1] & 0x7F
-            if length == 126:
-                length = int.from_bytes(reader.read(2), "big")
-            elif length == 127:
-                length = int.from_bytes(reader.read(8), "big")
-            assert reader.read(length) == message
-        sock.sendall(ws_frame(8, b"", mask=os.urandom(4)))
+        with sock.makefile("rb") as reader:
+            for message in (b"hello", os.urandom(70_000), b"x" * 200):
+                sock.sendall(ws_frame(2, message, mask=os.urandom(4)))
+                header = reader.read(2)
+                length = header[1] & 0x7F
+                if length == 126:
+                    length = int.from_bytes(reader.read(2), "big")
+                elif length == 127:
+                    length = int.from_bytes(reader.read(8), "big")
+                assert reader.read(length) == message
+            sock.sendall(ws_frame(8, b"", mask=os.urandom(4)))
     # The upgrade is timed to the 101 and recorded once.
     assert ambassador.wait_recorded(1, http_response_status_code="101") >= 1
 

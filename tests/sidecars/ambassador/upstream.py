@@ -35,6 +35,7 @@ def pattern_bytes(size: int) -> bytes:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # the head and the body are separate writes
     server: UpstreamServer
 
     def log_message(self, format: str, *args: object) -> None:
@@ -114,8 +115,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, b"ok")
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
-    do_BREW = _any
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any  # noqa: N815
+    do_BREW = _any  # noqa: N815
 
     def _reset(self) -> None:
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
