@@ -7,8 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # apt needs root; use sudo when we are not root and sudo exists.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
-# Debian packages the tests run for real: promtool (prometheus).
-TEST_TOOLS := promtool:prometheus
+# Debian packages the tests run for real: promtool (prometheus), openssl (a test CA).
+TEST_TOOLS := promtool:prometheus openssl:openssl
 
 .PHONY: test lint typecheck pytest system-tools bench clean
 

@@ -128,6 +128,7 @@ class ResponseHead:
     close: bool
     content_length: int | None
     chunked: bool
+    event_stream: bool  # text/event-stream: timed to the first byte, not the last
 
 
 def parse_response_head(head: bytes) -> ResponseHead:
@@ -142,11 +143,13 @@ def parse_response_head(head: bytes) -> ResponseHead:
     except ProtocolError as exc:
         raise ProtocolError(str(exc), status=502) from exc
     http10 = match.group(1) == b"0"
+    content_type = header_values(lowered, lowered, b"content-type:")
     return ResponseHead(
         status=int(match.group(2)),
         close=b"close" in connection or (http10 and b"keep-alive" not in connection),
         content_length=None if transfer else content_length,
         chunked=bool(transfer) and transfer[-1] == b"chunked",
+        event_stream=bool(content_type) and content_type[0].startswith(b"text/event-stream"),
     )
 
 

@@ -160,3 +160,10 @@ def test_error_responses_close() -> None:
     assert head.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
     assert b"connection: close" in head
     assert f"content-length: {len(body)}".encode() in head
+
+
+def test_event_streams_are_recognised() -> None:
+    head = parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Type: Text/Event-Stream; x=1\r\n\r\n")
+    assert head.event_stream
+    assert not parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n") \
+        .event_stream

@@ -20,6 +20,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"expected a ratio from 0 to 1, got {text!r}")
+    return value
+
+
 def _buckets(text: str) -> tuple[float, ...]:
     return tuple(float(item) for item in text.split(",") if item.strip())
 
@@ -66,6 +73,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         help="after SIGTERM exit within this long, aborting what is left (default 30)")
     add("--max-header-bytes", type=int, default=65536, metavar="N",
         help="431 for request heads larger than this (default 65536)")
+    add("--keep-host", action="store_true",
+        help="outbound: forward the app's Host header as it is instead of naming the upstream")
+    add("--otlp-endpoint", default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), metavar="URL",
+        help="send spans over OTLP/HTTP to this collector (default $OTEL_EXPORTER_OTLP_ENDPOINT; "
+             "unset: no tracing)")
+    add("--trace-sample-ratio", type=flag_type(_ratio), default=0.01, metavar="F",
+        help="share of requests without a sampled parent that are traced (default 0.01)")
     parser.set_defaults(func=run)
 
 
@@ -84,6 +98,8 @@ def config_from_args(args: argparse.Namespace) -> AmbassadorConfig:
         connect_timeout=args.connect_timeout, header_timeout=args.header_timeout,
         idle_timeout=args.idle_timeout, drain_delay=args.drain_delay,
         drain_timeout=args.drain_timeout, max_header_bytes=args.max_header_bytes,
+        keep_host=args.keep_host, otlp_endpoint=args.otlp_endpoint or None,
+        trace_sample_ratio=args.trace_sample_ratio,
     )
 
 

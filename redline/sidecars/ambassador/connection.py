@@ -409,7 +409,7 @@ class UpstreamSide(asyncio.Protocol):
                 client.raw = client.raw_after_body = False  # upgrade declined: HTTP goes on
             exchange.status = status
             exchange.close = exchange.close or head.close
-            if exchange.streaming and exchange.record:
+            if (exchange.streaming or head.event_stream) and exchange.record:
                 # Streaming routes are timed to the first byte; the exchange stays in line.
                 client.observer.finish(exchange, status, None, now)
             self.body = response_body(head, exchange.method)

@@ -7,6 +7,7 @@ the exchange failed; the observer turns that into RED observations (and spans, w
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from redline.exporters.red import ClientRecorder, ServerRecorder
@@ -91,19 +92,36 @@ class InboundObserver:
         self.recorder.record(method, "", status, 0.0, error=error)
 
 
+_HOST_LINE = re.compile(rb"\r\nhost:[^\r\n]*", re.IGNORECASE)
+
+
+def rewrite_host(raw_head: bytes, authority: bytes) -> bytes:
+    """The head with its Host header naming `authority` (added when the head had none)."""
+    replaced, count = _HOST_LINE.subn(b"\r\nHost: " + authority, raw_head, count=1)
+    return replaced if count else raw_head[:-2] + b"Host: " + authority + b"\r\n\r\n"
+
+
 class OutboundObserver:
-    """Client metrics for the app's calls to one dependency."""
+    """Client metrics for the app's calls to one dependency.
+
+    The app calls the ambassador on localhost, so its Host header names localhost; unless
+    `host_header` is None it is rewritten to name the dependency, as virtual hosts and TLS
+    servers require (the one change outbound mode makes to a request beyond `traceparent`).
+    """
 
     def __init__(self, recorder: ClientRecorder, address: str, port: int,
-                 tracer: Tracer | None = None) -> None:
+                 tracer: Tracer | None = None, host_header: bytes | None = None) -> None:
         self.recorder = recorder
         self.address = address
         self.port = port
         self.tracer = tracer
+        self.host_header = host_header
 
     def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange:
         exchange = Exchange(head.method, now, head.upgrade)
         self.recorder.request_started(self.address, self.port)
+        if self.host_header is not None:
+            exchange.head_rewrite = rewrite_host(raw_head, self.host_header)
         if self.tracer is not None:
             self.tracer.begin(exchange, head, raw_head)
         return exchange

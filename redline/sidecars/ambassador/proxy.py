@@ -9,6 +9,7 @@ import ssl
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from time import monotonic
+from typing import TYPE_CHECKING
 
 from redline.exporters.exposition import new_registry
 from redline.exporters.instruments import Counter, Gauge, InstrumentCollector
@@ -17,6 +18,9 @@ from redline.exporters.routes import RouteTemplater
 from redline.sidecars.admin import AdminServer
 from redline.sidecars.ambassador.connection import ClientSide, UpstreamSide, connect_error
 from redline.sidecars.ambassador.observe import InboundObserver, Observer, OutboundObserver, Tracer
+
+if TYPE_CHECKING:
+    from redline.sidecars.ambassador.tracing import OtelTracer
 
 log = logging.getLogger("redline.ambassador")
 
@@ -63,6 +67,16 @@ class AmbassadorConfig:
     drain_delay: float = 5.0
     drain_timeout: float = 30.0
     max_header_bytes: int = 65536
+    keep_host: bool = False
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float = 0.01
+
+    def authority(self) -> bytes:
+        """host[:port] as a Host header names the upstream (the port only when not default)."""
+        default = 443 if self.upstream.tls else 80
+        host = self.upstream.host
+        host = f"[{host}]" if ":" in host else host
+        return (host if self.upstream.port == default else f"{host}:{self.upstream.port}").encode()
 
 
 class _SelfMetrics:
@@ -86,8 +100,10 @@ class _SelfMetrics:
 
 
 class Ambassador:
-    def __init__(self, config: AmbassadorConfig, tracer: Tracer | None = None) -> None:
+    def __init__(self, config: AmbassadorConfig) -> None:
         self.config = config
+        self.tracer = _make_tracer(config)
+        tracer: Tracer | None = self.tracer
         self.connections: set[ClientSide] = set()
         self.draining = False  # /readyz answers 503
         self.shutting_down = False  # listener closed; idle connections are closed
@@ -95,8 +111,9 @@ class Ambassador:
         self.observer: Observer
         if config.mode == "outbound":
             client = ClientRecorder(config.service, config.buckets)
-            self.observer = OutboundObserver(client, config.upstream.host, config.upstream.port,
-                                             tracer)
+            self.observer = OutboundObserver(
+                client, config.upstream.host, config.upstream.port, tracer,
+                host_header=None if config.keep_host else config.authority())
             red_collector: InstrumentCollector = client.collector()
         else:
             server = ServerRecorder(config.service, config.buckets,
@@ -157,6 +174,9 @@ class Ambassador:
         await self.admin.close()
         for task in list(self._tasks):
             task.cancel()
+        if self.tracer is not None:
+            # Flush the spans still queued; the exporter blocks, so not on the event loop.
+            await asyncio.get_running_loop().run_in_executor(None, self.tracer.shutdown)
         log.info("drained", extra={"aborted_connections": left})
 
     async def run_until_signalled(self) -> int:
@@ -245,3 +265,19 @@ class Ambassador:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _make_tracer(config: AmbassadorConfig) -> OtelTracer | None:
+    if not config.otlp_endpoint:
+        return None
+    from opentelemetry.trace import SpanKind
+
+    from redline.sidecars.ambassador.tracing import OtelTracer
+
+    outbound = config.mode == "outbound"
+    return OtelTracer(
+        config.service, config.otlp_endpoint, config.trace_sample_ratio,
+        kind=SpanKind.CLIENT if outbound else SpanKind.SERVER,
+        scheme="https" if outbound and config.upstream.tls else "http",
+        server=(config.upstream.host, config.upstream.port) if outbound else None,
+    )
