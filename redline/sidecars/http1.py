@@ -35,10 +35,7 @@ _FIELD = _TOKEN + rb":[^\x00-\x08\x0a-\x1f\x7f]*\r\n"
 _REQUEST_HEAD = re.compile(
     rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/1\.([01])\r\n(?:" + _FIELD + rb")*\r\n"
 )
-_RESPONSE_HEAD = re.compile(
-    rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\r\n(?:"
-    + _FIELD + rb")*\r\n"
-)
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\r\n")
 _DIGITS = re.compile(rb"[0-9]+")
 
 
@@ -64,6 +61,8 @@ def _tokens(values: list[bytes]) -> list[bytes]:
 def _content_length(values: list[bytes]) -> int | None:
     if not values:
         return None
+    if len(values) == 1 and values[0].isdigit() and len(values[0]) <= 18:
+        return int(values[0])  # the common case, without building a set
     lengths = {item.strip(b" \t") for value in values for item in value.split(b",")}
     if len(lengths) != 1:
         raise ProtocolError(f"conflicting Content-Length values {sorted(lengths)}")
@@ -87,39 +86,65 @@ class RequestHead:
     tracestate: bytes | None
 
 
+# One scan finds every header the ambassador reads; values keep their original case.
+_REQUEST_FIELDS = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection|upgrade|user-agent|traceparent|"
+    rb"tracestate)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+_RESPONSE_FIELDS = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection|content-type)[ \t]*:[ \t]*([^\r\n]*)",
+    re.IGNORECASE)
+
+
 def parse_request_head(head: bytes) -> RequestHead:
-    """Parse a complete request head (request line to the empty line, CRLFs included)."""
+    """Parse a complete request head (request line to the empty line, CRLFs included).
+
+    The whole head is validated, since the client is untrusted; then one regex scan picks out
+    the few headers that framing, labels and tracing need.
+    """
     match = _REQUEST_HEAD.fullmatch(head)
     if match is None:
         raise ProtocolError("malformed request head")
     method, target, minor = match.group(1), match.group(2), match.group(3)
-    lowered = head.lower()
-    transfer = _tokens(header_values(lowered, head, b"transfer-encoding:"))
-    content_length = _content_length(header_values(lowered, head, b"content-length:"))
-    chunked = False
+    close = minor == b"0"
+    upgrade = method == b"CONNECT"
+    chunked = has_upgrade_header = False
+    lengths: list[bytes] = []
+    transfer: list[bytes] = []
+    connection: list[bytes] = []
+    user_agent = traceparent = tracestate = None
+    parents = 0
+    for raw_name, raw_value in _REQUEST_FIELDS.findall(head):
+        name = raw_name.lower()
+        value = raw_value.rstrip(b" \t")
+        if name == b"content-length":
+            lengths.append(value)
+        elif name == b"transfer-encoding":
+            transfer.append(value)
+        elif name == b"connection":
+            connection.append(value)
+        elif name == b"upgrade":
+            has_upgrade_header = True
+        elif name == b"user-agent":
+            user_agent = user_agent or value
+        elif name == b"traceparent":
+            traceparent = value
+            parents += 1
+        else:
+            tracestate = value if tracestate is None else tracestate + b"," + value
+    content_length = _content_length(lengths)
     if transfer:
+        codings = _tokens(transfer)
         if content_length is not None:
             raise ProtocolError("both Transfer-Encoding and Content-Length")
-        if transfer[-1] != b"chunked" or transfer.count(b"chunked") != 1:
-            raise ProtocolError(f"unsupported Transfer-Encoding {b', '.join(transfer)!r}")
+        if not codings or codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+            raise ProtocolError(f"unsupported Transfer-Encoding {b', '.join(codings)!r}")
         chunked = True
-    connection = _tokens(header_values(lowered, head, b"connection:"))
-    upgrade = b"upgrade" in connection and bool(header_values(lowered, head, b"upgrade:"))
-    agents = header_values(lowered, head, b"user-agent:")
-    parents = header_values(lowered, head, b"traceparent:")
-    states = header_values(lowered, head, b"tracestate:")
-    return RequestHead(
-        method=method,
-        target=target,
-        minor_version=int(minor),
-        content_length=content_length,
-        chunked=chunked,
-        upgrade=upgrade or method == b"CONNECT",
-        close=b"close" in connection or (minor == b"0" and b"keep-alive" not in connection),
-        user_agent=agents[0] if agents else None,
-        traceparent=parents[0] if len(parents) == 1 else None,
-        tracestate=b",".join(states) if states else None,
-    )
+    if connection:
+        options = _tokens(connection)
+        close = b"close" in options or (close and b"keep-alive" not in options)
+        upgrade = upgrade or (b"upgrade" in options and has_upgrade_header)
+    return RequestHead(method, target, int(minor), content_length, chunked, upgrade, close,
+                       user_agent, traceparent if parents == 1 else None, tracestate)
 
 
 @dataclass(slots=True)
@@ -132,25 +157,37 @@ class ResponseHead:
 
 
 def parse_response_head(head: bytes) -> ResponseHead:
-    match = _RESPONSE_HEAD.fullmatch(head)
+    """Read what framing and timing need from a response head.
+
+    Unlike requests, responses come from the app the ambassador serves and go back unchanged,
+    so only the status line and the framing headers are checked, not every header line.
+    """
+    match = _STATUS_LINE.match(head)
     if match is None:
-        raise ProtocolError("malformed response head", status=502)
-    lowered = head.lower()
-    transfer = _tokens(header_values(lowered, head, b"transfer-encoding:"))
-    connection = _tokens(header_values(lowered, head, b"connection:"))
+        raise ProtocolError("malformed response status line", status=502)
+    close = match.group(1) == b"0"
+    lengths: list[bytes] = []
+    transfer = b""
+    event_stream = False
+    for raw_name, raw_value in _RESPONSE_FIELDS.findall(head):
+        name = raw_name.lower()
+        value = raw_value.rstrip(b" \t").lower()
+        if name == b"content-length":
+            lengths.append(value)
+        elif name == b"transfer-encoding":
+            transfer = value  # the last one holds the final coding
+        elif name == b"connection":
+            close = b"close" in value or (close and b"keep-alive" not in value)
+        else:
+            event_stream = value.startswith(b"text/event-stream")
+    if transfer:  # RFC 9112 6.3: chunked, or delimited by the close; Content-Length ignored
+        chunked = transfer.endswith(b"chunked")
+        return ResponseHead(int(match.group(2)), close, None, chunked, event_stream)
     try:
-        content_length = _content_length(header_values(lowered, head, b"content-length:"))
+        content_length = _content_length(lengths)
     except ProtocolError as exc:
         raise ProtocolError(str(exc), status=502) from exc
-    http10 = match.group(1) == b"0"
-    content_type = header_values(lowered, lowered, b"content-type:")
-    return ResponseHead(
-        status=int(match.group(2)),
-        close=b"close" in connection or (http10 and b"keep-alive" not in connection),
-        content_length=None if transfer else content_length,
-        chunked=bool(transfer) and transfer[-1] == b"chunked",
-        event_stream=bool(content_type) and content_type[0].startswith(b"text/event-stream"),
-    )
+    return ResponseHead(int(match.group(2)), close, content_length, False, event_stream)
 
 
 # --- bodies --------------------------------------------------------------------------------

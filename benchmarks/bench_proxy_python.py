@@ -1,0 +1,85 @@
+"""The ambassador's per-request Python cost without IO: the real ClientSide/UpstreamSide pair
+driven with fake transports (one keep-alive request/response exchange per iteration).
+
+    .venv/bin/python benchmarks/bench_proxy_python.py [--requests 200000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+
+from redline.sidecars.ambassador.connection import ClientSide, UpstreamSide
+from redline.sidecars.ambassador.proxy import Ambassador, AmbassadorConfig, Upstream
+
+REQUEST = b"GET /users/1 HTTP/1.1\r\nHost: 127.0.0.1:18082\r\n\r\n"
+RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 16:33:00 GMT\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Length: 3\r\n"
+            b"Connection: keep-alive\r\n\r\nok\n")
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def build() -> tuple[ClientSide, UpstreamSide]:
+    proxy = Ambassador(AmbassadorConfig(listen=("127.0.0.1", 0),
+                                        upstream=Upstream("127.0.0.1", 1), admin=None))
+    client = ClientSide(proxy)
+    client.connection_made(FakeTransport())  # type: ignore[arg-type]
+    upstream = UpstreamSide(client)
+    client.upstream = upstream
+    upstream.transport = FakeTransport()  # type: ignore[assignment]
+    return client, upstream
+
+
+def run(requests: int) -> float:
+    client, upstream = build()
+    client_data, upstream_data = client.data_received, upstream.data_received
+    begin = time.perf_counter()
+    for _ in range(requests):
+        client_data(REQUEST)
+        upstream_data(RESPONSE)
+    elapsed = time.perf_counter() - begin
+    assert not client.pending
+    return elapsed / requests * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200_000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    if args.profile:
+        profile = cProfile.Profile()
+        profile.runcall(run, args.requests)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(15)
+        return
+    results = sorted(run(args.requests) for _ in range(5))
+    print(f"per request (median of 5): {results[2]:.2f} us")
+
+
+if __name__ == "__main__":
+    main()
