@@ -9,8 +9,10 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 # Debian packages the tests run for real: promtool (prometheus), openssl (a test CA).
 TEST_TOOLS := promtool:prometheus openssl:openssl
+# The anchors the benchmarks run side by side.
+BENCH_TOOLS := nginx:nginx-light wrk:wrk
 
-.PHONY: test lint typecheck pytest system-tools bench clean
+.PHONY: test lint typecheck pytest system-tools bench-tools install-missing bench clean
 
 test: $(STAMP) system-tools lint typecheck pytest
 
@@ -22,7 +24,13 @@ $(STAMP): pyproject.toml
 
 # Each entry is command:package; the package is installed only when the command is missing.
 system-tools:
-	@missing=""; for t in $(TEST_TOOLS); do \
+	@$(MAKE) --no-print-directory install-missing TOOLS="$(TEST_TOOLS)"
+
+bench-tools:
+	@$(MAKE) --no-print-directory install-missing TOOLS="$(BENCH_TOOLS)"
+
+install-missing:
+	@missing=""; for t in $(TOOLS); do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -39,8 +47,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP) system-tools
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/bench_hot_path.py
+	$(BIN)/python benchmarks/bench_proxy_python.py
+	$(BIN)/python benchmarks/bench_ambassador.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

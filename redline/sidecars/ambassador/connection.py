@@ -357,12 +357,14 @@ class UpstreamSide(asyncio.Protocol):
         client._write(data)
         if client.tunnel:
             return
-        self.response_bytes_seen = True
         if self.held:
             data = self.held + data
             self.held = b""
         try:
             self._frame_responses(data, now)
+            # Has the client got part of a response that is not finished? Then a 502 can no
+            # longer be sent if the upstream fails (derived, so pipelined chunks get it right).
+            self.response_bytes_seen = bool(self.held) or self.body is not None
         except ProtocolError as exc:
             log.warning("unparsable response from upstream", extra={"error": str(exc)})
             self.client.proxy.count_rejected("bad_response")
@@ -379,7 +381,6 @@ class UpstreamSide(asyncio.Protocol):
                 pos = body.consume(data, pos)
                 if body.done:
                     self.body = None
-                    self.response_bytes_seen = False
                     client.response_complete(now)
                     if client.closed or client.transport is None \
                             or client.transport.is_closing():
@@ -414,7 +415,6 @@ class UpstreamSide(asyncio.Protocol):
                 client.observer.finish(exchange, status, None, now)
             self.body = response_body(head, exchange.method)
             if self.body is None:
-                self.response_bytes_seen = False
                 client.response_complete(now)
                 if client.closed or client.transport is None or client.transport.is_closing():
                     return

@@ -92,6 +92,18 @@ def test_upstream_reset_mid_response_closes_and_counts(
                                     http_response_status_code="200") == 1
 
 
+def test_upstream_reset_inside_a_head_after_a_good_response(
+    ambassador: AmbassadorProcess, counted: list[int]
+) -> None:
+    """Part of the second head already reached the client: no 502 may follow it."""
+    response = exchange(ambassador.port, b"GET /say/one HTTP/1.1\r\nHost: t\r\n\r\n"
+                                         b"GET /reset-in-head HTTP/1.1\r\nHost: t\r\n\r\n")
+    counted.append(2)
+    assert response.endswith(b"\r\n\r\noneHTTP/1.1 200 OK\r\nContent-Len")
+    assert ambassador.wait_recorded(1, error_type="connection_reset",
+                                    http_route="/reset-in-head") == 1
+
+
 def test_client_gone_before_the_response_is_client_closed(
     ambassador: AmbassadorProcess, counted: list[int]
 ) -> None:

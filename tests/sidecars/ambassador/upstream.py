@@ -9,6 +9,7 @@ Paths:
   /slow/S           waits S seconds, then 200
   /reset            resets the connection without answering
   /reset-mid        sends half a response, then resets
+  /reset-in-head    sends half a response head, then resets
   /stream           text/event-stream: one event now, another after 1 s, then ends (chunked)
   /ws               WebSocket echo (text and binary frames, until a close frame)
   anything else     200 "ok"
@@ -97,6 +98,11 @@ class Handler(BaseHTTPRequestHandler):
             self._reset()
         elif path == "/reset-mid":
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+            self.wfile.flush()
+            time.sleep(0.05)
+            self._reset()
+        elif path == "/reset-in-head":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Len")
             self.wfile.flush()
             time.sleep(0.05)
             self._reset()

@@ -1,0 +1,240 @@
+"""The ambassador against nginx as a reverse proxy, side by side in one run, on loopback.
+
+Upstream: nginx `return 200` (1 worker). Compared: direct to the upstream, nginx as reverse proxy
+(1 worker, upstream keepalive), the ambassador (one process), and the ambassador with tracing at
+1% sampling to a local OTLP sink. Rounds alternate between them; medians are reported.
+
+- throughput: wrk, 1 thread, 32 connections;
+- latency at a fixed 1,000 req/s (open loop, 10 keep-alive connections): p50/p99, and the
+  p99 added over direct;
+- RSS of the ambassador after 1,000,000 requests.
+
+    .venv/bin/python benchmarks/bench_ambassador.py [--rounds 3] [--duration 10]
+Needs nginx and wrk (`make bench` installs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+NGINX_UPSTREAM = """
+worker_processes 1;
+error_log {dir}/upstream.err;
+pid {dir}/upstream.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok\\n"; }} }}
+}}
+"""
+NGINX_PROXY = """
+worker_processes 1;
+error_log {dir}/proxy.err;
+pid {dir}/proxy.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream app {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://app; proxy_http_version 1.1;
+                 proxy_set_header Connection ""; }}
+  }}
+}}
+"""
+OTLP_SINK = """
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@contextmanager
+def process(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def nginx(conf: str, directory: Path, name: str, port: int,
+          **fields: object) -> subprocess.Popen[bytes]:
+    path = directory / f"{name}.conf"
+    path.write_text(conf.format(dir=directory, port=port, **fields))
+    return process(["nginx", "-p", str(directory), "-c", str(path), "-g", "daemon off;"],
+                   port)  # type: ignore[return-value]
+
+
+def ambassador(port: int, admin: int, upstream: int, *extra: str
+               ) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "redline.cli", "ambassador", "--listen",
+               f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--admin",
+               f"127.0.0.1:{admin}", "--service", "bench", "--drain-delay", "0", *extra]
+    return process(command, port)  # type: ignore[return-value]
+
+
+def wrk(port: int, duration: int) -> float:
+    output = subprocess.run(
+        ["wrk", "-t1", "-c32", f"-d{duration}s", f"http://127.0.0.1:{port}/users/1"],
+        capture_output=True, text=True, check=True, timeout=duration + 30).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    assert match, output
+    return float(match.group(1))
+
+
+async def _fixed_rate(port: int, rate: int, seconds: float, connections: int) -> list[float]:
+    """Open loop: each connection sends on its own schedule; latency is send to full response."""
+    latencies: list[float] = []
+    interval = connections / rate
+    request = b"GET /users/1 HTTP/1.1\r\nHost: bench\r\n\r\n"
+
+    async def one(offset: float) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        start = time.perf_counter() + offset
+        count = int(seconds / interval)
+        for i in range(count):
+            due = start + i * interval
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - sent)
+        writer.close()
+
+    await asyncio.gather(*(one(i * interval / connections) for i in range(connections)))
+    return latencies
+
+
+def latency(port: int, seconds: float) -> tuple[float, float]:
+    import uvloop
+
+    values = sorted(uvloop.run(_fixed_rate(port, 1000, seconds, 10)))
+    return (values[len(values) // 2] * 1e3, values[int(len(values) * 0.99)] * 1e3)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def recorded(admin: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("http_server_request_duration_seconds_count"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed; `make bench` installs it")
+    ports = {name: free_port() for name in
+             ("upstream", "nginx", "ambassador", "admin", "traced", "traced_admin", "sink")}
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        with nginx(NGINX_UPSTREAM, directory, "upstream", ports["upstream"]), \
+                nginx(NGINX_PROXY, directory, "proxy", ports["nginx"],
+                      upstream=ports["upstream"]), \
+                process([sys.executable, "-c", OTLP_SINK, str(ports["sink"])], ports["sink"]), \
+                ambassador(ports["ambassador"], ports["admin"], ports["upstream"]) as amb, \
+                ambassador(ports["traced"], ports["traced_admin"], ports["upstream"],
+                           "--otlp-endpoint", f"http://127.0.0.1:{ports['sink']}",
+                           "--trace-sample-ratio", "0.01"):
+            cases = {"direct": ports["upstream"], "nginx": ports["nginx"],
+                     "ambassador": ports["ambassador"], "ambassador+tracing 1%": ports["traced"]}
+            for port in cases.values():
+                wrk(port, 2)  # warm up
+            throughput: dict[str, list[float]] = {name: [] for name in cases}
+            latencies: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+            for _ in range(args.rounds):
+                for name, port in cases.items():
+                    throughput[name].append(wrk(port, args.duration))
+                for name, port in cases.items():
+                    latencies[name].append(latency(port, args.latency_seconds))
+            rss_start = rss_mb(amb.pid)
+            while recorded(ports["admin"]) < 1_000_000:
+                wrk(ports["ambassador"], 5)
+            rss_after = rss_mb(amb.pid)
+            total = recorded(ports["admin"])
+    report(throughput, latencies, rss_start, rss_after, total, args)
+
+
+def report(throughput: dict[str, list[float]], latencies: dict[str, list[tuple[float, float]]],
+           rss_start: float, rss_after: float, total: float, args: argparse.Namespace) -> None:
+    median = {name: statistics.median(values) for name, values in throughput.items()}
+    p50 = {name: statistics.median(v[0] for v in values) for name, values in latencies.items()}
+    p99 = {name: statistics.median(v[1] for v in values) for name, values in latencies.items()}
+    print(f"wrk -t1 -c32 -d{args.duration}s, {args.rounds} alternating rounds, medians; "
+          f"latency at 1,000 req/s open loop over 10 connections for {args.latency_seconds}s")
+    print()
+    print("| case | req/s | vs nginx | p50 at 1k req/s | p99 at 1k req/s | p99 added over direct |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, rate in median.items():
+        print(f"| {name} | {rate:,.0f} | {rate / median['nginx']:.2f}x "
+              f"| {p50[name]:.3f} ms | {p99[name]:.3f} ms | {p99[name] - p99['direct']:+.3f} ms |")
+    print()
+    print(f"tracing at 1%: {median['ambassador+tracing 1%'] / median['ambassador']:.2f}x the "
+          f"throughput without tracing")
+    print(f"ambassador RSS: {rss_start:.1f} MB at start, {rss_after:.1f} MB after "
+          f"{total:,.0f} requests")
+    print(f"all rounds: {throughput}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
