@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from redline import __version__
 from redline.config import ConfigError
 from redline.logs import setup_logging
+from redline.sidecars.adapter import command as adapter_command
 from redline.sidecars.ambassador import command as ambassador_command
 
 ENV_PREFIX = "REDLINE_"
@@ -56,6 +57,7 @@ def _add_routes(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser],
                             argparse.ArgumentParser], None]] = [
     ambassador_command.add_parser,
+    adapter_command.add_parser,
     _add_routes,
 ]
 

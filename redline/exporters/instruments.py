@@ -125,6 +125,8 @@ class Histogram:
             entries = list(self._children.values())
         for labels, child in entries:
             counts = list(child.counts)
+            if not any(counts):
+                continue  # created but never observed (e.g. a log series seen only untimed)
             exemplars = child.exemplars
             cumulative = 0
             buckets: list[tuple[str, float] | tuple[str, float, Exemplar]] = []

@@ -19,6 +19,7 @@ from redline.exporters.instruments import (
     Counter,
     Gauge,
     Histogram,
+    HistogramChild,
     InstrumentCollector,
     LabelValues,
 )
@@ -35,6 +36,9 @@ SERVER_RESPONSE_SIZE = "http_server_response_body_size_bytes"
 CLIENT_DURATION = "http_client_request_duration_seconds"
 CLIENT_ACTIVE = "http_client_active_requests"
 ROUTE_OVERFLOW = "redline_route_overflow_total"
+# Requests known only from a log line without a request time: rate and errors, no duration.
+# Rules and dashboards add this to the histogram's _count (see docs/metrics.md).
+SERVER_UNTIMED = "redline_untimed_requests_total"
 
 SERVICE = "service_name"
 METHOD = "http_request_method"
@@ -136,6 +140,11 @@ class ServerRecorder:
             SERVER_ACTIVE_LABELS,
             lambda key: (service_name, *key),  # type: ignore[misc]
         )
+        self.untimed = Counter(
+            SERVER_UNTIMED.removesuffix("_total"),
+            "HTTP server requests seen without a duration (access logs without a request time).",
+            SERVER_LABELS, self._server_labels,
+        )
         self.request_size: Histogram | None = None
         self.response_size: Histogram | None = None
         if record_sizes:
@@ -156,6 +165,20 @@ class ServerRecorder:
 
     def request_started(self, method: str | bytes, scheme: str = "http") -> None:
         self.active.add((normalize_method(method), scheme), 1)
+
+    def series(self, method: str | bytes, route: str, status: int | None, *,
+               scheme: str = "http", error: str | None = None) -> HistogramChild:
+        """The duration series of one label combination, for producers that cache it
+        (the log adapter observes millions of lines into a few hundred series)."""
+        key = (_METHODS.get(method, OTHER_METHOD), status, route, scheme,
+               error_type(status, error))
+        return self.duration.child(key)
+
+    def count_untimed(self, method: str | bytes, route: str, status: int | None, *,
+                      scheme: str = "http", error: str | None = None) -> None:
+        key = (_METHODS.get(method, OTHER_METHOD), status, route, scheme,
+               error_type(status, error))
+        self.untimed.inc(key)
 
     def request_finished(
         self,
@@ -217,7 +240,8 @@ class ServerRecorder:
             self.response_size.child(key).observe(response_bytes)
 
     def collector(self) -> _ServerCollector:
-        instruments: list[Histogram | Gauge | Counter] = [self.duration, self.active]
+        instruments: list[Histogram | Gauge | Counter] = [self.duration, self.active,
+                                                          self.untimed]
         if self.request_size is not None and self.response_size is not None:
             instruments += [self.request_size, self.response_size]
         return _ServerCollector(instruments, self.service_name, self._routes)

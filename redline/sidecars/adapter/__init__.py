@@ -1,0 +1,1 @@
+"""The adapter: RED metrics from what the app already emits (access logs, stats)."""

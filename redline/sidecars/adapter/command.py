@@ -1,0 +1,100 @@
+"""`redline adapter`: flags -> AdapterConfig -> follow logs until SIGTERM, or `--once`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+from redline.config import ConfigError, flag_type, parse_host_port
+from redline.exporters.instruments import validate_buckets
+from redline.exporters.red import DEFAULT_BUCKETS
+from redline.exporters.routes import RouteTemplater, load_routes
+from redline.sidecars.adapter.formats import FORMATS, JsonFields, make_format
+from redline.sidecars.adapter.process import Adapter, AdapterConfig
+
+_JSON_FIELDS = ("method", "path", "status", "duration", "duration_ms")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _json_fields(text: str) -> tuple[str, tuple[str, ...]]:
+    name, sep, names = text.partition("=")
+    if not sep or name not in _JSON_FIELDS or not names:
+        raise ValueError(f"expected FIELD=name[,name...] with FIELD one of "
+                         f"{', '.join(_JSON_FIELDS)}, got {text!r}")
+    return name, tuple(n.strip() for n in names.split(",") if n.strip())
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+               common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser(
+        "adapter", parents=[common],
+        help="RED metrics from the app's access logs",
+        description="Follow access logs (across rotation and truncation) and publish the same "
+                    "RED metrics as the ambassador on --admin. --once reads the files from "
+                    "their start to their end, prints the exposition and exits.",
+    )
+    add = parser.add_argument
+    add("--service", default=os.environ.get("OTEL_SERVICE_NAME"), metavar="NAME",
+        help="service_name label (default $OTEL_SERVICE_NAME; required)")
+    add("--access-log", action="append", required=True, metavar="PATH",
+        help="access log to follow; repeatable; globs allowed (quote them)")
+    add("--format", default="nginx", metavar="FORMAT",
+        help=f"log format: {', '.join(FORMATS)} (default nginx)")
+    add("--apache-time-unit", choices=("us", "ms", "s"), default="us",
+        help="unit of the number after an apache combined line: us for %%D, s for %%T "
+             "(default us)")
+    add("--json-field", type=flag_type(_json_fields), action="append", default=[],
+        metavar="FIELD=NAMES",
+        help="json format: where FIELD (method, path, status, duration, duration_ms) is; "
+             "dotted names reach into objects; repeatable")
+    add("--admin", type=flag_type(parse_host_port), default=("0.0.0.0", 9902), metavar="H:P",
+        help="admin port for /metrics, /healthz, /readyz (default 0.0.0.0:9902)")
+    add("--routes", metavar="FILE", help="routes file: patterns, ignores, cap (docs/metrics.md)")
+    add("--buckets", type=flag_type(lambda t: tuple(float(x) for x in t.split(",") if x)),
+        default=DEFAULT_BUCKETS, metavar="LIST", help="duration buckets in seconds")
+    add("--from-start", action="store_true",
+        help="read files present at start from their beginning (default: from their end)")
+    add("--once", action="store_true",
+        help="read the files from start to end, print the exposition, exit")
+    add("--poll-interval", type=flag_type(_positive), default=0.25, metavar="S",
+        help="how often to look for new lines, rotations and new files (default 0.25)")
+    add("--max-line-bytes", type=int, default=256 * 1024, metavar="N",
+        help="longer lines are dropped and counted as parse errors (default 262144)")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> AdapterConfig:
+    if not args.service:
+        raise ConfigError("--service: expected the service name (or $OTEL_SERVICE_NAME)")
+    try:
+        fields = JsonFields(**dict(args.json_field)) if args.json_field else None
+        log_format = make_format(args.format, apache_time_unit=args.apache_time_unit,
+                                 json_fields=fields)
+    except ValueError as exc:
+        raise ConfigError(f"--format: {exc}") from exc
+    try:
+        buckets = validate_buckets(args.buckets)
+    except ValueError as exc:
+        raise ConfigError(f"--buckets: {exc}") from exc
+    if args.max_line_bytes < 1024:
+        raise ConfigError(f"--max-line-bytes: expected at least 1024, got {args.max_line_bytes}")
+    return AdapterConfig(
+        service=args.service, access_logs=args.access_log, log_format=log_format,
+        admin=args.admin, routes=load_routes(args.routes) if args.routes else RouteTemplater(),
+        buckets=buckets, from_start=args.from_start or args.once,
+        poll_interval=args.poll_interval, max_line_bytes=args.max_line_bytes,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    adapter = Adapter(config_from_args(args))
+    if args.once:
+        return adapter.run_once()
+    return asyncio.run(adapter.run_until_signalled())

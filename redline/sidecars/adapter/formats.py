@@ -1,0 +1,228 @@
+"""Access-log formats, sans IO: text of complete lines in, request events out.
+
+Every format turns a block of complete lines into `Event` tuples plus the number of lines it
+could not read; `parse_line` is the same for one line. A block is parsed with one compiled
+regex (`findall` over the whole block, one match per line), because a Python loop that matches
+line by line costs more than everything else the adapter does per line.
+
+An Event is (method, path, status, duration_seconds | None, malformed_request):
+`malformed_request` is True for lines the server itself logged as a bad request line (nginx
+logs TLS handshakes sent to a plain port as `"\\x16\\x03..." 400`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+Event = tuple[str, str, int, float | None, bool]
+
+# The request line as logged: method, target (query kept apart) and protocol; or anything else.
+_REQUEST = (r'"(?:(?P<method>[A-Za-z_-]+) (?P<path>[^ "?]*)(?:\?[^ "]*)?(?: HTTP/[0-9.]+)?'
+            r'|(?P<bad>[^"]*))"')
+_CLF_PREFIX = r"^[^ \n]+ [^ \n]+ [^ \n]+ \[[^\]\n]*\] "
+_COMBINED_SUFFIX = r' (?P<status>[0-9]{3}) (?:[0-9]+|-) "[^"\n]*" "(?P<agent>[^"\n]*)"'
+
+
+class LogFormat(Protocol):
+    name: str
+
+    def parse_block(self, text: str) -> tuple[list[Event], int]:
+        """Events of a block of complete lines, and how many non-blank lines were not read."""
+        ...
+
+
+def parse_line(log_format: LogFormat, line: str) -> Event | None:
+    events, _ = log_format.parse_block(line.rstrip("\n") + "\n")
+    return events[0] if events else None
+
+
+_EMPTY_LINE = re.compile(r"^$", re.MULTILINE)
+
+
+def _count_lines(text: str) -> int:
+    """Lines in a block that ends with a newline, empty lines not counted."""
+    lines = text.count("\n")
+    if "\n\n" in text or text.startswith("\n"):  # rare: only then pay for finding them
+        lines -= len(_EMPTY_LINE.findall(text)) - 1  # minus the match after the last newline
+    return lines
+
+
+class RegexFormat:
+    """A format given as a regex with named groups `method`, `path`, `status`, and optionally
+    `duration` (seconds), `duration_ms` or `duration_us`, `agent` (the user agent, to ignore
+    kubelet probes) and `bad` (a malformed request line).
+
+    `rows` gives findall's tuples and where each field is in them: the adapter's hot loop reads
+    them directly instead of building an Event per line. Optional groups that the pattern lacks
+    are appended as empty groups, so every row has every field.
+    """
+
+    def __init__(self, name: str, pattern: str) -> None:
+        self.name = name
+        try:
+            groups = set(re.compile(pattern).groupindex)
+        except re.error as exc:
+            raise ValueError(f"{name}: not a valid regular expression: {exc}") from exc
+        missing = {"path", "status"} - groups
+        if missing:
+            raise ValueError(f"{name}: expected named groups method, path and status; "
+                             f"missing {', '.join(sorted(missing))}")
+        durations = [(n, s) for n, s in (("duration", 1.0), ("duration_ms", 1e-3),
+                                         ("duration_us", 1e-6)) if n in groups]
+        if len(durations) > 1:
+            raise ValueError(f"{name}: expected at most one of duration, duration_ms, "
+                             f"duration_us")
+        duration_group, self.scale = durations[0] if durations else ("duration", 1.0)
+        extra = "".join(f"(?P<{g}>)" for g in ("method", "bad", "agent", duration_group)
+                        if g not in groups)
+        self.regex = re.compile(f"(?:{pattern}){extra}", re.MULTILINE)
+        order = sorted(self.regex.groupindex, key=self.regex.groupindex.__getitem__)
+        self.method_at = order.index("method")
+        self.path_at = order.index("path")
+        self.status_at = order.index("status")
+        self.bad_at = order.index("bad")
+        self.agent_at = order.index("agent")
+        self.duration_at = order.index(duration_group)
+
+    def rows(self, text: str) -> tuple[list[tuple[str, ...]], int]:
+        """findall's rows for a block of complete lines, and how many lines did not match."""
+        rows = self.regex.findall(text)
+        return rows, _count_lines(text) - len(rows)
+
+    def parse_block(self, text: str) -> tuple[list[Event], int]:
+        rows, errors = self.rows(text)
+        events: list[Event] = []
+        for row in rows:
+            raw = row[self.duration_at]
+            seconds: float | None = None
+            if raw and raw != "-":
+                try:
+                    seconds = float(raw) * self.scale
+                except ValueError:
+                    seconds = None
+            path = row[self.path_at]
+            events.append((row[self.method_at], path, int(row[self.status_at]), seconds,
+                           bool(row[self.bad_at]) and not path))
+        return events, errors
+
+
+def nginx_format() -> RegexFormat:
+    """nginx `combined`, optionally followed by `$request_time` and `$upstream_response_time`."""
+    return RegexFormat("nginx", _CLF_PREFIX + _REQUEST + _COMBINED_SUFFIX
+                       + r"(?: (?P<duration>[0-9]+(?:\.[0-9]+)?|-)(?: [^\n]*)?)?[ \t\r]*$")
+
+
+def apache_format(time_unit: str = "us") -> RegexFormat:
+    """Apache `combined`, optionally followed by `%D` (microseconds) or `%T` (seconds)."""
+    group = {"us": "duration_us", "s": "duration", "ms": "duration_ms"}[time_unit]
+    return RegexFormat("apache", _CLF_PREFIX + _REQUEST + _COMBINED_SUFFIX
+                       + rf"(?: (?P<{group}>[0-9]+)(?: [^\n]*)?)?[ \t\r]*$")
+
+
+def custom_format(pattern: str) -> RegexFormat:
+    """`regex:RE`: the user's regex must match a whole line (anchors are added)."""
+    return RegexFormat("regex", rf"^(?:{pattern})[ \t\r]*$")
+
+
+@dataclass(frozen=True)
+class JsonFields:
+    """Where a JSON log line keeps each value; dotted names reach into nested objects."""
+
+    method: Sequence[str] = ("method", "request_method", "http_method", "verb",
+                             "http.request.method", "request.method")
+    path: Sequence[str] = ("path", "uri", "request_uri", "url", "url.path", "request.path",
+                           "http.target", "request.uri")
+    status: Sequence[str] = ("status", "status_code", "response_status", "code",
+                             "http.response.status_code", "response.status")
+    duration: Sequence[str] = ("duration", "request_time", "response_time", "elapsed",
+                               "latency", "duration_s")
+    duration_ms: Sequence[str] = ("duration_ms", "response_time_ms", "latency_ms",
+                                  "elapsed_ms", "took_ms")
+
+
+def _lookup(document: dict[str, object], names: Sequence[str],
+            kinds: tuple[type, ...]) -> object:
+    """The first of `names` present with a value of one of `kinds` (`url` may be a string in
+    one logger and an object holding `url.path` in another)."""
+    for name in names:
+        value: object = document.get(name)
+        if value is None and "." in name:
+            value = document
+            for part in name.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, kinds) and not isinstance(value, bool):
+            return value
+    return None
+
+
+class JsonFormat:
+    """One JSON object per line (the logs of most structured loggers)."""
+
+    name = "json"
+
+    def __init__(self, fields: JsonFields | None = None) -> None:
+        self.fields = fields or JsonFields()
+
+    def parse_block(self, text: str) -> tuple[list[Event], int]:
+        events: list[Event] = []
+        errors = 0
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            event = self._parse(line)
+            if event is None:
+                errors += 1
+            else:
+                events.append(event)
+        return events, errors
+
+    def _parse(self, line: str) -> Event | None:
+        try:
+            document = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(document, dict):
+            return None
+        fields = self.fields
+        path = _lookup(document, fields.path, (str,))
+        status = _lookup(document, fields.status, (int, str))
+        method = _lookup(document, fields.method, (str,))
+        try:
+            status_code = int(status)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return None
+        if not isinstance(path, str) or not 100 <= status_code <= 599:
+            return None
+        seconds: float | None = None
+        duration, scale = _lookup(document, fields.duration, (int, float, str)), 1.0
+        if duration is None:
+            duration, scale = _lookup(document, fields.duration_ms, (int, float, str)), 1e-3
+        if isinstance(duration, int | float):
+            seconds = float(duration) * scale
+        elif isinstance(duration, str):
+            try:
+                seconds = float(duration) * scale
+            except ValueError:
+                seconds = None
+        return (method if isinstance(method, str) else "GET",
+                path.split("?", 1)[0], status_code, seconds, False)
+
+
+FORMATS = ("nginx", "apache", "json", "regex:RE")
+
+
+def make_format(spec: str, *, apache_time_unit: str = "us",
+                json_fields: JsonFields | None = None) -> LogFormat:
+    if spec == "nginx":
+        return nginx_format()
+    if spec == "apache":
+        return apache_format(apache_time_unit)
+    if spec == "json":
+        return JsonFormat(json_fields)
+    if spec.startswith("regex:"):
+        return custom_format(spec[len("regex:"):])
+    raise ValueError(f"expected one of {', '.join(FORMATS)}, got {spec!r}")
