@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 READ_SIZE = 1 << 20
 FINGERPRINT = 256  # first bytes of a file, to recognise it after truncation or in a copy
+# File times come from the kernel's coarse clock, up to a tick behind time.time_ns().
+CTIME_SLACK_NS = 50_000_000
 
 LinesCallback = Callable[[bytes], None]
 
@@ -38,6 +41,7 @@ class _File:
     fingerprint: bytes = b""
     partial: bytes = b""
     discarding: bool = False  # inside an over-long line, dropping until its newline
+    opened_ns: int = 0  # when we opened it (ctime clock), to tell its copies from old files
 
 
 @dataclass
@@ -58,6 +62,9 @@ class Tailer:
         self.max_line = max_line
         self.stats = TailStats()
         self._files: dict[tuple[int, int], _File] = {}
+        # Files read to their end (rotated away) and copytruncate copies already read: never
+        # taken for a copy again. One entry per rotation.
+        self._done: set[tuple[int, int]] = set()
         self._first_scan = True
         self._from_start = from_start
 
@@ -117,7 +124,8 @@ class Tailer:
             os.close(fd)
             return None
         start_at_end = self._first_scan and not self._from_start
-        tailed = _File(path, fd, identity, st.st_size if start_at_end else 0)
+        tailed = _File(path, fd, identity, st.st_size if start_at_end else 0,
+                       opened_ns=time.time_ns() - CTIME_SLACK_NS)
         tailed.fingerprint = os.pread(fd, FINGERPRINT, 0)
         self._files[identity] = tailed
         return tailed
@@ -125,23 +133,35 @@ class Tailer:
     def _check_truncation(self, tailed: _File) -> None:
         try:
             size = os.fstat(tailed.fd).st_size
-            head = os.pread(tailed.fd, len(tailed.fingerprint), 0) if tailed.fingerprint else b""
+            head = os.pread(tailed.fd, FINGERPRINT, 0)
         except OSError:
             self.stats.read_errors += 1
             return
-        shrunk = size < tailed.offset
-        rewritten = bool(tailed.fingerprint) and head != tailed.fingerprint
-        if not (shrunk or rewritten):
+        known = tailed.fingerprint
+        if size < tailed.offset or (known and head[:len(known)] != known):
+            copy = self._find_copy(tailed, lambda first: first == known)
+        elif not known:
+            # Nothing read yet, so no fingerprint: a file created and copytruncated between
+            # two polls. Its copy is a sibling that is new since we opened the file and does
+            # not start like the file does now.
+            copy = self._find_copy(
+                tailed, lambda first: bool(first) and not head.startswith(first),
+                newer_than=tailed.opened_ns)
+            if copy is None:
+                return
+        else:
             return
         self.stats.truncations += 1
-        self._recover_from_copy(tailed)
+        if copy is not None:
+            self._read_copy(tailed, copy)
         self._deliver_partial(tailed)
         tailed.offset = 0
         tailed.discarding = False
-        tailed.fingerprint = os.pread(tailed.fd, FINGERPRINT, 0)
+        tailed.fingerprint = head
 
-    def _recover_from_copy(self, tailed: _File) -> None:
-        """copytruncate copied the file before truncating it: read our missing tail there."""
+    def _find_copy(self, tailed: _File, matches: Callable[[bytes], bool],
+                   newer_than: int = 0) -> str | None:
+        """The newest rotated copy of `tailed` (`name.1`, `name-20261126`, ...)."""
         candidates = []
         for path in glob.glob(glob.escape(tailed.path) + "[.-]*"):
             if path.endswith((".gz", ".bz2", ".xz", ".zst")):
@@ -150,19 +170,32 @@ class Tailer:
                 st = os.stat(path)
             except OSError:
                 continue
-            if st.st_size >= tailed.offset and (st.st_dev, st.st_ino) not in self._files:
-                candidates.append((st.st_mtime, path))
+            identity = (st.st_dev, st.st_ino)
+            if identity in self._files or identity in self._done \
+                    or st.st_size < tailed.offset or st.st_ctime_ns < newer_than:
+                continue
+            candidates.append((st.st_mtime_ns, path))
         for _, path in sorted(candidates, reverse=True):
             try:
                 with open(path, "rb") as copy:
-                    if copy.read(len(tailed.fingerprint)) != tailed.fingerprint:
-                        continue
-                    copy.seek(tailed.offset)
-                    while chunk := copy.read(READ_SIZE):
-                        self._deliver(tailed, chunk)
-                return
+                    first = copy.read(len(tailed.fingerprint) or FINGERPRINT)
             except OSError:
-                self.stats.read_errors += 1
+                continue
+            if matches(first):
+                return path
+        return None
+
+    def _read_copy(self, tailed: _File, path: str) -> None:
+        """copytruncate copied the file before truncating it: read our missing tail there."""
+        try:
+            with open(path, "rb") as copy:
+                st = os.fstat(copy.fileno())
+                self._done.add((st.st_dev, st.st_ino))
+                copy.seek(tailed.offset)
+                while chunk := copy.read(READ_SIZE):
+                    self._deliver(tailed, chunk)
+        except OSError:
+            self.stats.read_errors += 1
 
     def _read(self, tailed: _File, budget: int) -> int:
         total = 0
@@ -176,7 +209,7 @@ class Tailer:
                 break
             tailed.offset += len(chunk)
             total += len(chunk)
-            if len(tailed.fingerprint) < FINGERPRINT and tailed.offset <= FINGERPRINT * 4:
+            if len(tailed.fingerprint) < FINGERPRINT:  # a young file: take more of its start
                 tailed.fingerprint = os.pread(tailed.fd, FINGERPRINT, 0)
             self._deliver(tailed, chunk)
         return total
@@ -218,6 +251,7 @@ class Tailer:
         self._deliver_partial(tailed)
         os.close(tailed.fd)
         del self._files[tailed.identity]
+        self._done.add(tailed.identity)
         if rotated:
             self.stats.rotations += 1
 

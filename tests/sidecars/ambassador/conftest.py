@@ -2,99 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.sidecars.ambassador.upstream import UpstreamServer
+from tests.sidecars.process import SidecarProcess
 
 
-class AmbassadorProcess:
+class AmbassadorProcess(SidecarProcess):
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-m", "redline.cli", "ambassador", "--listen", "127.0.0.1:0",
-                   "--admin", "127.0.0.1:0", "--service", "shop", *args]
-        self.proc = subprocess.Popen(
-            command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-            env={**os.environ, **(env or {})})
-        self.logs: list[dict[str, object]] = []
-        self._started = threading.Event()
-        self._reader = threading.Thread(target=self._read_logs, daemon=True)
-        self._reader.start()
-        if not self._started.wait(15):
-            self.stop()
-            raise RuntimeError(f"ambassador did not start: {self.logs}")
-        started = next(e for e in self.logs if e.get("msg") == "ambassador listening")
-        self.port = int(str(started["listen"]).rsplit(":", 1)[1])
-        self.admin_port = int(str(started["admin"]))
-
-    def _read_logs(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                entry = {"msg": line.rstrip()}
-            self.logs.append(entry)
-            if entry.get("msg") == "ambassador listening":
-                self._started.set()
-
-    def admin(self, path: str, accept: str = "text/plain") -> tuple[int, str]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}",
-                                         headers={"Accept": accept})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-
-    def metrics_text(self, accept: str = "text/plain") -> str:
-        return self.admin("/metrics", accept)[1]
-
-    def samples(self) -> list[tuple[str, dict[str, str], float]]:
-        return [(s.name, s.labels, s.value)
-                for family in text_string_to_metric_families(self.metrics_text())
-                for s in family.samples]
-
-    def requests_recorded(self, **labels: str) -> float:
-        return sum(value for name, sample_labels, value in self.samples()
-                   if name == "http_server_request_duration_seconds_count"
-                   and all(sample_labels.get(k) == v for k, v in labels.items()))
-
-    def value(self, metric: str, **labels: str) -> float:
-        return sum(value for name, sample_labels, value in self.samples()
-                   if name == metric and all(sample_labels.get(k) == v
-                                             for k, v in labels.items()))
-
-    def wait_recorded(self, expected: float, timeout: float = 5.0, **labels: str) -> float:
-        """Recording happens when the response ends; give the event loop a moment."""
-        deadline = time.monotonic() + timeout
-        while True:
-            seen = self.requests_recorded(**labels)
-            if seen >= expected or time.monotonic() > deadline:
-                return seen
-            time.sleep(0.02)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self._reader.join(5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return code
+        super().__init__("ambassador", "--listen", "127.0.0.1:0", *args,
+                         started="ambassador listening", env=env)
+        self.port = int(str(self.started["listen"]).rsplit(":", 1)[1])
 
 
 @pytest.fixture(scope="module")
