@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 # Debian packages the tests run for real: promtool (prometheus), openssl (a test CA).
 TEST_TOOLS := promtool:prometheus openssl:openssl
 # The anchors the benchmarks run side by side.
-BENCH_TOOLS := nginx:nginx-light wrk:wrk
+BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail
 
 .PHONY: test lint typecheck pytest system-tools bench-tools install-missing bench clean
 
@@ -51,6 +51,7 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/bench_hot_path.py
 	$(BIN)/python benchmarks/bench_proxy_python.py
 	$(BIN)/python benchmarks/bench_ambassador.py
+	$(BIN)/python benchmarks/bench_adapter.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
