@@ -76,7 +76,9 @@ class AdminServer:
         if method not in (b"GET", b"HEAD"):
             return 405, b"text/plain", b"only GET and HEAD\n"
         if path == b"/metrics":
-            body, content_type = render(self.registry, accept)
+            # In a thread: collectors that fetch from the app (adapter --scrape, --json-url)
+            # must not stall the event loop, which serves /healthz and the traffic.
+            body, content_type = await asyncio.to_thread(render, self.registry, accept)
             return 200, content_type.encode(), body
         if path == b"/healthz":
             return (200, b"text/plain", b"ok\n") if self.alive else (

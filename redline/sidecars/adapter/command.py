@@ -11,6 +11,7 @@ from redline.exporters.instruments import validate_buckets
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater, load_routes
 from redline.sidecars.adapter.formats import FORMATS, JsonFields, make_format
+from redline.sidecars.adapter.mapping import load_mapping
 from redline.sidecars.adapter.process import Adapter, AdapterConfig
 
 _JSON_FIELDS = ("method", "path", "status", "duration", "duration_ms")
@@ -35,16 +36,30 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "adapter", parents=[common],
-        help="RED metrics from the app's access logs",
-        description="Follow access logs (across rotation and truncation) and publish the same "
-                    "RED metrics as the ambassador on --admin. --once reads the files from "
-                    "their start to their end, prints the exposition and exits.",
+        help="RED metrics from the app's access logs, statsd, JSON stats or own metrics",
+        description="Follow access logs (across rotation and truncation), receive statsd, or "
+                    "translate the app's JSON stats or Prometheus metrics, and publish the same "
+                    "RED metrics as the ambassador on --admin. --once reads the files (or "
+                    "fetches once), prints the exposition and exits.",
     )
     add = parser.add_argument
     add("--service", default=os.environ.get("OTEL_SERVICE_NAME"), metavar="NAME",
         help="service_name label (default $OTEL_SERVICE_NAME; required)")
-    add("--access-log", action="append", required=True, metavar="PATH",
-        help="access log to follow; repeatable; globs allowed (quote them)")
+    sources = parser.add_mutually_exclusive_group(required=True)
+    sources.add_argument("--access-log", action="append", metavar="PATH",
+                         help="access log to follow; repeatable; globs allowed (quote them)")
+    sources.add_argument("--statsd", type=flag_type(parse_host_port), metavar="H:P",
+                         help="receive statsd / DogStatsD on this UDP address (with --mapping)")
+    sources.add_argument("--scrape", metavar="URL",
+                         help="re-export the app's Prometheus metrics from URL under the RED "
+                              "names, at scrape time (with --mapping)")
+    sources.add_argument("--json-url", metavar="URL",
+                         help="translate the app's JSON stats at URL at scrape time "
+                              "(with --mapping)")
+    add("--mapping", metavar="FILE",
+        help="mapping rules for --statsd, --scrape and --json-url (docs/adapter.md)")
+    add("--fetch-timeout", type=flag_type(_positive), default=2.0, metavar="S",
+        help="--scrape / --json-url: give up on the app after this long (default 2)")
     add("--format", default="nginx", metavar="FORMAT",
         help=f"log format: {', '.join(FORMATS)} (default nginx)")
     add("--apache-time-unit", choices=("us", "ms", "s"), default="us",
@@ -73,6 +88,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 def config_from_args(args: argparse.Namespace) -> AdapterConfig:
     if not args.service:
         raise ConfigError("--service: expected the service name (or $OTEL_SERVICE_NAME)")
+    mapped = args.statsd or args.scrape or args.json_url
+    if mapped and not args.mapping:
+        raise ConfigError("--mapping: expected a mapping file with --statsd, --scrape or "
+                          "--json-url")
+    if args.mapping and not mapped:
+        raise ConfigError("--mapping: only --statsd, --scrape and --json-url use a mapping")
+    if args.once and args.statsd:
+        raise ConfigError("--once: reads files or fetches once; statsd has nothing to read")
+    for flag, url in (("--scrape", args.scrape), ("--json-url", args.json_url)):
+        if url and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{flag}: expected an http:// or https:// URL, got {url!r}")
+    mapping = load_mapping(args.mapping) if args.mapping else None
     try:
         fields = JsonFields(**dict(args.json_field)) if args.json_field else None
         log_format = make_format(args.format, apache_time_unit=args.apache_time_unit,
@@ -86,7 +113,9 @@ def config_from_args(args: argparse.Namespace) -> AdapterConfig:
     if args.max_line_bytes < 1024:
         raise ConfigError(f"--max-line-bytes: expected at least 1024, got {args.max_line_bytes}")
     return AdapterConfig(
-        service=args.service, access_logs=args.access_log, log_format=log_format,
+        service=args.service, access_logs=args.access_log or [], log_format=log_format,
+        statsd=args.statsd, scrape_url=args.scrape, json_url=args.json_url, mapping=mapping,
+        fetch_timeout=args.fetch_timeout,
         admin=args.admin, routes=load_routes(args.routes) if args.routes else RouteTemplater(),
         buckets=buckets, from_start=args.from_start or args.once,
         poll_interval=args.poll_interval, max_line_bytes=args.max_line_bytes,
