@@ -118,7 +118,7 @@ class FetchSource:
                 families, bad = translate_families(
                     list(text_string_to_metric_families(body)), self.mapping,
                     self.config.service, self.config.routes)
-                self.unmapped += bad
+                self.unmapped = bad  # of this fetch: a gauge, since every scrape fetches again
                 bad = 0
         except Exception as exc:  # down, timed out, garbage: counted, /metrics still answers
             self.parse_errors += 1
@@ -150,11 +150,15 @@ class _SelfCollector:
                 "redline_adapter_truncations", "Log files truncated in place (copytruncate).",
                 labels=("source",)),
             "unmapped": CounterMetricFamily(
-                "redline_adapter_unmapped", "Source names that no mapping rule took.",
+                "redline_adapter_unmapped", "statsd names that no mapping rule took.",
                 labels=("source",)),
         }
         up = GaugeMetricFamily("redline_adapter_source_up",
                                "1 when the source can be read.", labels=("source",))
+        unmapped_names = GaugeMetricFamily(
+            "redline_adapter_unmapped_names",
+            "Metric families in the last fetch of the app that no mapping rule took.",
+            labels=("source",))
         for source in sources:
             name = (source.pattern,)
             if isinstance(source, LogSource):
@@ -168,10 +172,13 @@ class _SelfCollector:
                 families["unmapped"].add_metric(name, source.translator.unmapped)
             else:
                 families["parse_errors"].add_metric(name, source.parse_errors)
-                families["unmapped"].add_metric(name, source.unmapped)
+                if source.kind == "scrape":
+                    unmapped_names.add_metric(name, source.unmapped)
             up.add_metric(name, 1 if source.up() else 0)
         yield from (family for family in families.values() if family.samples)
         yield up
+        if unmapped_names.samples:
+            yield unmapped_names
 
 
 class Adapter:
