@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # apt needs root; use sudo when we are not root and sudo exists.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
-# Debian packages the tests run for real: promtool (prometheus), openssl (a test CA).
-TEST_TOOLS := promtool:prometheus openssl:openssl
+# Debian packages the tests run for real: promtool (prometheus), openssl (a test CA),
+# node_exporter (the node exporter is compared with it).
+TEST_TOOLS := promtool:prometheus openssl:openssl prometheus-node-exporter:prometheus-node-exporter
 # The anchors the benchmarks run side by side.
 BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail
 

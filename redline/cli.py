@@ -17,6 +17,7 @@ from redline.config import ConfigError
 from redline.logs import setup_logging
 from redline.sidecars.adapter import command as adapter_command
 from redline.sidecars.ambassador import command as ambassador_command
+from redline.sidecars.node_exporter import command as node_exporter_command
 
 ENV_PREFIX = "REDLINE_"
 EXIT_CONFIG = 2
@@ -58,6 +59,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser],
                             argparse.ArgumentParser], None]] = [
     ambassador_command.add_parser,
     adapter_command.add_parser,
+    node_exporter_command.add_parser,
     _add_routes,
 ]
 

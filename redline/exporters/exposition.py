@@ -15,6 +15,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from redline import __version__
+from redline.exporters.textformat import TextRenderer
 
 BUILD_INFO = "redline_build_info"
 
@@ -44,7 +45,12 @@ def new_registry(component: str, *collectors: Collector) -> CollectorRegistry:
     return registry
 
 
+_render_text = TextRenderer()
+
+
 def render(registry: CollectorRegistry, accept: str | None = None) -> tuple[bytes, str]:
     """Render the registry for a scraper's Accept header; returns (body, content type)."""
     encoder, content_type = choose_encoder(accept or "")
+    if content_type.startswith("text/plain"):
+        return _render_text(registry), content_type  # the same bytes, faster
     return encoder(registry), content_type

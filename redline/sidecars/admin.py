@@ -23,9 +23,11 @@ READ_TIMEOUT = 30.0
 
 
 class AdminServer:
-    def __init__(self, registry: CollectorRegistry, readiness: Readiness) -> None:
+    def __init__(self, registry: CollectorRegistry, readiness: Readiness, *,
+                 render_in_thread: bool = True) -> None:
         self.registry = registry
         self.readiness = readiness
+        self.render_in_thread = render_in_thread
         self.alive = True
         self._server: asyncio.Server | None = None
 
@@ -77,8 +79,12 @@ class AdminServer:
             return 405, b"text/plain", b"only GET and HEAD\n"
         if path == b"/metrics":
             # In a thread: collectors that fetch from the app (adapter --scrape, --json-url)
-            # must not stall the event loop, which serves /healthz and the traffic.
-            body, content_type = await asyncio.to_thread(render, self.registry, accept)
+            # must not stall the event loop, which serves /healthz and the traffic. The node
+            # exporter reads local files only and renders inline, without the thread hop.
+            if self.render_in_thread:
+                body, content_type = await asyncio.to_thread(render, self.registry, accept)
+            else:
+                body, content_type = render(self.registry, accept)
             return 200, content_type.encode(), body
         if path == b"/healthz":
             return (200, b"text/plain", b"ok\n") if self.alive else (

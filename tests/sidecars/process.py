@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 class SidecarProcess:
     def __init__(self, subcommand: str, *args: str, started: str,
-                 env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-m", "redline.cli", subcommand, "--admin", "127.0.0.1:0",
-                   "--service", "shop", *args]
+                 env: dict[str, str] | None = None, service: bool = True) -> None:
+        sidecar = ["--admin", "127.0.0.1:0", "--service", "shop"] if service else []
+        command = [sys.executable, "-m", "redline.cli", subcommand, *sidecar, *args]
         self.proc = subprocess.Popen(
             command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
             env={**os.environ, **(env or {})})

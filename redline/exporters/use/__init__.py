@@ -1,0 +1,1 @@
+"""USE metrics of nodes: procfs/sysfs parsers and node_exporter-compatible collectors."""

@@ -1,0 +1,279 @@
+"""USE collectors: node_exporter's names, labels, types and values, read at scrape time.
+
+Every collector reads its files when Prometheus scrapes (no background thread, no rate state:
+ratios are recording rules) and returns metric families. A collector whose source is missing
+or unreadable raises; the node collector then reports it with
+`node_scrape_collector_success{collector} 0` and the others carry on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
+
+from redline.exporters.use import procfs
+
+# node_exporter's default filters, so that both export the same series.
+VMSTAT_FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault).*")
+DISK_EXCLUDE = re.compile(r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
+NETDEV_EXCLUDE = re.compile(r"^lo$")
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Where the host's /proc, /sys and / are (mounted read-only into the DaemonSet's pod)."""
+
+    procfs: str = "/proc"
+    sysfs: str = "/sys"
+    rootfs: str = "/"
+    cache: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def proc(self, *parts: str) -> str:
+        return os.path.join(self.procfs, *parts)
+
+    def sys(self, *parts: str) -> str:
+        return os.path.join(self.sysfs, *parts)
+
+    def root(self, *parts: str) -> str:
+        return os.path.join(self.rootfs, *parts)
+
+    def read_proc(self, name: str) -> str:
+        """A /proc file, read once per scrape (cpu and stat both need /proc/stat): each
+        scrape works on its own copy of the roots, see NodeCollector.collect."""
+        if name not in self.cache:
+            self.cache[name] = read(self.proc(name))
+        return self.cache[name]
+
+
+def read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
+Families = list[Metric]
+
+
+def family(kind: str, name: str, documentation: str, samples: Iterable[tuple[float, ...]]
+           | None = None, labelnames: tuple[str, ...] = (),
+           labelled: Iterable[tuple[tuple[str, ...], float]] = ()) -> Metric:
+    """A family built in one go: a node_exporter scrape has hundreds of samples, and
+    prometheus_client's add_metric costs more than reading the files."""
+    metric = Metric(name, documentation, kind)
+    sample_name = f"{name}_total" if kind == "counter" else name
+    if samples is not None:
+        metric.samples = [Sample(sample_name, {}, value) for (value,) in samples]
+    else:
+        metric.samples = [Sample(sample_name, dict(zip(labelnames, labels, strict=True)), value)
+                          for labels, value in labelled]
+    return metric
+
+
+def single(kind: str, name: str, documentation: str, value: float) -> Metric:
+    return family(kind, name, documentation, [(value,)])
+
+
+def cpu(roots: Roots) -> Families:
+    parsed = procfs.parse_stat(roots.read_proc("stat"))
+    return [
+        family("counter", "node_cpu_seconds", "Seconds the CPUs spent in each mode.",
+               labelnames=("cpu", "mode"),
+               labelled=[((number, mode), modes[mode]) for number, modes in parsed.cpus.items()
+                         for mode in sorted(modes)]),
+        family("counter", "node_cpu_guest_seconds",
+               "Seconds the CPUs spent in guests (VMs) for each mode.",
+               labelnames=("cpu", "mode"),
+               labelled=[((number, mode), parsed.guest[number][mode])
+                         for number in parsed.cpus for mode in ("nice", "user")]),
+    ]
+
+
+def stat(roots: Roots) -> Families:
+    values = procfs.parse_stat(roots.read_proc("stat"))
+    return [
+        single("gauge", "node_boot_time_seconds", "Node boot time, in unixtime.",
+               values.boot_time),
+        single("counter", "node_context_switches", "Total number of context switches.",
+               values.context_switches),
+        single("counter", "node_forks", "Total number of forks.", values.forks),
+        single("counter", "node_intr", "Total number of interrupts serviced.",
+               values.interrupts),
+        single("gauge", "node_procs_blocked",
+               "Number of processes blocked waiting for I/O to complete.", values.procs_blocked),
+        single("gauge", "node_procs_running", "Number of processes in runnable state.",
+               values.procs_running),
+    ]
+
+
+def loadavg(roots: Roots) -> Families:
+    loads = procfs.parse_loadavg(read(roots.proc("loadavg")))
+    return [single("gauge", f"node_load{minutes}", f"{minutes}m load average.", value)
+            for minutes, value in zip((1, 5, 15), loads, strict=True)]
+
+
+def meminfo(roots: Roots) -> Families:
+    values = procfs.parse_meminfo(read(roots.proc("meminfo")))
+    return [single("gauge", f"node_memory_{key}", f"Memory information field {key}.", value)
+            for key, value in values.items()]
+
+
+def pressure(roots: Roots) -> Families:
+    """PSI: saturation as time stalled. Kernels without PSI have no /proc/pressure."""
+    families: Families = []
+    for resource, resource_help in (("cpu", "for CPU time"), ("io", "due to IO congestion"),
+                                    ("memory", "due to memory congestion")):
+        totals = procfs.parse_pressure(read(roots.proc("pressure", resource)))
+        families.append(single(
+            "counter", f"node_pressure_{resource}_waiting_seconds",
+            f"Total time in seconds that processes have waited {resource_help}",
+            totals["some"]))
+        if resource != "cpu" and "full" in totals:  # cpu "full" is newer; node_exporter skips it
+            families.append(single(
+                "counter", f"node_pressure_{resource}_stalled_seconds",
+                f"Total time in seconds no process could make progress {resource_help}",
+                totals["full"]))
+    return families
+
+
+def vmstat(roots: Roots) -> Families:
+    values = procfs.parse_vmstat(read(roots.proc("vmstat")), VMSTAT_FIELDS)
+    # untyped, as node_exporter exports them (some are counters, some gauges)
+    return [single("unknown", f"node_vmstat_{key}", f"/proc/vmstat information field {key}.",
+                   value) for key, value in values.items()]
+
+
+def filefd(roots: Roots) -> Families:
+    allocated, maximum = procfs.parse_file_nr(read(roots.proc("sys", "fs", "file-nr")))
+    return [single("gauge", "node_filefd_allocated", "File descriptor statistics: allocated.",
+                   allocated),
+            single("gauge", "node_filefd_maximum", "File descriptor statistics: maximum.",
+                   maximum)]
+
+
+_DISK_HELP = {
+    "reads_completed_total": "The total number of reads completed successfully.",
+    "reads_merged_total": "The total number of reads merged.",
+    "read_bytes_total": "The total number of bytes read successfully.",
+    "read_time_seconds_total": "The total number of seconds spent by all reads.",
+    "writes_completed_total": "The total number of writes completed successfully.",
+    "writes_merged_total": "The number of writes merged.",
+    "written_bytes_total": "The total number of bytes written successfully.",
+    "write_time_seconds_total": "This is the total number of seconds spent by all writes.",
+    "io_now": "The number of I/Os currently in progress.",
+    "io_time_seconds_total": "Total seconds spent doing I/Os.",
+    "io_time_weighted_seconds_total": "The weighted # of seconds spent doing I/Os.",
+    "discards_completed_total": "The total number of discards completed successfully.",
+    "discards_merged_total": "The total number of discards merged.",
+    "discarded_sectors_total": "The total number of sectors discarded successfully.",
+    "discard_time_seconds_total": "This is the total number of seconds spent by all discards.",
+    "flush_requests_total": "The total number of flush requests completed successfully",
+    "flush_requests_time_seconds_total":
+        "This is the total number of seconds spent by all flush requests.",
+}
+_UDEV_LABELS = (("model", "ID_MODEL"), ("path", "ID_PATH"), ("revision", "ID_REVISION"),
+                ("serial", "ID_SERIAL_SHORT"), ("wwn", "ID_WWN"))
+
+
+def diskstats(roots: Roots) -> Families:
+    disks = [d for d in procfs.parse_diskstats(read(roots.proc("diskstats")))
+             if not DISK_EXCLUDE.match(d.name)]
+    info: list[tuple[tuple[str, ...], float]] = []
+    columns: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+    for disk in disks:
+        try:
+            udev = procfs.parse_udev(read(roots.root("run", "udev", "data",
+                                                     f"b{disk.major}:{disk.minor}")))
+        except OSError:
+            udev = {}
+        info.append(((disk.name, disk.major, disk.minor,
+                      *(udev.get(key, "") for _, key in _UDEV_LABELS)), 1.0))
+        for (suffix, _, _), value in zip(procfs.DISK_FIELDS, disk.values, strict=False):
+            columns.setdefault(suffix, []).append(((disk.name,), value))
+    kinds = {suffix: "counter" if counter else "gauge" for suffix, _, counter in procfs.DISK_FIELDS}
+    return [
+        family("gauge", "node_disk_info", "Info of /sys/block/<block_device>.",
+               labelnames=("device", "major", "minor", *(n for n, _ in _UDEV_LABELS)),
+               labelled=info),
+        *(family(kinds[suffix], f"node_disk_{suffix}".removesuffix("_total"),
+                 _DISK_HELP[suffix], labelnames=("device",), labelled=rows)
+          for suffix, rows in columns.items()),
+    ]
+
+
+def netdev(roots: Roots) -> Families:
+    devices = {name: values for name, values in
+               procfs.parse_net_dev(read(roots.proc("net", "dev"))).items()
+               if not NETDEV_EXCLUDE.match(name)}
+    # rx_nohandler is in sysfs only (node_exporter reads it over netlink)
+    for name, values in devices.items():
+        with contextlib.suppress(OSError, ValueError):
+            values["receive_nohandler"] = float(
+                read(roots.sys("class", "net", name, "statistics", "rx_nohandler")))
+    columns: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+    for name, values in sorted(devices.items()):
+        for statistic, value in values.items():
+            columns.setdefault(statistic, []).append(((name,), value))
+    return [family("counter", f"node_network_{statistic}",
+                   f"Network device statistic {statistic}.", labelnames=("device",),
+                   labelled=rows) for statistic, rows in columns.items()]
+
+
+COLLECTORS: dict[str, Callable[[Roots], Families]] = {
+    "cpu": cpu,
+    "diskstats": diskstats,
+    "filefd": filefd,
+    "loadavg": loadavg,
+    "meminfo": meminfo,
+    "netdev": netdev,
+    "pressure": pressure,
+    "stat": stat,
+    "vmstat": vmstat,
+}
+
+
+class NodeCollector:
+    """All enabled collectors, each timed and isolated, as node_exporter reports them."""
+
+    def __init__(self, roots: Roots, enabled: list[str] | None = None,
+                 on_error: Callable[[str, Exception], None] | None = None) -> None:
+        self.roots = roots
+        self.enabled = list(COLLECTORS) if enabled is None else enabled
+        unknown = set(self.enabled) - set(COLLECTORS)
+        if unknown:
+            raise ValueError(f"unknown collectors {sorted(unknown)}; "
+                             f"expected some of {sorted(COLLECTORS)}")
+        self.on_error = on_error
+
+    def collect(self) -> Iterator[Metric]:
+        duration = GaugeMetricFamily("node_scrape_collector_duration_seconds",
+                                     "node_exporter: Duration of a collector scrape.",
+                                     labels=("collector",))
+        success = GaugeMetricFamily("node_scrape_collector_success",
+                                    "node_exporter: Whether a collector succeeded.",
+                                    labels=("collector",))
+        yield from self._collect(dataclasses.replace(self.roots), duration, success)
+        yield duration
+        yield success
+
+    def _collect(self, roots: Roots, duration: GaugeMetricFamily, success: GaugeMetricFamily
+                 ) -> Iterator[Metric]:
+        for name in self.enabled:
+            started = time.perf_counter()
+            try:
+                families = COLLECTORS[name](roots)
+            except (OSError, ValueError) as exc:
+                families, ok = [], 0
+                if self.on_error is not None:
+                    self.on_error(name, exc)
+            else:
+                ok = 1
+            duration.add_metric((name,), time.perf_counter() - started)
+            success.add_metric((name,), ok)
+            yield from families

@@ -1,0 +1,209 @@
+"""Parsers for the /proc and /sys files behind the USE metrics, sans IO: text in, values out.
+
+Each function takes the text of one file and returns plain values; the collectors turn them into
+metric families. Malformed input raises ValueError naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+USER_HZ = 100  # /proc/stat counts in USER_HZ ticks, 100 on every Linux architecture
+SECTOR = 512  # /proc/diskstats counts 512-byte sectors, whatever the device's sector size
+
+CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+@dataclass
+class Stat:
+    cpus: dict[str, dict[str, float]]  # cpu number -> mode -> seconds
+    guest: dict[str, dict[str, float]]  # cpu number -> user/nice -> seconds
+    boot_time: float
+    context_switches: float
+    forks: float
+    interrupts: float
+    procs_running: float
+    procs_blocked: float
+
+
+def parse_stat(text: str) -> Stat:
+    cpus: dict[str, dict[str, float]] = {}
+    guest: dict[str, dict[str, float]] = {}
+    values: dict[str, float] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        key = fields[0]
+        try:
+            if key.startswith("cpu") and key != "cpu":
+                ticks = [int(v) / USER_HZ for v in fields[1:]]
+                cpu = key[3:]
+                cpus[cpu] = dict(zip(CPU_MODES, ticks[:8], strict=False))
+                guest[cpu] = {"user": ticks[8] if len(ticks) > 8 else 0.0,
+                              "nice": ticks[9] if len(ticks) > 9 else 0.0}
+            elif key in ("btime", "ctxt", "processes", "intr", "procs_running",
+                         "procs_blocked"):
+                values[key] = float(fields[1])
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"stat line {number}: cannot read {line[:60]!r}") from exc
+    missing = {"btime", "ctxt", "processes", "intr", "procs_running", "procs_blocked"} - \
+        set(values)
+    if missing or not cpus:
+        raise ValueError(f"stat: missing {', '.join(sorted(missing)) or 'cpu lines'}")
+    return Stat(cpus, guest, values["btime"], values["ctxt"], values["processes"],
+                values["intr"], values["procs_running"], values["procs_blocked"])
+
+
+def parse_loadavg(text: str) -> tuple[float, float, float]:
+    fields = text.split()
+    try:
+        return float(fields[0]), float(fields[1]), float(fields[2])
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"loadavg: cannot read {text[:60]!r}") from exc
+
+
+_MEMINFO_NAME = re.compile(r"[()]")
+
+
+def parse_meminfo(text: str) -> dict[str, float]:
+    """Metric suffix -> value: `MemTotal_bytes` (kB fields, in bytes), `HugePages_Total`."""
+    values: dict[str, float] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        name, sep, rest = line.partition(":")
+        parts = rest.split()
+        if not sep or not parts:
+            if line.strip():
+                raise ValueError(f"meminfo line {number}: cannot read {line[:60]!r}")
+            continue
+        key = _MEMINFO_NAME.sub("_", name.strip()).rstrip("_").replace("__", "_")
+        try:
+            value = float(parts[0])
+        except ValueError as exc:
+            raise ValueError(f"meminfo line {number}: cannot read {line[:60]!r}") from exc
+        if len(parts) > 1 and parts[1] == "kB":
+            values[f"{key}_bytes"] = value * 1024
+        else:
+            values[key] = value
+    return values
+
+
+def parse_pressure(text: str) -> dict[str, float]:
+    """`some` / `full` -> total stall time in seconds (the kernel counts microseconds)."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        for field in rest.split():
+            key, _, value = field.partition("=")
+            if key == "total":
+                try:
+                    # two divisions, as node_exporter does: the same value to the last bit
+                    totals[kind] = int(value) / 1000.0 / 1000.0
+                except ValueError as exc:
+                    raise ValueError(f"pressure: cannot read {line[:60]!r}") from exc
+    if "some" not in totals:
+        raise ValueError("pressure: no 'some' line")
+    return totals
+
+
+def parse_vmstat(text: str, fields: re.Pattern[str]) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and fields.match(parts[0]):
+            try:
+                values[parts[0]] = float(parts[1])
+            except ValueError as exc:
+                raise ValueError(f"vmstat: cannot read {line[:60]!r}") from exc
+    return values
+
+
+DISK_FIELDS = (
+    # (metric suffix, scale, is counter); in /proc/diskstats order after the device name
+    ("reads_completed_total", 1.0, True),
+    ("reads_merged_total", 1.0, True),
+    ("read_bytes_total", float(SECTOR), True),
+    ("read_time_seconds_total", 0.001, True),
+    ("writes_completed_total", 1.0, True),
+    ("writes_merged_total", 1.0, True),
+    ("written_bytes_total", float(SECTOR), True),
+    ("write_time_seconds_total", 0.001, True),
+    ("io_now", 1.0, False),
+    ("io_time_seconds_total", 0.001, True),
+    ("io_time_weighted_seconds_total", 0.001, True),
+    ("discards_completed_total", 1.0, True),
+    ("discards_merged_total", 1.0, True),
+    ("discarded_sectors_total", 1.0, True),
+    ("discard_time_seconds_total", 0.001, True),
+    ("flush_requests_total", 1.0, True),
+    ("flush_requests_time_seconds_total", 0.001, True),
+)
+
+
+@dataclass
+class Disk:
+    major: str
+    minor: str
+    name: str
+    values: list[float]  # as many DISK_FIELDS as the kernel gives (11, 15 or 17)
+
+
+def parse_diskstats(text: str) -> list[Disk]:
+    disks = []
+    for number, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 14:
+            raise ValueError(f"diskstats line {number}: expected at least 14 fields, "
+                             f"got {len(parts)}")
+        try:
+            values = [float(v) * scale for v, (_, scale, _) in
+                      zip(parts[3:], DISK_FIELDS, strict=False)]
+        except ValueError as exc:
+            raise ValueError(f"diskstats line {number}: cannot read {line[:60]!r}") from exc
+        disks.append(Disk(parts[0], parts[1], parts[2], values))
+    return disks
+
+
+NET_FIELDS = ("receive_bytes", "receive_packets", "receive_errs", "receive_drop",
+              "receive_fifo", "receive_frame", "receive_compressed", "receive_multicast",
+              "transmit_bytes", "transmit_packets", "transmit_errs", "transmit_drop",
+              "transmit_fifo", "transmit_colls", "transmit_carrier", "transmit_compressed")
+
+
+def parse_net_dev(text: str) -> dict[str, dict[str, float]]:
+    devices: dict[str, dict[str, float]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        name, sep, rest = line.partition(":")
+        if not sep or "|" in line:
+            continue  # the two header lines
+        parts = rest.split()
+        if len(parts) != len(NET_FIELDS):
+            raise ValueError(f"net/dev line {number}: expected {len(NET_FIELDS)} values, "
+                             f"got {len(parts)}")
+        try:
+            devices[name.strip()] = {f: float(v) for f, v in zip(NET_FIELDS, parts, strict=True)}
+        except ValueError as exc:
+            raise ValueError(f"net/dev line {number}: cannot read {line[:60]!r}") from exc
+    return devices
+
+
+def parse_file_nr(text: str) -> tuple[float, float]:
+    """(allocated, maximum) file handles from /proc/sys/fs/file-nr."""
+    parts = text.split()
+    try:
+        return float(parts[0]), float(parts[2])
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"file-nr: cannot read {text[:60]!r}") from exc
+
+
+def parse_udev(text: str) -> dict[str, str]:
+    """Properties (`E:KEY=value` lines) of a udev database entry."""
+    properties = {}
+    for line in text.splitlines():
+        if line.startswith("E:"):
+            key, _, value = line[2:].partition("=")
+            properties[key] = value
+    return properties

@@ -1,0 +1,1 @@
+"""The node exporter DaemonSet: USE metrics of the node it runs on."""

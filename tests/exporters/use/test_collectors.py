@@ -1,0 +1,123 @@
+"""USE collectors on checked-in /proc and /sys trees: exact expositions, missing sources."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from redline.exporters.use import procfs
+from redline.exporters.use.collectors import NodeCollector, Roots
+from tests.conftest import promtool_check_metrics
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def roots(tree: str) -> Roots:
+    base = FIXTURES / tree
+    return Roots(str(base / "proc"), str(base / "sys"), str(base / "root"))
+
+
+def exposition(tree: str) -> tuple[str, CollectorRegistry]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(roots(tree)))
+    text = generate_latest(registry).decode()
+    # Durations vary from run to run; everything else is exact.
+    return "\n".join(line for line in text.splitlines()
+                     if not line.startswith("node_scrape_collector_duration_seconds{")) + "\n", \
+        registry
+
+
+@pytest.mark.parametrize("tree", ["psi", "nopsi"])
+def test_expositions_are_exact(tree: str) -> None:
+    text, _ = exposition(tree)
+    assert text == (FIXTURES / f"{tree}.prom").read_text()
+    promtool_check_metrics(text.encode(), node_exporter_names=True)
+
+
+def test_values_by_hand() -> None:
+    _, registry = exposition("psi")
+    get = registry.get_sample_value
+    assert get("node_cpu_seconds_total", {"cpu": "1", "mode": "softirq"}) == 37.13
+    assert get("node_cpu_guest_seconds_total", {"cpu": "1", "mode": "user"}) == 1.2
+    assert get("node_disk_read_bytes_total", {"device": "sda"}) == 6796738 * 512
+    assert get("node_disk_io_time_weighted_seconds_total", {"device": "sda"}) == 59.405
+    assert get("node_disk_io_now", {"device": "sda"}) == 2
+    assert get("node_disk_flush_requests_total", {"device": "sda"}) == 797
+    assert get("node_disk_read_bytes_total", {"device": "sda1"}) is None  # partition
+    assert get("node_disk_read_bytes_total", {"device": "loop0"}) is None
+    assert get("node_disk_discards_completed_total", {"device": "dm-0"}) is None  # old kernel
+    assert get("node_disk_discard_time_seconds_total", {"device": "md127"}) == 0.014
+    assert get("node_disk_info", {"device": "sda", "major": "8", "minor": "0",
+                                  "model": "Samsung_SSD_870", "path": "pci-0000:00:17.0-ata-1",
+                                  "revision": "SVT01B6Q", "serial": "S6PNNX0R123456",
+                                  "wwn": "0x5002538f4123abcd"}) == 1
+    assert get("node_network_transmit_carrier_total", {"device": "eth0"}) == 11
+    assert get("node_network_receive_nohandler_total", {"device": "eth0"}) == 17
+    assert get("node_network_receive_bytes_total", {"device": "lo"}) is None
+    assert get("node_network_receive_bytes_total", {"device": "br-3f2a9c1d"}) == 1000
+    assert get("node_memory_Active_anon_bytes") == 12345 * 1024
+    assert get("node_memory_HugePages_Total") == 0
+    assert get("node_pressure_cpu_waiting_seconds_total") == 123.456789
+    assert get("node_pressure_io_stalled_seconds_total") == 1.5
+    assert get("node_vmstat_oom_kill") == 3
+    assert get("node_vmstat_pgscan_kswapd") is None  # not in node_exporter's default fields
+    assert get("node_procs_blocked") == 1
+    assert get("node_filefd_maximum") == 2466177
+
+
+def test_a_kernel_without_psi_leaves_only_that_collector_out() -> None:
+    _, registry = exposition("nopsi")
+    get = registry.get_sample_value
+    assert get("node_scrape_collector_success", {"collector": "pressure"}) == 0
+    assert get("node_scrape_collector_success", {"collector": "cpu"}) == 1
+    assert get("node_pressure_cpu_waiting_seconds_total") is None
+    assert get("node_load1") == 0.11
+
+
+def test_garbage_sources_fail_their_collector_only(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    (proc / "sys" / "fs").mkdir(parents=True)
+    (proc / "stat").write_text("cpu0 not numbers\n")
+    (proc / "loadavg").write_text("\x00\x01")
+    (proc / "sys" / "fs" / "file-nr").write_text("5\t0\t100\n")
+    errors: list[str] = []
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(Roots(str(proc), str(tmp_path), str(tmp_path)),
+                                    on_error=lambda name, exc: errors.append(name)))
+    get = registry.get_sample_value
+    assert get("node_scrape_collector_success", {"collector": "filefd"}) == 1
+    for name in ("cpu", "stat", "loadavg", "meminfo", "diskstats", "netdev", "vmstat"):
+        assert get("node_scrape_collector_success", {"collector": name}) == 0, name
+    assert "loadavg" in errors
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "message"),
+    [
+        (procfs.parse_stat, "cpu0 1 2\n", "stat: missing btime"),
+        (procfs.parse_stat, "cpu0 1 x 3\nbtime 1\n", "stat line 1"),
+        (procfs.parse_meminfo, "MemTotal: lots kB\n", "meminfo line 1"),
+        (procfs.parse_diskstats, "8 0 sda 1 2\n", "diskstats line 1: expected at least 14"),
+        (procfs.parse_net_dev, "eth0: 1 2 3\n", "net/dev line 1: expected 16 values"),
+        (procfs.parse_pressure, "full total=1\n", "pressure: no 'some' line"),
+        (procfs.parse_file_nr, "12\n", "file-nr"),
+    ],
+)
+def test_parsers_name_the_file_and_line(parse: object, text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse(text)  # type: ignore[operator]
+
+
+def test_the_real_proc_of_this_machine_parses() -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(Roots()))
+    for name in ("cpu", "stat", "loadavg", "meminfo", "diskstats", "netdev", "vmstat",
+                 "filefd"):
+        assert registry.get_sample_value("node_scrape_collector_success",
+                                         {"collector": name}) == 1, name
+    expected_psi = 1 if os.path.exists("/proc/pressure/cpu") else 0
+    assert registry.get_sample_value("node_scrape_collector_success",
+                                     {"collector": "pressure"}) == expected_psi

@@ -1,0 +1,117 @@
+"""Against the real node_exporter (Debian) on this machine: same names, labels, types, values."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from redline.exporters.use.collectors import COLLECTORS
+from tests.conftest import promtool_check_metrics
+from tests.sidecars.process import SidecarProcess
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+OWN = ("go_", "process_", "promhttp_", "node_exporter_build_info", "redline_build_info",
+       "node_scrape_collector_duration_seconds")
+# Gauges whose source does not change while the machine runs: compared exactly.
+STATIC = {"node_boot_time_seconds", "node_memory_MemTotal_bytes", "node_memory_SwapTotal_bytes",
+          "node_memory_HugePages_Total", "node_memory_Hugepagesize_bytes",
+          "node_memory_VmallocTotal_bytes", "node_filefd_maximum", "node_disk_info",
+          "node_scrape_collector_success"}
+
+
+def scrape(port: int) -> tuple[Samples, dict[str, str]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples: Samples = {}
+    types: dict[str, str] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name.startswith(OWN):
+            continue
+        types[family.name] = family.type
+        for sample in family.samples:
+            if not sample.name.startswith(OWN):
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples, types
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def node_exporter() -> Iterator[int]:
+    binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+    if binary is None:
+        pytest.fail("node_exporter is not installed; `make test` installs it")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
+         *(f"--collector.{name}" for name in COLLECTORS)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def redline() -> Iterator[SidecarProcess]:
+    proc = SidecarProcess("node-exporter", "--listen", "127.0.0.1:0",
+                          started="node exporter listening", service=False)
+    yield proc
+    assert proc.stop() == 0
+
+
+def test_same_names_labels_types_and_values(node_exporter: int,
+                                            redline: SidecarProcess) -> None:
+    before, their_types = scrape(node_exporter)
+    ours, our_types = scrape(redline.admin_port)
+    after, _ = scrape(node_exporter)
+    names = {name for name, _ in before}
+    assert names == {name for name, _ in ours}
+    for name in names:
+        theirs = {labels for n, labels in before if n == name} | \
+            {labels for n, labels in after if n == name}
+        assert {labels for n, labels in ours if n == name} <= theirs, name
+    assert our_types == their_types
+    checked = 0
+    for key, value in ours.items():
+        name = key[0]
+        family = name.removesuffix("_total")
+        if name in STATIC or family in STATIC:
+            assert value == before[key] == after[key], key
+            checked += 1
+        elif our_types.get(family) in ("counter", "unknown") and key in before and key in after:
+            # A counter read between two reads of node_exporter lies between them.
+            low, high = min(before[key], after[key]), max(before[key], after[key])
+            assert low - 1e-9 <= value <= high + 1e-9, (key, before[key], value, after[key])
+            checked += 1
+    assert checked > 50
+
+
+def test_promtool_accepts_it(redline: SidecarProcess) -> None:
+    promtool_check_metrics(redline.metrics_text().encode(), node_exporter_names=True)
+
+
+def test_a_missing_procfs_is_a_config_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "redline.cli", "node-exporter", "--procfs", "/nonexistent"],
+        capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "--procfs: /nonexistent: expected a directory" in result.stderr
