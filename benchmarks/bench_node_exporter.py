@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from redline.exporters.use.collectors import COLLECTORS
+from redline.exporters.use.collectors import NODE_EXPORTER_EQUIVALENT as COLLECTORS
 
 
 def free_port() -> int:
@@ -68,7 +68,8 @@ def main() -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ours = subprocess.Popen(
         [sys.executable, "-m", "redline.cli", "node-exporter", "--listen",
-         f"127.0.0.1:{ours_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         f"127.0.0.1:{ours_port}", "--collectors", ",".join(COLLECTORS)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(theirs_port)
         wait_port(ours_port)

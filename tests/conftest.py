@@ -16,11 +16,12 @@ def promtool_path() -> str:
     return path
 
 
-# node_exporter's meminfo names keep the kernel's field names (node_memory_MemTotal_bytes);
-# promtool's lint calls them camelCase, for node_exporter itself too. Compatibility wins, for
-# exactly these names and this finding.
+# node_exporter's meminfo and netstat names keep the kernel's field names
+# (node_memory_MemTotal_bytes, node_netstat_Tcp_RetransSegs); promtool's lint calls them
+# camelCase, for node_exporter itself too. Compatibility wins, for exactly these names and
+# this finding.
 NODE_EXPORTER_CAMELCASE = re.compile(
-    r"node_memory_\w+ metric names should be written in 'snake_case' not 'camelCase'")
+    r"node_(memory|netstat)_\w+ metric names should be written in 'snake_case' not 'camelCase'")
 
 
 def promtool_check_metrics(exposition: bytes, *, node_exporter_names: bool = False) -> None:

@@ -25,6 +25,17 @@ from redline.exporters.use import procfs
 VMSTAT_FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault).*")
 DISK_EXCLUDE = re.compile(r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
 NETDEV_EXCLUDE = re.compile(r"^lo$")
+MOUNT_POINTS_EXCLUDE = re.compile(
+    r"^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)")
+FS_TYPES_EXCLUDE = re.compile(
+    r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|"
+    r"iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|"
+    r"sysfs|tracefs)$")
+NETSTAT_FIELDS = re.compile(
+    r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)"
+    r"|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs"
+    r"|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts"
+    r"|RcvbufErrors|SndbufErrors))$")
 
 
 @dataclass(frozen=True)
@@ -225,17 +236,169 @@ def netdev(roots: Roots) -> Families:
                    labelled=rows) for statistic, rows in columns.items()]
 
 
+_FILESYSTEM = (
+    ("size_bytes", "Filesystem size in bytes."),
+    ("free_bytes", "Filesystem free space in bytes."),
+    ("avail_bytes", "Filesystem space available to non-root users in bytes."),
+    ("files", "Filesystem total file nodes."),
+    ("files_free", "Filesystem total free file nodes."),
+)
+
+
+def filesystem(roots: Roots) -> Families:
+    """Space and inodes per mount (statvfs through the host's root, as mounted at --rootfs)."""
+    try:
+        text = read(roots.proc("1", "mountinfo"))
+    except OSError:
+        text = read(roots.proc("self", "mountinfo"))
+    rows: dict[str, list[tuple[tuple[str, ...], float]]] = {key: [] for key, _ in _FILESYSTEM}
+    readonly: list[tuple[tuple[str, ...], float]] = []
+    errors: list[tuple[tuple[str, ...], float]] = []
+    seen: set[tuple[str, str]] = set()
+    for mount in procfs.parse_mountinfo(text):
+        if MOUNT_POINTS_EXCLUDE.match(mount.mountpoint) or FS_TYPES_EXCLUDE.match(mount.fstype):
+            continue
+        if (mount.device, mount.mountpoint) in seen:
+            continue  # mounted twice on the same point: node_exporter reports it once
+        seen.add((mount.device, mount.mountpoint))
+        labels = (mount.device, mount.fstype, mount.mountpoint)
+        try:
+            st = os.statvfs(roots.root(mount.mountpoint.lstrip("/")))
+        except OSError:
+            errors.append((labels, 1.0))
+            continue
+        errors.append((labels, 0.0))
+        readonly.append((labels, 1.0 if mount.readonly else 0.0))
+        for (key, _), value in zip(_FILESYSTEM, (
+                st.f_blocks * st.f_bsize, st.f_bfree * st.f_bsize, st.f_bavail * st.f_bsize,
+                st.f_files, st.f_ffree), strict=True):
+            rows[key].append((labels, float(value)))
+    names = ("device", "fstype", "mountpoint")
+    return [
+        *(family("gauge", f"node_filesystem_{key}", help_text, labelnames=names,
+                 labelled=rows[key]) for key, help_text in _FILESYSTEM),
+        family("gauge", "node_filesystem_readonly", "Filesystem read-only status.",
+               labelnames=names, labelled=readonly),
+        family("gauge", "node_filesystem_device_error",
+               "Whether an error occurred while getting statistics for the given device.",
+               labelnames=names, labelled=errors),
+    ]
+
+
+def netstat(roots: Roots) -> Families:
+    """TCP retransmits, listen overflows and drops, UDP buffer errors... (untyped, as in
+    node_exporter)."""
+    values = procfs.parse_netstat(read(roots.proc("net", "netstat")))
+    values.update(procfs.parse_netstat(read(roots.proc("net", "snmp"))))
+    with contextlib.suppress(OSError):  # no snmp6 on a kernel without IPv6
+        values.update(procfs.parse_snmp6(read(roots.proc("net", "snmp6"))))
+    return [single("unknown", f"node_netstat_{key}",
+                   f"Statistic {key.replace('_', '', 1)}.", value)
+            for key, value in sorted(values.items()) if NETSTAT_FIELDS.match(key)]
+
+
+_CONNTRACK_HELP = {
+    "found": "Number of searched entries which were successful.",
+    "invalid": "Number of packets seen which can not be tracked.",
+    "ignore": "Number of packets seen which are already connected to a conntrack entry.",
+    "insert": "Number of entries inserted into the list.",
+    "insert_failed": "Number of entries for which list insertion was attempted but failed.",
+    "drop": "Number of packets dropped due to conntrack failure.",
+    "early_drop": "Number of dropped conntrack entries to make room for new ones, if maximum "
+                  "table size was reached.",
+    "search_restart": "Number of conntrack table lookups which had to be restarted due to "
+                      "hashtable resizes.",
+}
+
+
+def conntrack(roots: Roots) -> Families:
+    """Connection tracking table use against its limit (saturation of a NAT/firewall node)."""
+    entries = float(read(roots.proc("sys", "net", "netfilter", "nf_conntrack_count")))
+    limit = float(read(roots.proc("sys", "net", "netfilter", "nf_conntrack_max")))
+    families = [
+        single("gauge", "node_nf_conntrack_entries",
+               "Number of currently allocated flow entries for connection tracking.", entries),
+        single("gauge", "node_nf_conntrack_entries_limit",
+               "Maximum size of connection tracking table.", limit),
+    ]
+    try:
+        stats = procfs.parse_conntrack_stat(read(roots.proc("net", "stat", "nf_conntrack")))
+    except OSError:
+        return families
+    return families + [single("gauge", f"node_nf_conntrack_stat_{key}", _CONNTRACK_HELP[key],
+                              stats[key]) for key in procfs.CONNTRACK_STATS]
+
+
+def processes(roots: Roots) -> Families:
+    """Task capacity: threads and PIDs against the kernel's limits (node_exporter's names)."""
+    threads = procfs.parse_loadavg_threads(read(roots.proc("loadavg")))
+    max_threads = float(read(roots.proc("sys", "kernel", "threads-max")))
+    max_pids = float(read(roots.proc("sys", "kernel", "pid_max")))
+    pids = float(sum(1 for entry in os.scandir(roots.procfs) if entry.name.isdigit()))
+    return [
+        single("gauge", "node_processes_threads", "Allocated threads in system", threads),
+        single("gauge", "node_processes_max_threads", "Limit of threads in the system",
+               max_threads),
+        single("gauge", "node_processes_pids", "Number of PIDs", pids),
+        single("gauge", "node_processes_max_processes", "Number of max PIDs limit", max_pids),
+    ]
+
+
+def netclass(roots: Roots) -> Families:
+    """Link speed, to turn byte rates into utilisation (node_exporter's netclass names)."""
+    speeds: list[tuple[tuple[str, ...], float]] = []
+    base = roots.sys("class", "net")
+    for name in sorted(os.listdir(base)):
+        if NETDEV_EXCLUDE.match(name):
+            continue
+        try:
+            mbits = int(read(os.path.join(base, name, "speed")))
+        except (OSError, ValueError):
+            continue  # virtual devices have no speed (EINVAL)
+        if mbits >= 0:
+            speeds.append(((name,), mbits * 1000 * 1000 / 8))
+    return [family("gauge", "node_network_speed_bytes", "Network device property: speed_bytes",
+                   labelnames=("device",), labelled=speeds)]
+
+
+def disk_errors(roots: Roots) -> Families:
+    """I/O errors per disk from sysfs, where the device counts them (SCSI and SATA)."""
+    errors: list[tuple[tuple[str, ...], float]] = []
+    base = roots.sys("block")
+    for name in sorted(os.listdir(base)):
+        if DISK_EXCLUDE.match(name):
+            continue
+        try:
+            errors.append(((name,), float(int(read(
+                os.path.join(base, name, "device", "ioerr_cnt")).strip(), 16))))
+        except (OSError, ValueError):
+            continue
+    return [family("counter", "node_disk_io_errors",
+                   "I/O requests that completed with an error, from sysfs ioerr_cnt.",
+                   labelnames=("device",), labelled=errors)]
+
+
 COLLECTORS: dict[str, Callable[[Roots], Families]] = {
+    "conntrack": conntrack,
     "cpu": cpu,
+    "diskerrors": disk_errors,
     "diskstats": diskstats,
     "filefd": filefd,
+    "filesystem": filesystem,
     "loadavg": loadavg,
     "meminfo": meminfo,
+    "netclass": netclass,
     "netdev": netdev,
+    "netstat": netstat,
     "pressure": pressure,
+    "processes": processes,
     "stat": stat,
     "vmstat": vmstat,
 }
+# Collectors that exist in node_exporter under the same name with the same output; the others
+# export a subset of a node_exporter collector (processes, netclass) or what it lacks.
+NODE_EXPORTER_EQUIVALENT = ("conntrack", "cpu", "diskstats", "filefd", "filesystem", "loadavg",
+                            "meminfo", "netdev", "netstat", "pressure", "stat", "vmstat")
 
 
 class NodeCollector:

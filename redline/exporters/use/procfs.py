@@ -207,3 +207,97 @@ def parse_udev(text: str) -> dict[str, str]:
             key, _, value = line[2:].partition("=")
             properties[key] = value
     return properties
+
+
+@dataclass
+class Mount:
+    device: str
+    mountpoint: str
+    fstype: str
+    readonly: bool
+
+
+def _unescape_mount(text: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    mounts = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            separator = fields.index("-", 6)
+            mountpoint, options = fields[4], fields[5]
+            fstype, device = fields[separator + 1], fields[separator + 2]
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"mountinfo line {number}: cannot read {line[:60]!r}") from exc
+        mounts.append(Mount(_unescape_mount(device), _unescape_mount(mountpoint), fstype,
+                            "ro" in options.split(",")))
+    return mounts
+
+
+def parse_netstat(text: str) -> dict[str, float]:
+    """/proc/net/netstat and /proc/net/snmp: `Proto: names` lines, each followed by values."""
+    values: dict[str, float] = {}
+    lines = [line for line in text.splitlines() if line.strip()]
+    for number in range(0, len(lines) - 1, 2):
+        protocol, _, names = lines[number].partition(":")
+        again, _, numbers = lines[number + 1].partition(":")
+        if protocol != again:
+            raise ValueError(f"netstat line {number + 2}: expected values for {protocol!r}")
+        for name, value in zip(names.split(), numbers.split(), strict=False):
+            try:
+                values[f"{protocol}_{name}"] = float(value)
+            except ValueError as exc:
+                raise ValueError(f"netstat: cannot read {protocol} {name}={value!r}") from exc
+    return values
+
+
+def parse_snmp6(text: str) -> dict[str, float]:
+    """/proc/net/snmp6: `Ip6InReceives 1` lines, named `Ip6_InReceives` as node_exporter does."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2:
+            continue
+        six = parts[0].find("6")
+        if six < 0:
+            continue
+        try:
+            values[f"{parts[0][:six + 1]}_{parts[0][six + 1:]}"] = float(parts[1])
+        except ValueError as exc:
+            raise ValueError(f"snmp6: cannot read {line[:60]!r}") from exc
+    return values
+
+
+CONNTRACK_STATS = ("found", "invalid", "ignore", "insert", "insert_failed", "drop",
+                   "early_drop", "search_restart")
+
+
+def parse_conntrack_stat(text: str) -> dict[str, float]:
+    """/proc/net/stat/nf_conntrack: a header, then one line of hex counters per CPU; summed."""
+    lines = text.split("\n")
+    header = lines[0].split()
+    totals = dict.fromkeys(CONNTRACK_STATS, 0.0)
+    for line in lines[1:]:
+        values = line.split()
+        if not values:
+            continue
+        if len(values) != len(header):
+            raise ValueError(f"nf_conntrack stat: expected {len(header)} values per CPU")
+        row = dict(zip(header, values, strict=True))
+        for key in CONNTRACK_STATS:
+            if key in row:
+                totals[key] += int(row[key], 16)
+    return totals
+
+
+def parse_loadavg_threads(text: str) -> float:
+    """Threads in the system: the denominator of /proc/loadavg's fourth field (`2/345`)."""
+    try:
+        return float(text.split()[3].split("/")[1])
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"loadavg: cannot read {text[:60]!r}") from exc

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from redline.exporters.use import procfs
-from redline.exporters.use.collectors import NodeCollector, Roots
+from redline.exporters.use.collectors import COLLECTORS, NodeCollector, Roots
 from tests.conftest import promtool_check_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -20,9 +20,13 @@ def roots(tree: str) -> Roots:
     return Roots(str(base / "proc"), str(base / "sys"), str(base / "root"))
 
 
+# statvfs of real directories: values differ per machine, tested apart below.
+EXACT = [name for name in COLLECTORS if name != "filesystem"]
+
+
 def exposition(tree: str) -> tuple[str, CollectorRegistry]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NodeCollector(roots(tree)))
+    registry.register(NodeCollector(roots(tree), EXACT))
     text = generate_latest(registry).decode()
     # Durations vary from run to run; everything else is exact.
     return "\n".join(line for line in text.splitlines()
@@ -66,6 +70,22 @@ def test_values_by_hand() -> None:
     assert get("node_vmstat_pgscan_kswapd") is None  # not in node_exporter's default fields
     assert get("node_procs_blocked") == 1
     assert get("node_filefd_maximum") == 2466177
+    assert get("node_netstat_TcpExt_ListenOverflows") == 17
+    assert get("node_netstat_Tcp_RetransSegs") == 139
+    assert get("node_netstat_Tcp_InErrs") == 4
+    assert get("node_netstat_Ip6_InOctets") == 128
+    assert get("node_netstat_Tcp_MaxConn") is None  # not in the default fields
+    assert get("node_nf_conntrack_entries") == 5
+    assert get("node_nf_conntrack_stat_found") == 0x0A + 0x10  # summed over CPUs
+    assert get("node_nf_conntrack_stat_search_restart") == 2
+    assert get("node_processes_threads") == 345
+    assert get("node_processes_max_threads") == 191807
+    assert get("node_processes_pids") == 2
+    assert get("node_processes_max_processes") == 4194304
+    assert get("node_network_speed_bytes", {"device": "eth0"}) == 125_000_000
+    assert get("node_network_speed_bytes", {"device": "br-3f2a9c1d"}) is None
+    assert get("node_disk_io_errors_total", {"device": "sda"}) == 2
+    assert get("node_disk_io_errors_total", {"device": "loop0"}) is None
 
 
 def test_a_kernel_without_psi_leaves_only_that_collector_out() -> None:
@@ -89,7 +109,8 @@ def test_garbage_sources_fail_their_collector_only(tmp_path: Path) -> None:
                                     on_error=lambda name, exc: errors.append(name)))
     get = registry.get_sample_value
     assert get("node_scrape_collector_success", {"collector": "filefd"}) == 1
-    for name in ("cpu", "stat", "loadavg", "meminfo", "diskstats", "netdev", "vmstat"):
+    for name in ("cpu", "stat", "loadavg", "meminfo", "diskstats", "netdev", "vmstat",
+                 "filesystem", "netstat", "conntrack", "processes", "netclass", "diskerrors"):
         assert get("node_scrape_collector_success", {"collector": name}) == 0, name
     assert "loadavg" in errors
 
@@ -121,3 +142,39 @@ def test_the_real_proc_of_this_machine_parses() -> None:
     expected_psi = 1 if os.path.exists("/proc/pressure/cpu") else 0
     assert registry.get_sample_value("node_scrape_collector_success",
                                      {"collector": "pressure"}) == expected_psi
+
+
+def test_filesystems_through_the_hosts_root(tmp_path: Path) -> None:
+    (tmp_path / "proc" / "1").mkdir(parents=True)
+    (tmp_path / "proc" / "1" / "mountinfo").write_text(
+        "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+        "28 27 254:1 / /data ro,relatime - xfs /dev/vdb1 ro\n"
+        "29 27 254:2 / /my\\040disk rw - ext4 /dev/vdc rw\n"
+        "30 27 0:25 / /gone rw - ext4 /dev/vdd rw\n"
+        "31 27 0:26 / /run rw - tmpfs tmpfs rw\n"
+        "32 27 0:27 / /var/lib/docker/overlay2/x rw - overlay overlay rw\n"
+        "33 27 0:28 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+        "34 27 254:1 / /data ro,relatime - xfs /dev/vdb1 ro\n")
+    root = tmp_path / "root"
+    for directory in ("data", "my disk"):
+        (root / directory).mkdir(parents=True)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(Roots(str(tmp_path / "proc"), str(tmp_path), str(root)),
+                                    ["filesystem"]))
+    get = registry.get_sample_value
+
+    def labels(device: str, fstype: str, mountpoint: str) -> dict[str, str]:
+        return {"device": device, "fstype": fstype, "mountpoint": mountpoint}
+
+    data = labels("/dev/vdb1", "xfs", "/data")
+    st = os.statvfs(root / "data")
+    assert get("node_filesystem_size_bytes", data) == st.f_blocks * st.f_bsize
+    assert get("node_filesystem_files", data) == st.f_files
+    assert get("node_filesystem_readonly", data) == 1
+    assert get("node_filesystem_readonly", labels("/dev/vda", "ext4", "/")) == 0
+    assert get("node_filesystem_device_error", labels("/dev/vdc", "ext4", "/my disk")) == 0
+    assert get("node_filesystem_device_error", labels("/dev/vdd", "ext4", "/gone")) == 1
+    assert get("node_filesystem_size_bytes", labels("/dev/vdd", "ext4", "/gone")) is None
+    exported = {s.labels["mountpoint"] for f in registry.collect() for s in f.samples
+                if s.name == "node_filesystem_device_error"}
+    assert exported == {"/", "/data", "/my disk", "/gone"}  # /run, overlay, cgroup excluded

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from redline.exporters.use.collectors import COLLECTORS
+from redline.exporters.use.collectors import NODE_EXPORTER_EQUIVALENT
 from tests.conftest import promtool_check_metrics
 from tests.sidecars.process import SidecarProcess
 
@@ -21,7 +21,8 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 OWN = ("go_", "process_", "promhttp_", "node_exporter_build_info", "redline_build_info",
        "node_scrape_collector_duration_seconds")
 # Gauges whose source does not change while the machine runs: compared exactly.
-STATIC = {"node_boot_time_seconds", "node_memory_MemTotal_bytes", "node_memory_SwapTotal_bytes",
+STATIC = {"node_processes_max_threads", "node_processes_max_processes",
+          "node_boot_time_seconds", "node_memory_MemTotal_bytes", "node_memory_SwapTotal_bytes",
           "node_memory_HugePages_Total", "node_memory_Hugepagesize_bytes",
           "node_memory_VmallocTotal_bytes", "node_filefd_maximum", "node_disk_info",
           "node_scrape_collector_success"}
@@ -48,15 +49,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def node_exporter() -> Iterator[int]:
+def start_node_exporter(collectors: tuple[str, ...]) -> tuple[subprocess.Popen[bytes], int]:
     binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
     if binary is None:
         pytest.fail("node_exporter is not installed; `make test` installs it")
     port = free_port()
     proc = subprocess.Popen(
         [binary, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
-         *(f"--collector.{name}" for name in COLLECTORS)],
+         *(f"--collector.{name}" for name in collectors)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -65,6 +65,12 @@ def node_exporter() -> Iterator[int]:
             break
         except OSError:
             time.sleep(0.05)
+    return proc, port
+
+
+@pytest.fixture(scope="module")
+def node_exporter() -> Iterator[int]:
+    proc, port = start_node_exporter(NODE_EXPORTER_EQUIVALENT)
     yield port
     proc.terminate()
     proc.wait(timeout=10)
@@ -72,7 +78,8 @@ def node_exporter() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def redline() -> Iterator[SidecarProcess]:
-    proc = SidecarProcess("node-exporter", "--listen", "127.0.0.1:0",
+    proc = SidecarProcess("node-exporter", "--listen", "127.0.0.1:0", "--collectors",
+                          ",".join(NODE_EXPORTER_EQUIVALENT),
                           started="node exporter listening", service=False)
     yield proc
     assert proc.stop() == 0
@@ -103,6 +110,28 @@ def test_same_names_labels_types_and_values(node_exporter: int,
             assert low - 1e-9 <= value <= high + 1e-9, (key, before[key], value, after[key])
             checked += 1
     assert checked > 50
+
+
+def test_subsets_of_node_exporters_processes_and_netclass() -> None:
+    """Task capacity and link speed: the series redline exports, node_exporter has too."""
+    proc, port = start_node_exporter(("processes", "netclass"))
+    ours = SidecarProcess("node-exporter", "--listen", "127.0.0.1:0", "--collectors",
+                          "processes,netclass", started="node exporter listening",
+                          service=False)
+    try:
+        theirs, their_types = scrape(port)
+        mine, my_types = scrape(ours.admin_port)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        assert ours.stop() == 0
+    for key, value in mine.items():
+        if key[0] == "node_scrape_collector_success":
+            continue
+        assert key in theirs, key
+        assert my_types[key[0]] == their_types[key[0]]
+        if key[0] in STATIC or key[0] == "node_network_speed_bytes":
+            assert value == theirs[key], key
 
 
 def test_promtool_accepts_it(redline: SidecarProcess) -> None:
