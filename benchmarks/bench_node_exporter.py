@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from redline.exporters.use.collectors import NODE_EXPORTER_EQUIVALENT as COLLECTORS
+from redline.exporters.use.collectors import VMSTAT_FIELDS
 
 
 def free_port() -> int:
@@ -64,6 +65,7 @@ def main() -> None:
     theirs_port, ours_port = free_port(), free_port()
     theirs = subprocess.Popen(
         [binary, f"--web.listen-address=127.0.0.1:{theirs_port}", "--collector.disable-defaults",
+         f"--collector.vmstat.fields={VMSTAT_FIELDS.pattern}",
          *(f"--collector.{name}" for name in COLLECTORS)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ours = subprocess.Popen(

@@ -53,33 +53,46 @@ class _LabelOrder:
         return order
 
 
-def _render(metrics: Iterable[Metric], order: _LabelOrder) -> str:
+def _number(value: float) -> str:
+    """floatToGoString's result, without its checks in the common case (finite, small)."""
+    if -1e15 < value < 1e15:  # false for NaN and the infinities; no exponent needed
+        text = repr(float(value))
+        dot = text.find(".")
+        if not (value > 0 and dot > 6):
+            return text
+    return _go_float(value)
+
+
+def _render(metrics: Iterable[Metric], order: _LabelOrder, valid: set[str]) -> str:
     out: list[str] = []
     append = out.append
     for metric in metrics:
         mtype = _TYPES.get(metric.type)
-        if mtype is None or not _METRIC_NAME.fullmatch(metric.name):
+        if mtype is None:
             raise _FallbackError
+        if metric.name not in valid:
+            if not _METRIC_NAME.fullmatch(metric.name):
+                raise _FallbackError
+            valid.add(metric.name)
         mname = metric.name + "_total" if metric.type == "counter" else metric.name
         documentation = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
         append(f"# HELP {mname} {documentation}\n# TYPE {mname} {mtype}\n")
         special = (metric.name + "_created", metric.name + "_gsum", metric.name + "_gcount")
-        checked: set[str] = set()
         for sample in metric.samples:
             name = sample.name
             if sample.timestamp is not None or name in special:
                 raise _FallbackError
-            if name not in checked:
+            if name not in valid:
                 if not _METRIC_NAME.fullmatch(name):
                     raise _FallbackError
-                checked.add(name)
+                valid.add(name)
             labels = sample.labels
             if labels:
                 keys = order(tuple(labels))
                 pairs = ",".join([f'{k}="{_value(labels[k])}"' for k in keys])
-                append(f"{name}{{{pairs}}} {_go_float(sample.value)}\n")
+                append(f"{name}{{{pairs}}} {_number(sample.value)}\n")
             else:
-                append(f"{name} {_go_float(sample.value)}\n")
+                append(f"{name} {_number(sample.value)}\n")
     return "".join(out)
 
 
@@ -88,9 +101,10 @@ class TextRenderer:
 
     def __init__(self) -> None:
         self._order = _LabelOrder()
+        self._valid: set[str] = set()  # names already checked; bounded by the names exported
 
     def __call__(self, registry: Collector) -> bytes:
         try:
-            return _render(registry.collect(), self._order).encode("utf-8")
+            return _render(registry.collect(), self._order, self._valid).encode("utf-8")
         except _FallbackError:
             return generate_latest(registry)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 import time
@@ -21,8 +22,10 @@ from prometheus_client.samples import Sample
 
 from redline.exporters.use import procfs
 
-# node_exporter's default filters, so that both export the same series.
-VMSTAT_FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault).*")
+# node_exporter's default filters, so that both export the same series; vmstat adds page
+# scanning and stealing (memory reclaim: the saturation signal before OOM kills), which
+# node_exporter exports under the same names when its --collector.vmstat.fields includes them.
+VMSTAT_FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault|pgscan_.*|pgsteal_.*).*")
 DISK_EXCLUDE = re.compile(r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
 NETDEV_EXCLUDE = re.compile(r"^lo$")
 MOUNT_POINTS_EXCLUDE = re.compile(
@@ -294,7 +297,13 @@ def netstat(roots: Roots) -> Families:
         values.update(procfs.parse_snmp6(read(roots.proc("net", "snmp6"))))
     return [single("unknown", f"node_netstat_{key}",
                    f"Statistic {key.replace('_', '', 1)}.", value)
-            for key, value in sorted(values.items()) if NETSTAT_FIELDS.match(key)]
+            for key, value in sorted(values.items()) if _netstat_field(key)]
+
+
+@functools.cache
+def _netstat_field(key: str) -> bool:
+    # A few hundred kernel field names, the same at every scrape: match each once.
+    return NETSTAT_FIELDS.match(key) is not None
 
 
 _CONNTRACK_HELP = {

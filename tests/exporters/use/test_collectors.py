@@ -67,7 +67,8 @@ def test_values_by_hand() -> None:
     assert get("node_pressure_cpu_waiting_seconds_total") == 123.456789
     assert get("node_pressure_io_stalled_seconds_total") == 1.5
     assert get("node_vmstat_oom_kill") == 3
-    assert get("node_vmstat_pgscan_kswapd") is None  # not in node_exporter's default fields
+    assert get("node_vmstat_pgscan_kswapd") == 10  # reclaim: added to node_exporter's default
+    assert get("node_vmstat_nr_free_pages") is None
     assert get("node_procs_blocked") == 1
     assert get("node_filefd_maximum") == 2466177
     assert get("node_netstat_TcpExt_ListenOverflows") == 17

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from redline.exporters.use.collectors import NODE_EXPORTER_EQUIVALENT
+from redline.exporters.use.collectors import NODE_EXPORTER_EQUIVALENT, VMSTAT_FIELDS
 from tests.conftest import promtool_check_metrics
 from tests.sidecars.process import SidecarProcess
 
@@ -56,6 +56,7 @@ def start_node_exporter(collectors: tuple[str, ...]) -> tuple[subprocess.Popen[b
     port = free_port()
     proc = subprocess.Popen(
         [binary, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
+         f"--collector.vmstat.fields={VMSTAT_FIELDS.pattern}",
          *(f"--collector.{name}" for name in collectors)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
