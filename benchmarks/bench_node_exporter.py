@@ -13,39 +13,15 @@ from __future__ import annotations
 import argparse
 import http.client
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from common import free_port, rss_mb, wait_port
 
 from redline.exporters.use.collectors import NODE_EXPORTER_EQUIVALENT as COLLECTORS
 from redline.exporters.use.collectors import VMSTAT_FIELDS
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def scrape(conn: http.client.HTTPConnection) -> tuple[float, int]:

@@ -249,14 +249,18 @@ def translate_families(families: list[Metric], mapping: Mapping, service: str,
                                           for b in bounds], sums.get(labels, 0.0))
         out.append(histogram)
     if untimed:
-        counter = CounterMetricFamily(
-            red.SERVER_UNTIMED, "HTTP server requests seen without a duration.",
-            labels=red.SERVER_LABELS)
-        for labels, value in sorted(untimed.items()):
-            counter.add_metric(labels, value)
-        out.append(counter)
+        out.append(_untimed_family(untimed))
     out.extend(plain_families(plain))
     return out, unmapped
+
+
+def _untimed_family(untimed: dict[tuple[str, ...], float]) -> Metric:
+    counter = CounterMetricFamily(
+        red.SERVER_UNTIMED, "HTTP server requests seen without a duration.",
+        labels=red.SERVER_LABELS)
+    for labels, value in sorted(untimed.items()):
+        counter.add_metric(labels, value)
+    return counter
 
 
 def _server_labels(service: str, method: str, route: str, status: int) -> tuple[str, ...]:
@@ -314,11 +318,6 @@ def translate_json(document: object, mapping: Mapping, service: str, routes: Rou
             plain[key] = plain.get(key, 0.0) + value
     out: list[Metric] = []
     if untimed:
-        counter = CounterMetricFamily(
-            red.SERVER_UNTIMED, "HTTP server requests seen without a duration.",
-            labels=red.SERVER_LABELS)
-        for labels, value in sorted(untimed.items()):
-            counter.add_metric(labels, value)
-        out.append(counter)
+        out.append(_untimed_family(untimed))
     out.extend(plain_families(plain))
     return out, bad

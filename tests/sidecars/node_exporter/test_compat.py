@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -15,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from redline.exporters.use.collectors import NODE_EXPORTER_EQUIVALENT, VMSTAT_FIELDS
 from tests.conftest import promtool_check_metrics
-from tests.sidecars.process import SidecarProcess
+from tests.sidecars.process import SidecarProcess, free_port, wait_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 OWN = ("go_", "process_", "promhttp_", "node_exporter_build_info", "redline_build_info",
@@ -43,12 +41,6 @@ def scrape(port: int) -> tuple[Samples, dict[str, str]]:
     return samples, types
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_node_exporter(collectors: tuple[str, ...]) -> tuple[subprocess.Popen[bytes], int]:
     binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
     if binary is None:
@@ -59,13 +51,7 @@ def start_node_exporter(collectors: tuple[str, ...]) -> tuple[subprocess.Popen[b
          f"--collector.vmstat.fields={VMSTAT_FIELDS.pattern}",
          *(f"--collector.{name}" for name in collectors)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_port(port)
     return proc, port
 
 
