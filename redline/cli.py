@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from redline import __version__
+from redline.alerts import command as alerts_command
 from redline.config import ConfigError
 from redline.logs import setup_logging
 from redline.sidecars.adapter import command as adapter_command
@@ -60,6 +61,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser],
     ambassador_command.add_parser,
     adapter_command.add_parser,
     node_exporter_command.add_parser,
+    alerts_command.add_parser,
     _add_routes,
 ]
 

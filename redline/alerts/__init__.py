@@ -1,0 +1,1 @@
+"""Alerts: SLO burn-rate rules, USE rules and sidecar health rules, rendered for Prometheus."""

@@ -1,0 +1,121 @@
+"""The SLO spec: load, validate with path-prefixed errors, build the model. Sans IO but for the
+one file read.
+
+```yaml
+period: 30d                    # optional, default 30d
+slos:
+  - service: checkout          # matches the service_name label
+    availability: 99.9         # percent of requests without error_type
+    latency:                   # optional
+      threshold: 0.25          # seconds; must be a histogram bucket boundary
+      target: 99               # percent of requests at or under the threshold
+    routes: ["/api/*"]         # optional; default all routes
+```
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from redline.config import ConfigError, Node, load_yaml
+from redline.exporters.instruments import format_bound
+from redline.exporters.red import DEFAULT_BUCKETS
+
+_DURATION = re.compile(r"(\d+)([mhdw])")
+_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int:
+    """`30d`, `4w`, `12h` -> seconds."""
+    match = _DURATION.fullmatch(text)
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(f"expected a duration such as 30d, 4w or 12h, got {text!r}")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class Latency:
+    threshold: float
+    target: float  # percent
+
+
+@dataclass(frozen=True)
+class SLO:
+    service: str
+    availability: float | None  # percent
+    latency: Latency | None
+    routes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Spec:
+    period: str
+    period_seconds: int
+    slos: tuple[SLO, ...]
+
+
+def load_spec(path: str | Path, buckets: Sequence[float] = DEFAULT_BUCKETS) -> Spec:
+    return build_spec(Node(str(path), "", load_yaml(path)), buckets)
+
+
+def build_spec(document: Node, buckets: Sequence[float] = DEFAULT_BUCKETS) -> Spec:
+    document.mapping({"period", "slos"})
+    period_node = document.child("period")
+    period = period_node.string("30d")
+    try:
+        period_seconds = parse_duration(period)
+    except ValueError as exc:
+        raise period_node.error("a duration such as 30d, 4w or 12h") from exc
+    if period_seconds < 3 * 86400:
+        raise period_node.error("at least 3d (the longest alert window)")
+    items = document.child("slos").items()
+    if not items:
+        raise document.child("slos").error("a non-empty list of SLOs")
+    slos = [_slo(item, buckets) for item in items]
+    seen: set[str] = set()
+    for item, slo in zip(items, slos, strict=True):
+        if slo.service in seen:
+            raise ConfigError(f"{item.source}: {item.path}.service: {slo.service!r} has an SLO "
+                              f"already; put both objectives in one entry")
+        seen.add(slo.service)
+    return Spec(period, period_seconds, tuple(slos))
+
+
+def _objective(node: Node) -> float:
+    value = node.value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 100:
+        raise node.error("a percentage strictly between 0 and 100")
+    return float(value)
+
+
+def _slo(item: Node, buckets: Sequence[float]) -> SLO:
+    item.mapping({"service", "availability", "latency", "routes"})
+    service = item.child("service").string()
+    if '"' in service or "\\" in service:
+        raise item.child("service").error("a service name without quotes or backslashes")
+    availability_node = item.child("availability")
+    availability = None if availability_node.value is None else _objective(availability_node)
+    latency = None
+    latency_node = item.child("latency")
+    if latency_node.value is not None:
+        latency_node.mapping({"threshold", "target"})
+        threshold_node = latency_node.child("threshold")
+        threshold = threshold_node.value
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise threshold_node.error("a number of seconds")
+        if float(threshold) not in [float(b) for b in buckets]:
+            nearby = ", ".join(format_bound(b).removesuffix(".0") for b in buckets)
+            raise ConfigError(
+                f"{threshold_node.source}: {threshold_node.path}: {threshold} is not a bucket "
+                f"boundary; boundaries are {nearby}")
+        latency = Latency(float(threshold), _objective(latency_node.child("target")))
+    if availability is None and latency is None:
+        raise item.error("an availability or a latency objective")
+    routes = tuple(node.string() for node in item.child("routes").items())
+    for index, route in enumerate(routes):
+        if not route.startswith("/"):
+            raise item.child("routes").child(index).error("a route pattern starting with '/'")
+    return SLO(service, availability, latency, routes)
