@@ -1,0 +1,113 @@
+"""The SLO spec's validation, the committed rule files, the Operator object."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from redline.alerts.slo_rules import BURN_WINDOWS, route_regex
+from redline.alerts.spec import load_spec
+from redline.config import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy" / "prometheus"
+
+
+def redline(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "redline.cli", *args], capture_output=True,
+                          text=True, timeout=60, check=False, cwd=REPO)
+
+
+def spec_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "slo.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("slos:\n  - service: a\n    availability: 100\n",
+         r"slos\[0\]\.availability: expected a percentage strictly between 0 and 100"),
+        ("slos:\n  - service: a\n    availability: 0\n", r"slos\[0\]\.availability"),
+        ("slos:\n  - service: a\n    availability: 99.9\n  - service: b\n    latency:\n"
+         "      threshold: 0.3\n      target: 99\n",
+         r"slos\[1\]\.latency\.threshold: 0\.3 is not a bucket boundary; boundaries are "
+         r"0\.005, .*0\.25, 0\.5"),
+        ("slos:\n  - service: a\n    latency: {threshold: 0.25, target: 100.5}\n",
+         r"slos\[0\]\.latency\.target: expected a percentage"),
+        ("slos:\n  - service: a\n", r"slos\[0\]: expected an availability or a latency"),
+        ("slos:\n  - service: a\n    availability: 99\n  - service: a\n    availability: 98\n",
+         r"slos\[1\]\.service: 'a' has an SLO already"),
+        ("period: 1d\nslos:\n  - service: a\n    availability: 99\n",
+         r"period: expected at least 3d"),
+        ("period: monthly\nslos:\n  - service: a\n    availability: 99\n",
+         r"period: expected a duration such as 30d"),
+        ("slos:\n  - service: a\n    availability: 99\n    routes: [api]\n",
+         r"slos\[0\]\.routes\[0\]: expected a route pattern starting with '/'"),
+        ("slos:\n  - service: a\n    availabilty: 99\n", r"slos\[0\]: unknown key 'availabilty'"),
+        ("slos: []\n", r"slos: expected a non-empty list"),
+    ],
+)
+def test_bad_specs_name_the_path(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_spec(spec_file(tmp_path, text))
+
+
+def test_custom_buckets_admit_other_thresholds(tmp_path: Path) -> None:
+    path = spec_file(tmp_path, "slos:\n  - service: a\n    latency: {threshold: 0.3, "
+                               "target: 99}\n")
+    assert load_spec(path, buckets=(0.1, 0.3, 1.0)).slos[0].latency.threshold == 0.3  # type: ignore[union-attr]
+    result = redline("alerts", "--slo", str(path))
+    assert result.returncode == 2 and "0.3 is not a bucket boundary" in result.stderr
+    assert redline("alerts", "--slo", str(path), "--buckets", "0.1,0.3,1").returncode == 0
+
+
+def test_burn_factors_scale_with_the_period() -> None:
+    thirty, twenty_eight = 30 * 86400, 28 * 86400
+    assert [w.factor(thirty) for w in BURN_WINDOWS] == [14.4, 6.0, 3.0, 1.0]
+    assert [w.factor(twenty_eight) for w in BURN_WINDOWS] == [13.44, 5.6, 2.8, 0.9333]
+
+
+def test_route_patterns_become_anchored_alternatives() -> None:
+    assert route_regex(("/api/*", "/users/{id}")) == "/api/.*|/users/\\\\{id\\\\}"
+
+
+def test_committed_rules_are_what_the_generator_writes(tmp_path: Path) -> None:
+    result = redline("alerts", "--slo", str(DEPLOY / "slo.yaml"), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for generated in tmp_path.glob("*.rules.yaml"):
+        committed = DEPLOY / generated.name
+        assert committed.exists(), f"{committed} is missing; run `redline alerts --slo " \
+                                   f"deploy/prometheus/slo.yaml --out deploy/prometheus`"
+        assert committed.read_text() == generated.read_text(), \
+            f"{committed} is stale; regenerate it with `redline alerts`"
+
+
+def test_operator_object(tmp_path: Path) -> None:
+    result = redline("alerts", "--slo", str(DEPLOY / "slo.yaml"), "--format", "operator",
+                     "--namespace", "monitoring", "--rule-label", "release=kps")
+    assert result.returncode == 0, result.stderr
+    document = yaml.safe_load(result.stdout)
+    assert document["apiVersion"] == "monitoring.coreos.com/v1"
+    assert document["kind"] == "PrometheusRule"
+    assert document["metadata"] == {"name": "redline", "labels": {"release": "kps"},
+                                    "namespace": "monitoring"}
+    names = [group["name"] for group in document["spec"]["groups"]]
+    assert names == ["redline-slo-recording", "redline-slo-alerts", "redline-use-recording",
+                     "redline-use-alerts", "redline-health"]
+    # The same rules as the rule files
+    files = [yaml.safe_load((DEPLOY / f"redline-{stem}.rules.yaml").read_text())["groups"]
+             for stem in ("slo", "use", "health")]
+    assert document["spec"]["groups"] == [group for groups in files for group in groups]
+
+
+def test_without_a_spec_only_use_and_health(tmp_path: Path) -> None:
+    result = redline("alerts", "--out", str(tmp_path))
+    assert result.returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["redline-health.rules.yaml",
+                                                          "redline-use.rules.yaml"]
