@@ -8,8 +8,9 @@ STAMP  := $(VENV)/.installed
 # apt needs root; use sudo when we are not root and sudo exists.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 # Debian packages the tests run for real: promtool (prometheus), openssl (a test CA),
-# node_exporter (the node exporter is compared with it).
-TEST_TOOLS := promtool:prometheus openssl:openssl prometheus-node-exporter:prometheus-node-exporter
+# node_exporter (the node exporter is compared with it), amtool (the Alertmanager example).
+TEST_TOOLS := promtool:prometheus openssl:openssl prometheus-node-exporter:prometheus-node-exporter \
+              amtool:prometheus-alertmanager
 # The anchors the benchmarks run side by side.
 BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from redline.alerts import health_rules, slo_rules, use_rules
+from redline.alerts.grafana import provisioning_file
 from redline.alerts.render import Group, group, operator_object, prometheus_file
 from redline.alerts.spec import Spec, load_spec
 from redline.config import ConfigError, flag_type
@@ -33,9 +34,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     add = parser.add_argument
     add("--slo", metavar="FILE", help="SLO spec (YAML); without it, USE and health rules only")
     add("--out", metavar="DIR", help="write the rule files into DIR")
-    add("--format", choices=("prometheus", "operator"), default="prometheus",
-        help="rule files for Prometheus, or a PrometheusRule object for the Prometheus "
-             "Operator (default prometheus)")
+    add("--format", choices=("prometheus", "operator", "grafana"), default="prometheus",
+        help="rule files for Prometheus, a PrometheusRule object for the Prometheus Operator, "
+             "or Grafana-managed alert rules as a provisioning file (default prometheus)")
     add("--buckets", type=flag_type(lambda t: tuple(float(x) for x in t.split(",") if x)),
         default=DEFAULT_BUCKETS, metavar="LIST",
         help="histogram buckets the latency thresholds must be among (default: the RED ones)")
@@ -47,6 +48,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
              "(default docs/alerts.md)")
     add("--sidecar-job-regex", default=".*redline.*", metavar="RE",
         help="Prometheus job names of redline's sidecars (default .*redline.*)")
+    add("--grafana-datasource-uid", default="prometheus", metavar="UID",
+        help="grafana: the uid of the Prometheus datasource the rules query "
+             "(default prometheus)")
+    add("--grafana-folder", default="redline", metavar="NAME",
+        help="grafana: the folder the rules go to (default redline)")
     add("--name", default="redline", help="operator: the PrometheusRule's name")
     add("--namespace", help="operator: the PrometheusRule's namespace")
     add("--rule-label", action="append", default=[], metavar="K=V",
@@ -79,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--buckets: {exc}") from exc
     spec = load_spec(args.slo, buckets) if args.slo else None
     files = build_groups(spec, args)
-    if args.format == "operator":
+    if args.format == "grafana":
+        outputs = {"redline-alerts.grafana.yaml": provisioning_file(
+            [g for groups in files.values() for g in groups],
+            datasource_uid=args.grafana_datasource_uid, folder=args.grafana_folder)}
+    elif args.format == "operator":
         labels = dict(item.split("=", 1) for item in args.rule_label if "=" in item) or \
             {"role": "alert-rules"}
         outputs = {f"{args.name}.prometheusrule.yaml": operator_object(

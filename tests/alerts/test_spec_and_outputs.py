@@ -111,3 +111,14 @@ def test_without_a_spec_only_use_and_health(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["redline-health.rules.yaml",
                                                           "redline-use.rules.yaml"]
+
+
+def test_every_runbook_url_has_its_runbook() -> None:
+    import re
+
+    doc = (REPO / "docs" / "alerts.md").read_text()
+    anchors = set(re.findall(r"^### (\w+)$", doc, re.MULTILINE)) | \
+        set(re.findall(r'<a id="(\w+)"></a>', doc))
+    used = {anchor for path in DEPLOY.glob("*.rules.yaml")
+            for anchor in re.findall(r"runbook_url: docs/alerts.md#(\w+)", path.read_text())}
+    assert used and used <= anchors, sorted(used - anchors)
