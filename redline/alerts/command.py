@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from redline.alerts import health_rules, slo_rules, use_rules
+from redline.alerts import health_rules, red_rules, slo_rules, use_rules
 from redline.alerts.grafana import provisioning_file
 from redline.alerts.render import Group, group, operator_object, prometheus_file
 from redline.alerts.spec import Spec, load_spec
@@ -71,6 +71,7 @@ def build_groups(spec: Spec | None, args: argparse.Namespace) -> dict[str, list[
             group("redline-slo-alerts", slo_rules.alert_rules(
                 spec, min_request_rate=args.min_request_rate, runbook_url=args.runbook_url)),
         ]
+    files["redline-red"] = [group("redline-red-recording", red_rules.recording_rules())]
     files["redline-use"] = [group("redline-use-recording", use_rules.RECORDING),
                             group("redline-use-alerts", use_rules.alert_rules(args.runbook_url))]
     files["redline-health"] = [group("redline-health", health_rules.alert_rules(

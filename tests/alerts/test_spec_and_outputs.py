@@ -98,11 +98,11 @@ def test_operator_object(tmp_path: Path) -> None:
     assert document["metadata"] == {"name": "redline", "labels": {"release": "kps"},
                                     "namespace": "monitoring"}
     names = [group["name"] for group in document["spec"]["groups"]]
-    assert names == ["redline-slo-recording", "redline-slo-alerts", "redline-use-recording",
-                     "redline-use-alerts", "redline-health"]
+    assert names == ["redline-slo-recording", "redline-slo-alerts", "redline-red-recording",
+                     "redline-use-recording", "redline-use-alerts", "redline-health"]
     # The same rules as the rule files
     files = [yaml.safe_load((DEPLOY / f"redline-{stem}.rules.yaml").read_text())["groups"]
-             for stem in ("slo", "use", "health")]
+             for stem in ("slo", "red", "use", "health")]
     assert document["spec"]["groups"] == [group for groups in files for group in groups]
 
 
@@ -110,6 +110,7 @@ def test_without_a_spec_only_use_and_health(tmp_path: Path) -> None:
     result = redline("alerts", "--out", str(tmp_path))
     assert result.returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["redline-health.rules.yaml",
+                                                          "redline-red.rules.yaml",
                                                           "redline-use.rules.yaml"]
 
 
