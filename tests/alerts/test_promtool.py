@@ -505,3 +505,44 @@ def test_red_recording_rules_add_timed_and_untimed_requests(rule_dir: Path) -> N
                             '{le="0.1",service_name="api"}', "value": 0.25}]},
         ],
     }])
+
+
+def test_use_alerts_stay_silent_just_below_and_resolve(rule_dir: Path) -> None:
+    disk = f'{NODE},device="sda"'
+    eth = f'{NODE},device="eth0"'
+    quiet = ("RedlineNodeCPUSaturation", "RedlineNodeMemoryPressure",
+             "RedlineNodeMemoryMajorPagesFaults", "RedlineNodeDiskSaturation",
+             "RedlineNodeDiskErrors", "RedlineNodeNetworkReceiveErrors",
+             "RedlineNodeNetworkTransmitErrors", "RedlineNodeNetworkReceiveDrops",
+             "RedlineNodeNetworkTransmitDrops")
+    promtool_test(rule_dir, [
+        {"interval": "1m", "input_series": [
+            gauge("node_pressure_cpu_waiting_seconds_total", NODE, "0+17.4x80"),  # 29%
+            gauge("node_pressure_memory_waiting_seconds_total", NODE, "0+5.4x80"),  # 9%
+            gauge("node_vmstat_pgmajfault", NODE, "0+28800x80"),  # 480/s
+            gauge("node_disk_io_time_weighted_seconds_total", disk, "0+540x80"),  # queue 9
+            gauge("node_disk_io_errors_total", disk, "3x80"),  # old errors, none new
+            gauge("node_network_receive_packets_total", eth, "0+6000x80"),
+            gauge("node_network_receive_errs_total", eth, "0+54x80"),  # 0.9%
+            gauge("node_network_receive_drop_total", eth, "0+54x80"),
+            gauge("node_network_transmit_packets_total", eth, "0+6000x80"),
+            gauge("node_network_transmit_errs_total", eth, "0+54x80"),
+            gauge("node_network_transmit_drop_total", eth, "0+54x80"),
+         ],
+         "alert_rule_test": [{"eval_time": "75m", "alertname": name, "exp_alerts": []}
+                             for name in quiet]},
+        {  # one OOM kill at 3m: the alert fires, and is gone 5 minutes later
+            "interval": "1m", "input_series": [
+                gauge("node_vmstat_oom_kill", NODE, "0 0 0 1x30")],
+            "alert_rule_test": [
+                {"eval_time": "15m", "alertname": "RedlineNodeOOMKill", "exp_alerts": []}]},
+        {  # a filesystem at 4% for 40 minutes, then freed to 50%: the alert resolves
+            "interval": "1m", "input_series": [
+                gauge("node_filesystem_size_bytes", FS_LABELS, "1000x80"),
+                gauge("node_filesystem_avail_bytes", FS_LABELS, "40x40 500x40"),
+                gauge("node_filesystem_readonly", FS_LABELS, "0x80"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "50m", "alertname": "RedlineNodeFilesystemAlmostOutOfSpace",
+                 "exp_alerts": []}]},
+    ])
