@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from redline import __version__
 from redline.alerts import command as alerts_command
 from redline.config import ConfigError
+from redline.dashboards import command as dashboards_command
 from redline.logs import setup_logging
 from redline.sidecars.adapter import command as adapter_command
 from redline.sidecars.ambassador import command as ambassador_command
@@ -62,6 +63,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser],
     adapter_command.add_parser,
     node_exporter_command.add_parser,
     alerts_command.add_parser,
+    dashboards_command.add_parser,
     _add_routes,
 ]
 

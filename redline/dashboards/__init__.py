@@ -1,0 +1,1 @@
+"""Grafana dashboards written with grafanalib: RED per service, USE per node."""

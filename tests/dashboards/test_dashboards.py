@@ -1,0 +1,103 @@
+"""The dashboards as Grafana will read them: structure, PromQL that parses, committed JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from redline.dashboards.command import DASHBOARDS
+from redline.dashboards.common import ALLOWED_PANEL_TYPES, to_json
+from redline.dashboards.extensions import SCHEMA_VERSION
+from tests.conftest import promtool_path
+
+REPO = Path(__file__).resolve().parents[2]
+# Exactly what Grafana reads: the JSON the encoder writes.
+BUILT = {name: json.loads(to_json(build())) for name, build in DASHBOARDS.items()}
+VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def targets(dashboard: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [(panel, t) for panel in dashboard["panels"] for t in panel.get("targets", [])]
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    """Dashboard variables as Grafana fills them in (label_replace's ${1} stays)."""
+    expr = expr.replace("$__rate_interval", values.get("__rate_interval", "5m"))
+    return re.sub(r"\$(service|route|instance)\b", lambda m: values[m.group(1)], expr)
+
+
+@pytest.mark.parametrize("name", sorted(BUILT))
+def test_structure(name: str) -> None:
+    dashboard = BUILT[name]
+    panels = dashboard["panels"]
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids))
+    assert dashboard["schemaVersion"] == SCHEMA_VERSION
+    assert dashboard["uid"] and dashboard["__inputs"][0]["pluginId"] == "prometheus"
+    for panel in panels:
+        assert panel["type"] in ALLOWED_PANEL_TYPES, panel["type"]
+        if panel["type"] != "row":
+            assert panel["datasource"] == "${datasource}", panel["title"]
+        refs = [t["refId"] for t in panel.get("targets", [])]
+        assert len(refs) == len(set(refs)), panel["title"]
+    for _, t in targets(dashboard):
+        assert t["datasource"] == "${datasource}"
+    # no overlap, and every row of panels fills the 24 columns
+    cells: set[tuple[int, int]] = set()
+    for panel in panels:
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, (panel["title"], x, y)
+                cells.add((x, y))
+    for y in {y for _, y in cells}:
+        assert sum(1 for x, yy in cells if yy == y) == 24, f"row at y={y} is not full"
+    # every template variable is used by a query or another variable
+    used = {m.group(1) or m.group(2) for _, t in targets(dashboard)
+            for m in VARIABLE.finditer(t["expr"])}
+    used |= {m.group(1) or m.group(2) for v in dashboard["templating"]["list"]
+             for m in VARIABLE.finditer(str(v.get("query", "")))}
+    if any(panel.get("datasource") == "${datasource}" for panel in panels):
+        used.add("datasource")
+    for variable in dashboard["templating"]["list"]:
+        assert variable["name"] in used, variable["name"]
+
+
+def test_every_query_parses_with_promtool(tmp_path: Path) -> None:
+    rules = []
+    values = {"service": "x", "route": ".*", "instance": "x"}
+    for dashboard in BUILT.values():
+        for _, t in targets(dashboard):
+            rules.append({"record": f"dashboard:query:{len(rules)}",
+                          "expr": substitute(t["expr"], values)})
+        for variable in dashboard["templating"]["list"]:
+            match = re.fullmatch(r"label_values\((.+), \w+\)", str(variable.get("query")))
+            if match:  # the selector a variable's values come from parses too
+                rules.append({"record": f"dashboard:variable:{len(rules)}",
+                              "expr": substitute(match.group(1), values)})
+    path = tmp_path / "dashboards.rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    result = subprocess.run([promtool_path(), "check", "rules", str(path)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(rules) > 30
+
+
+def test_committed_dashboards_are_current(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "redline.cli", "dashboards", "--out",
+                             str(tmp_path)], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    for generated in [*(tmp_path / "dashboards").iterdir(),
+                      tmp_path / "provisioning" / "dashboards" / "redline.yaml"]:
+        committed = REPO / "deploy" / "grafana" / generated.relative_to(tmp_path)
+        assert committed.read_text() == generated.read_text(), \
+            f"{committed} is stale; regenerate with `redline dashboards`"
