@@ -36,8 +36,9 @@ def wait_port(port: int, timeout: float = 10) -> None:
 
 class SidecarProcess:
     def __init__(self, subcommand: str, *args: str, started: str,
-                 env: dict[str, str] | None = None, service: bool = True) -> None:
-        sidecar = ["--admin", "127.0.0.1:0", "--service", "shop"] if service else []
+                 env: dict[str, str] | None = None, service: bool = True,
+                 service_name: str = "shop") -> None:
+        sidecar = ["--admin", "127.0.0.1:0", "--service", service_name] if service else []
         command = [sys.executable, "-m", "redline.cli", subcommand, *sidecar, *args]
         self.proc = subprocess.Popen(
             command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
