@@ -6,16 +6,22 @@ import argparse
 from pathlib import Path
 
 from redline.alerts.render import dump
-from redline.dashboards import red, use
+from redline.dashboards import overview, red, use
 from redline.dashboards.common import to_json
 
-DASHBOARDS = {"redline-red-service.json": red.build, "redline-use-node.json": use.build}
+DASHBOARDS = {
+    "redline-red-overview.json": overview.red_overview,
+    "redline-red-service.json": red.build,
+    "redline-use-cluster.json": overview.use_cluster,
+    "redline-use-node.json": use.build,
+}
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
-        "dashboards", parents=[common], help="Grafana dashboards (RED service, USE node)",
+        "dashboards", parents=[common],
+        help="Grafana dashboards (RED overview and service, USE cluster and node)",
         description="Write the Grafana dashboards as JSON (for the Import UI or file "
                     "provisioning) and a dashboard provider file.")
     parser.add_argument("--out", default="deploy/grafana", metavar="DIR",

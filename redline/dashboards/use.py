@@ -13,7 +13,8 @@ from redline.dashboards.layout import Layout
 UID = "redline-use-node"
 NODE = 'instance="$instance"'
 RATE = "[$__rate_interval]"
-FS = f'{NODE},fstype!="",mountpoint!=""'
+FS_FILTER = 'fstype!="",mountpoint!=""'  # real filesystems, as the alerts select them
+FS = f"{NODE},{FS_FILTER}"
 
 # resource -> (utilisation, saturation, errors); None where USE has no sensible signal.
 GRID: list[tuple[str, tuple[str, str] | None, tuple[str, str] | None,
