@@ -17,6 +17,7 @@ from redline.alerts import command as alerts_command
 from redline.config import ConfigError
 from redline.dashboards import command as dashboards_command
 from redline.logs import setup_logging
+from redline.sidecars import inject_command
 from redline.sidecars.adapter import command as adapter_command
 from redline.sidecars.ambassador import command as ambassador_command
 from redline.sidecars.node_exporter import command as node_exporter_command
@@ -64,6 +65,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser],
     node_exporter_command.add_parser,
     alerts_command.add_parser,
     dashboards_command.add_parser,
+    inject_command.add_parsers,
     _add_routes,
 ]
 

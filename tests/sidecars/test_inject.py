@@ -1,0 +1,151 @@
+"""`redline inject` / `uninject` over a corpus of realistic manifests, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from redline.sidecars.inject import (
+    ADAPTER,
+    AMBASSADOR,
+    INJECTED,
+    Options,
+    inject_documents,
+    iter_documents,
+    pod_template,
+    uninject_documents,
+)
+
+CORPUS = Path(__file__).parent / "inject_corpus"
+FILES = sorted(p.name for p in CORPUS.iterdir())
+
+
+def redline(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "redline.cli", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def documents(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+def flat(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [item for doc in docs for item in iter_documents(doc)]
+
+
+def validate(tmp_path: Path, docs: list[dict[str, Any]], version: str) -> None:
+    """kubernetes-validate --strict on each document (List items one by one; it has no schema
+    for List, nor for the PodMonitor CRD, which is checked by hand below)."""
+    path = tmp_path / f"validate-{version}.yaml"
+    path.write_text(yaml.safe_dump_all([d for d in flat(docs) if d["kind"] != "PodMonitor"]))
+    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k",
+                             version, str(path)], capture_output=True, text=True, timeout=120,
+                            check=False)
+    if result.returncode == 2 and "No module named kubernetes_validate" in result.stderr:
+        pytest.fail("kubernetes-validate is missing; `make test` installs it")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_native_sidecar_validates_for_1_29_and_round_trips(tmp_path: Path, name: str) -> None:
+    original = documents((CORPUS / name).read_text())
+    injected = redline("inject", "-f", str(CORPUS / name), "--podmonitor")
+    assert injected.returncode == 0, injected.stderr
+    out = documents(injected.stdout)
+    validate(tmp_path, out, "1.29.0")
+    validate(tmp_path, out, "1.33.0")
+    for doc in flat(out):
+        pod = pod_template(doc)
+        if pod is not None:
+            sidecars = [c for c in pod["spec"].get("initContainers", [])
+                        if c["name"] == AMBASSADOR]
+            assert len(sidecars) == 1 and sidecars[0]["restartPolicy"] == "Always"
+            assert sidecars[0]["startupProbe"]["httpGet"]["path"] == "/healthz"
+            assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+        if doc["kind"] == "PodMonitor":
+            assert doc["spec"]["podMetricsEndpoints"] == [{"port": "redline-admin",
+                                                           "path": "/metrics"}]
+    # Injecting twice is injecting once
+    again = redline("inject", "--podmonitor", stdin=injected.stdout)
+    assert documents(again.stdout)[:len(out)] == out
+    # Uninject restores the input exactly
+    restored = redline("uninject", stdin=injected.stdout)
+    assert restored.returncode == 0, restored.stderr
+    assert documents(restored.stdout) == original
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_classic_container_validates_for_1_27(tmp_path: Path, name: str) -> None:
+    injected = redline("inject", "--classic", "-f", str(CORPUS / name))
+    assert injected.returncode == 0, injected.stderr
+    out = documents(injected.stdout)
+    validate(tmp_path, out, "1.27.0")
+    assert documents(redline("uninject", stdin=injected.stdout).stdout) == \
+        documents((CORPUS / name).read_text())
+
+
+def test_ports_services_and_security() -> None:
+    docs = flat(documents((CORPUS / "deployment-with-service.yaml").read_text()))
+    out = inject_documents(docs, Options())
+    deployment, service = out
+    sidecar = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    assert sidecar["args"][sidecar["args"].index("--upstream") + 1] == "127.0.0.1:8080"
+    assert sidecar["args"][sidecar["args"].index("--service") + 1] == "checkout"
+    assert sidecar["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+        "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert set(sidecar["resources"]) == {"requests", "limits"}
+    # the http port goes through the ambassador; the metrics port does not
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["redline-http", "metrics"]
+    # kubelet probes still reach the app directly
+    app = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert app["readinessProbe"]["httpGet"]["port"] == "http"
+
+
+def test_port_choice_annotation_unnamed_and_existing_annotations() -> None:
+    _, service = inject_documents(flat(documents(
+        (CORPUS / "pod-unnamed-port.yaml").read_text())), Options())
+    assert service["spec"]["ports"][0]["targetPort"] == "redline-http"  # was implicit 3000
+    stateful = inject_documents(flat(documents(
+        (CORPUS / "statefulset-init-and-sidecars.yaml").read_text())), Options())[0]
+    spec = stateful["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["initContainers"]] == ["migrate", AMBASSADOR]
+    assert "127.0.0.1:7700" in spec["initContainers"][1]["args"]  # redline.io/port
+    annotations = stateful["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert json.loads(annotations[INJECTED])["annotations"]["prometheus.io/scrape"] == "false"
+
+
+def test_adapter_shares_the_log_directory() -> None:
+    out = inject_documents(flat(documents((CORPUS / "deployment-with-service.yaml")
+                                          .read_text())),
+                           Options(access_log="/var/log/app/access.log"))
+    spec = out[0]["spec"]["template"]["spec"]
+    assert spec["volumes"] == [{"name": "redline-logs", "emptyDir": {}}]
+    app, adapter = spec["containers"]
+    assert adapter["name"] == ADAPTER
+    assert app["volumeMounts"] == [{"name": "redline-logs", "mountPath": "/var/log/app"}]
+    assert adapter["volumeMounts"][0]["readOnly"] is True
+    assert uninject_documents(out) == flat(documents(
+        (CORPUS / "deployment-with-service.yaml").read_text()))
+
+
+def test_errors_name_the_workload(tmp_path: Path) -> None:
+    path = tmp_path / "noport.yaml"
+    path.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: quiet}\n"
+                    "spec: {containers: [{name: a, image: b}]}\n")
+    result = redline("inject", "-f", str(path))
+    assert result.returncode == 2
+    assert "pod/quiet: no container port" in result.stderr
+    result = redline("inject", "--adapter", "access-log=relative.log", "-f", str(path))
+    assert result.returncode == 2 and "--adapter: expected access-log=/absolute/path" \
+        in result.stderr
+    result = redline("inject", "-f", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2 and "missing.yaml: cannot read" in result.stderr
