@@ -8,19 +8,14 @@ wins. Config errors exit with code 2 and a message naming the file, the key and 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from redline import __version__
-from redline.alerts import command as alerts_command
 from redline.config import ConfigError
-from redline.dashboards import command as dashboards_command
 from redline.logs import setup_logging
-from redline.sidecars import inject_command
-from redline.sidecars.adapter import command as adapter_command
-from redline.sidecars.ambassador import command as ambassador_command
-from redline.sidecars.node_exporter import command as node_exporter_command
 
 ENV_PREFIX = "REDLINE_"
 EXIT_CONFIG = 2
@@ -57,20 +52,33 @@ def _add_routes(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     parser.set_defaults(func=_cmd_routes)
 
 
-# Each part adds its subcommand here; the order is the order of `redline --help`.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser],
-                            argparse.ArgumentParser], None]] = [
-    ambassador_command.add_parser,
-    adapter_command.add_parser,
-    node_exporter_command.add_parser,
-    alerts_command.add_parser,
-    dashboards_command.add_parser,
-    inject_command.add_parsers,
-    _add_routes,
-]
+# Each part adds its subcommand(s) here, by module, in the order of `redline --help`. A
+# command line that names a subcommand imports only that part: a sidecar does not pay in memory
+# for the dashboards' or the webhook's libraries.
+SUBCOMMANDS: dict[str, str] = {
+    "ambassador": "redline.sidecars.ambassador.command:add_parser",
+    "adapter": "redline.sidecars.adapter.command:add_parser",
+    "node-exporter": "redline.sidecars.node_exporter.command:add_parser",
+    "alerts": "redline.alerts.command:add_parser",
+    "dashboards": "redline.dashboards.command:add_parser",
+    "inject": "redline.sidecars.inject_command:add_parsers",
+    "uninject": "redline.sidecars.inject_command:add_parsers",
+    "webhook": "redline.sidecars.webhook_command:add_parser",
+    "routes": "redline.cli:_add_routes",
+}
 
 
-def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentParser:
+def _registrars(command: str | None) -> list[Callable[..., None]]:
+    wanted = [SUBCOMMANDS[command]] if command in SUBCOMMANDS else list(SUBCOMMANDS.values())
+    registrars: list[Callable[..., None]] = []
+    for target in dict.fromkeys(wanted):  # inject and uninject share one registrar
+        module, _, function = target.partition(":")
+        registrars.append(getattr(importlib.import_module(module), function))
+    return registrars
+
+
+def build_parser(environ: dict[str, str] | None = None,
+                 command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="redline",
         description="RED metrics for services and USE metrics for nodes.",
@@ -82,7 +90,7 @@ def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentPars
     common.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                         default="info", help="lowest level logged (default: info)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in SUBCOMMANDS:
+    for add in _registrars(command):
         add(sub, common)
     env = os.environ if environ is None else environ
     for subparser in sub.choices.values():
@@ -129,8 +137,9 @@ def _convert(action: argparse.Action, variable: str, raw: str) -> object:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(command=arguments[0] if arguments else None)
+        args = parser.parse_args(arguments)
         if args.command is None:
             parser.print_help()
             return EXIT_CONFIG

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from redline.alerts import health_rules, red_rules, slo_rules, use_rules
-from redline.alerts.grafana import provisioning_file
-from redline.alerts.render import Group, group, operator_object, prometheus_file
-from redline.alerts.spec import Spec, load_spec
 from redline.config import ConfigError, flag_type
 from redline.exporters.instruments import validate_buckets
 from redline.exporters.red import DEFAULT_BUCKETS
+
+if TYPE_CHECKING:  # the rule builders load only when the command runs (grafanalib is heavy)
+    from redline.alerts.render import Group
+    from redline.alerts.spec import Spec
 
 
 def _rate(text: str) -> float:
@@ -63,6 +64,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def build_groups(spec: Spec | None, args: argparse.Namespace) -> dict[str, list[Group]]:
     """File stem -> rule groups."""
+    from redline.alerts import health_rules, red_rules, slo_rules, use_rules
+    from redline.alerts.render import group
+    from redline.alerts.spec import Spec
+
     files: dict[str, list[Group]] = {}
     empty = Spec("30d", 30 * 86400, ())
     if spec is not None:
@@ -80,6 +85,10 @@ def build_groups(spec: Spec | None, args: argparse.Namespace) -> dict[str, list[
 
 
 def run(args: argparse.Namespace) -> int:
+    from redline.alerts.grafana import provisioning_file
+    from redline.alerts.render import operator_object, prometheus_file
+    from redline.alerts.spec import load_spec
+
     try:
         buckets = validate_buckets(args.buckets)
     except ValueError as exc:

@@ -24,7 +24,7 @@ READ_TIMEOUT = 30.0
 
 class AdminServer:
     def __init__(self, registry: CollectorRegistry, readiness: Readiness, *,
-                 render_in_thread: bool = True) -> None:
+                 render_in_thread: bool = False) -> None:
         self.registry = registry
         self.readiness = readiness
         self.render_in_thread = render_in_thread
@@ -78,9 +78,9 @@ class AdminServer:
         if method not in (b"GET", b"HEAD"):
             return 405, b"text/plain", b"only GET and HEAD\n"
         if path == b"/metrics":
-            # In a thread: collectors that fetch from the app (adapter --scrape, --json-url)
-            # must not stall the event loop, which serves /healthz and the traffic. The node
-            # exporter reads local files only and renders inline, without the thread hop.
+            # In a thread only where collectors fetch from the app (adapter --scrape,
+            # --json-url): those must not stall the event loop. Everyone else renders inline:
+            # no thread hop, and no per-thread malloc arena in the sidecar's memory.
             if self.render_in_thread:
                 body, content_type = await asyncio.to_thread(render, self.registry, accept)
             else:

@@ -7,9 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from redline.alerts.render import dump
 from redline.config import ConfigError
 from redline.sidecars.inject import (
     Doc,
@@ -62,6 +59,8 @@ def _files(parser: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """(source, parsed document) for every document of every input, in order."""
+    import yaml
+
     loaded: list[tuple[str, Any]] = []
     for name in args.filename or ["-"]:
         try:
@@ -80,6 +79,8 @@ def _load(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 
 def _transform(args: argparse.Namespace, apply: Any) -> int:
+    from redline.alerts.render import dump
+
     loaded = _load(args)
     flat: list[Doc] = [item for _, document in loaded for item in iter_documents(document)]
     try:

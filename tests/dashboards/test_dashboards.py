@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 import yaml
 
-from redline.dashboards.command import DASHBOARDS
+from redline.dashboards.command import dashboards
 from redline.dashboards.common import ALLOWED_PANEL_TYPES, to_json
 from redline.dashboards.extensions import SCHEMA_VERSION
 from tests.conftest import promtool_path
 
 REPO = Path(__file__).resolve().parents[2]
 # Exactly what Grafana reads: the JSON the encoder writes.
-BUILT = {name: json.loads(to_json(build())) for name, build in DASHBOARDS.items()}
+BUILT = {name: json.loads(to_json(build())) for name, build in dashboards().items()}
 VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 

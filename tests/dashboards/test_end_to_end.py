@@ -22,7 +22,7 @@ import yaml
 
 from redline.alerts.render import prometheus_file
 from redline.alerts.spec import load_spec
-from redline.dashboards.command import DASHBOARDS
+from redline.dashboards.command import dashboards
 from redline.dashboards.common import to_json
 from tests.alerts.test_promtool import args as alert_args
 from tests.dashboards.test_dashboards import substitute, targets
@@ -144,9 +144,9 @@ def load(inbound: int, outbound: int, log: Path, seconds: float) -> None:
         sock.recv(1024)
 
 
-@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+@pytest.mark.parametrize("name", sorted(dashboards()))
 def test_every_panel_query_returns_data(stack: dict[str, Any], name: str) -> None:
-    dashboard = json.loads(to_json(DASHBOARDS[name]()))
+    dashboard = json.loads(to_json(dashboards()[name]()))
     values = {"service": "shop", "route": ".*", "instance": stack["node"],
               "__rate_interval": "15s"}
     empty = []
@@ -167,7 +167,7 @@ def test_every_panel_query_returns_data(stack: dict[str, Any], name: str) -> Non
 
 
 def test_the_adapter_service_fills_the_red_dashboard(stack: dict[str, Any]) -> None:
-    dashboard = json.loads(to_json(DASHBOARDS["redline-red-service.json"]()))
+    dashboard = json.loads(to_json(dashboards()["redline-red-service.json"]()))
     values = {"service": "web", "route": ".*", "instance": stack["node"],
               "__rate_interval": "15s"}
     # The raw series first: the summed stats would show 0 even without any data.

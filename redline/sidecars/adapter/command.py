@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from typing import TYPE_CHECKING
 
 from redline.config import ConfigError, flag_type, parse_host_port
 from redline.exporters.instruments import validate_buckets
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater, load_routes
 from redline.sidecars.adapter.formats import FORMATS, JsonFields, make_format
-from redline.sidecars.adapter.mapping import load_mapping
-from redline.sidecars.adapter.process import Adapter, AdapterConfig
+
+if TYPE_CHECKING:
+    from redline.sidecars.adapter.process import AdapterConfig
 
 _JSON_FIELDS = ("method", "path", "status", "duration", "duration_ms")
 
@@ -86,6 +88,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def config_from_args(args: argparse.Namespace) -> AdapterConfig:
+    from redline.sidecars.adapter.mapping import load_mapping
+    from redline.sidecars.adapter.process import AdapterConfig
+
     if not args.service:
         raise ConfigError("--service: expected the service name (or $OTEL_SERVICE_NAME)")
     mapped = args.statsd or args.scrape or args.json_url
@@ -123,6 +128,8 @@ def config_from_args(args: argparse.Namespace) -> AdapterConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from redline.sidecars.adapter.process import Adapter
+
     adapter = Adapter(config_from_args(args))
     if args.once:
         return adapter.run_once()

@@ -208,7 +208,8 @@ class Adapter:
         else:
             collectors.insert(0, self.recorder.collector())
         self.registry = new_registry("adapter", *collectors, _SelfCollector(self))
-        self.admin = AdminServer(self.registry, self._readiness)
+        self.admin = AdminServer(self.registry, self._readiness,
+                                 render_in_thread=bool(fetched))
         self.admin_port = 0
         self.statsd_port = 0
         self._stopping = False

@@ -61,7 +61,7 @@ async def _serve(collector: NodeCollector, listen: tuple[str, int]) -> int:
     async def ready() -> tuple[bool, str]:
         return True, "ready"
 
-    admin = AdminServer(registry, ready, render_in_thread=False)
+    admin = AdminServer(registry, ready)
     port = await admin.start(*listen)
     log.info("node exporter listening", extra={"listen": f"{listen[0]}:{port}", "admin": port,
                                                 "collectors": collector.enabled})
