@@ -46,8 +46,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict redline
 
+# The venv's bin on PATH: tools installed from PyPI (hadolint) are found like system ones.
 pytest: $(STAMP) system-tools
-	$(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/bench_hot_path.py

