@@ -64,6 +64,7 @@ SUBCOMMANDS: dict[str, str] = {
     "inject": "redline.sidecars.inject_command:add_parsers",
     "uninject": "redline.sidecars.inject_command:add_parsers",
     "webhook": "redline.sidecars.webhook_command:add_parser",
+    "stat": "redline.stat:add_parser",
     "routes": "redline.cli:_add_routes",
 }
 
