@@ -28,7 +28,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from common import free_port, rss_mb, wait_port
@@ -90,19 +90,19 @@ def process(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def nginx(conf: str, directory: Path, name: str, port: int,
-          **fields: object) -> subprocess.Popen[bytes]:
+          **fields: object) -> AbstractContextManager[subprocess.Popen[bytes]]:
     path = directory / f"{name}.conf"
     path.write_text(conf.format(dir=directory, port=port, **fields))
     return process(["nginx", "-p", str(directory), "-c", str(path), "-g", "daemon off;"],
-                   port)  # type: ignore[return-value]
+                   port)
 
 
 def ambassador(port: int, admin: int, upstream: int, *extra: str
-               ) -> subprocess.Popen[bytes]:
+               ) -> AbstractContextManager[subprocess.Popen[bytes]]:
     command = [sys.executable, "-m", "redline.cli", "ambassador", "--listen",
                f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--admin",
                f"127.0.0.1:{admin}", "--service", "bench", "--drain-delay", "0", *extra]
-    return process(command, port)  # type: ignore[return-value]
+    return process(command, port)
 
 
 def wrk(port: int, duration: int) -> float:

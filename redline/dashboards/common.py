@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from grafanalib.core import Dashboard as _Dashboard
-from grafanalib.core import DataSourceInput, Target, Template, Templating
+from grafanalib.core import DataSourceInput, RowPanel, Target, Template, Templating
 
 from redline.dashboards.extensions import current_schema, with_exemplars
 
@@ -44,7 +44,7 @@ def dashboard(*, title: str, uid: str, tags: list[str], panels: list[Any],
     """The dashboard as Grafana JSON: ids assigned in order, current schema, sorted keys."""
     for number, panel in enumerate(panels, 1):
         panel.id = number
-        if getattr(panel, "dataSource", None) is None and panel.__class__.__name__ != "RowPanel":
+        if getattr(panel, "dataSource", None) is None and not isinstance(panel, RowPanel):
             panel.dataSource = DATASOURCE
     built = _Dashboard(
         title=title, uid=uid, tags=tags, panels=panels, links=links, description=description,

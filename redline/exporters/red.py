@@ -138,7 +138,7 @@ class ServerRecorder:
             SERVER_ACTIVE,
             "Number of HTTP server requests in flight.",
             SERVER_ACTIVE_LABELS,
-            lambda key: (service_name, *key),  # type: ignore[misc]
+            self._active_labels,
         )
         self.untimed = Counter(
             SERVER_UNTIMED.removesuffix("_total"),
@@ -158,6 +158,10 @@ class ServerRecorder:
                 "Size of HTTP server response bodies.",
                 SERVER_LABELS, SIZE_BUCKETS, self._server_labels, unit="bytes",
             )
+
+    def _active_labels(self, key: Hashable) -> LabelValues:
+        method, scheme = cast(tuple[str, str], key)
+        return (self.service_name, method, scheme)
 
     def _server_labels(self, key: Hashable) -> LabelValues:
         method, status, route, scheme, error = cast(_ServerKey, key)
@@ -291,8 +295,12 @@ class ClientRecorder:
             CLIENT_ACTIVE,
             "Number of HTTP client requests in flight.",
             CLIENT_ACTIVE_LABELS,
-            lambda key: (service_name, key[0], str(key[1])),  # type: ignore[index]
+            self._active_labels,
         )
+
+    def _active_labels(self, key: Hashable) -> LabelValues:
+        address, port = cast(tuple[str, int], key)
+        return (self.service_name, address, str(port))
 
     def _client_labels(self, key: Hashable) -> LabelValues:
         method, status, address, port, error = cast(_ClientKey, key)
