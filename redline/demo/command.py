@@ -1,0 +1,105 @@
+"""`redline demo-app` and `redline demo-load`: the demo's app and load generator as processes
+(the docker-compose stack runs them as containers from redline's image)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import IO
+
+from redline.config import ConfigError, flag_type, parse_host_port
+
+log = logging.getLogger("redline.demo")
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                common: argparse.ArgumentParser) -> None:
+    app = sub.add_parser(
+        "demo-app", parents=[common], help="the demo app (routes with realistic RED behaviour)",
+        description="Serve the demo app: fast reads, an id route, a heavy-tailed search and a "
+                    "checkout that fails a few percent of the time and calls --dependency.")
+    app.add_argument("--listen", type=flag_type(parse_host_port), default=("127.0.0.1", 8080),
+                     metavar="H:P", help="where to listen (default 127.0.0.1:8080)")
+    app.add_argument("--role", choices=("app", "dependency"), default="app",
+                     help="the shop app, or the payment service its checkout calls")
+    app.add_argument("--access-log", metavar="PATH",
+                     help="append an nginx-style access log here (for the adapter)")
+    app.add_argument("--dependency", metavar="URL",
+                     help="base URL of the payment service (the outbound ambassador)")
+    app.add_argument("--seed", type=int, help="random seed, for reproducible behaviour")
+    app.set_defaults(func=run_app)
+
+    load = sub.add_parser(
+        "demo-load", parents=[common], help="load generator for the demo app",
+        description="Request the demo app's routes in realistic proportions from concurrent "
+                    "keep-alive clients; prints the count of each status at the end.")
+    load.add_argument("--target", default="http://127.0.0.1:8000", metavar="URL",
+                      help="base URL to load (the inbound ambassador; default %(default)s)")
+    load.add_argument("--rate", type=float, default=50.0, help="requests per second (50)")
+    load.add_argument("--concurrency", type=int, default=8, help="concurrent clients (8)")
+    load.add_argument("--duration", type=float, default=float("inf"),
+                      help="seconds to run (default: until SIGTERM or Ctrl-C)")
+    load.add_argument("--seed", type=int, help="random seed")
+    load.set_defaults(func=run_load_command)
+
+
+def _on_sigterm(stop: threading.Event) -> None:
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server  # flask loads only for the demo app
+
+    from redline.demo.app import create_app
+
+    stream: IO[str] | None = None
+    if args.access_log:
+        try:
+            # Not a `with`: the file lives as long as the server and is closed below.
+            stream = open(args.access_log, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise ConfigError(f"--access-log: cannot open {args.access_log}: {exc}") from exc
+    host, port = args.listen
+    server = make_server(host, port, create_app(args.role, access_log=stream,
+                                                dependency_url=args.dependency, seed=args.seed),
+                         threaded=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the access log is the file's job
+    stop = threading.Event()
+    _on_sigterm(stop)
+
+    def shut_down_on_stop() -> None:
+        stop.wait()
+        server.shutdown()
+    threading.Thread(target=shut_down_on_stop, daemon=True).start()
+    log.info("demo app listening", extra={"listen": f"{host}:{server.server_port}",
+                                          "role": args.role})
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if stream is not None:
+            stream.close()
+    return 0
+
+
+def run_load_command(args: argparse.Namespace) -> int:
+    from redline.demo.load import run_load
+
+    stop = threading.Event()
+    _on_sigterm(stop)
+    try:
+        result = run_load(args.target, rate=args.rate, concurrency=args.concurrency,
+                          duration=args.duration, seed=args.seed, stop=stop)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    counts = " ".join(f"{status}={n}" for status, n in sorted(result.statuses.items()))
+    print(f"requests={result.total} {counts}", file=sys.stdout)
+    return 0

@@ -1,0 +1,78 @@
+"""The demo app, its dependency and the load generator as real processes on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redline.sidecars.adapter.formats import make_format
+from tests.sidecars.process import free_port, wait_port
+
+REDLINE = [sys.executable, "-m", "redline.cli"]
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*REDLINE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[tuple[int, Path, list[subprocess.Popen[str]]]]:
+    app_port, payment_port = free_port(), free_port()
+    access_log = tmp_path / "access.log"
+    payment = _start("demo-app", "--role", "dependency", "--listen", f"127.0.0.1:{payment_port}")
+    app = _start("demo-app", "--listen", f"127.0.0.1:{app_port}", "--access-log",
+                 str(access_log), "--dependency", f"http://127.0.0.1:{payment_port}",
+                 "--seed", "7")
+    processes = [app, payment]
+    try:
+        wait_port(app_port)
+        wait_port(payment_port)
+        yield app_port, access_log, processes
+    finally:
+        for proc in processes:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=10)
+
+
+def test_load_reaches_every_route_and_every_request_is_logged_once(
+        shop: tuple[int, Path, list[subprocess.Popen[str]]]) -> None:
+    app_port, access_log, processes = shop
+    load = subprocess.run([*REDLINE, "demo-load", "--target", f"http://127.0.0.1:{app_port}",
+                           "--rate", "200", "--concurrency", "8", "--duration", "4",
+                           "--seed", "1"], check=False, capture_output=True, text=True, timeout=60)
+    assert load.returncode == 0, load.stderr
+    counts = dict(item.split("=") for item in load.stdout.split())
+    total = int(counts.pop("requests"))
+    assert 500 <= total <= 820  # ~200 req/s for 4 s; slow checkouts may cost a few
+    assert "error" not in counts  # the app answered every request
+    assert set(counts) <= {"200", "500", "502"}
+
+    for proc in processes:  # SIGTERM: the demo app stops cleanly
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    events, errors = make_format("nginx").parse_block(access_log.read_text())
+    assert errors == 0
+    assert len(events) == total
+    paths = {path for _, path, _, _, _ in events}
+    assert {"/api/items", "/api/search", "/api/checkout"} <= paths
+    assert any(p.startswith("/api/items/") for p in paths)
+    assert all(seconds is not None and seconds >= 0 for _, _, _, seconds, _ in events)
+
+
+def test_bad_flags_are_named() -> None:
+    load = subprocess.run([*REDLINE, "demo-load", "--target", "ftp://x", "--duration", "1"],
+                          check=False, capture_output=True, text=True, timeout=30)
+    assert load.returncode == 2
+    assert "--target: expected http://HOST:PORT, got 'ftp://x'" in load.stderr
+    app = subprocess.run([*REDLINE, "demo-app", "--access-log", os.devnull + "/nope/x.log"],
+                         check=False, capture_output=True, text=True, timeout=30)
+    assert app.returncode == 2
+    assert "--access-log: cannot open" in app.stderr
