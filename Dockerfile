@@ -15,6 +15,9 @@ FROM python:3.11-slim-bookworm
 LABEL org.opencontainers.image.title="redline" \
       org.opencontainers.image.description="RED and USE metrics: sidecars, dashboards, alerts"
 COPY --from=build /opt/redline /opt/redline
+# The one writable place, for a volume shared by an app and the adapter (a new named volume
+# takes this owner, so the non-root user can write there with a read-only root filesystem).
+RUN mkdir -p /var/log/redline && chown 65532:65532 /var/log/redline
 ENV PATH=/opt/redline/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

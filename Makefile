@@ -8,9 +8,10 @@ STAMP  := $(VENV)/.installed
 # apt needs root; use sudo when we are not root and sudo exists.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 # Debian packages the tests run for real: promtool (prometheus), openssl (a test CA),
-# node_exporter (the node exporter is compared with it), amtool (the Alertmanager example).
+# node_exporter (the node exporter is compared with it), amtool (the Alertmanager example),
+# docker-compose (validates deploy/compose; no Docker engine needed).
 TEST_TOOLS := promtool:prometheus openssl:openssl prometheus-node-exporter:prometheus-node-exporter \
-              amtool:prometheus-alertmanager
+              amtool:prometheus-alertmanager docker-compose:docker-compose
 # The anchors the benchmarks run side by side.
 BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail
 
