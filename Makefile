@@ -12,12 +12,24 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 # docker-compose (validates deploy/compose; no Docker engine needed).
 TEST_TOOLS := promtool:prometheus openssl:openssl prometheus-node-exporter:prometheus-node-exporter \
               amtool:prometheus-alertmanager docker-compose:docker-compose
+# What the demo uses when it can have it: Prometheus and Alertmanager (it runs without them).
+DEMO_TOOLS := prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager
+# e.g. `make demo DEMO_ARGS="--duration 60 --rate 100"`
+DEMO_ARGS ?=
 # The anchors the benchmarks run side by side.
 BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail
 
-.PHONY: test lint typecheck pytest system-tools bench-tools install-missing bench clean
+.PHONY: demo test lint typecheck pytest system-tools bench-tools install-missing bench clean
 
 test: $(STAMP) system-tools lint typecheck pytest
+
+# The main job: the whole toolkit on this machine, no Docker, no cluster (Ctrl-C ends it).
+demo: $(STAMP)
+	@if command -v apt-get >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory install-missing TOOLS="$(DEMO_TOOLS)" || \
+	  echo "could not install Prometheus: the demo reads the sidecars' /metrics instead"; \
+	else echo "no apt-get here: the demo runs without Prometheus, reading the sidecars' /metrics"; fi
+	$(BIN)/redline demo --log-format text $(DEMO_ARGS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -65,6 +65,7 @@ SUBCOMMANDS: dict[str, str] = {
     "uninject": "redline.sidecars.inject_command:add_parsers",
     "webhook": "redline.sidecars.webhook_command:add_parser",
     "stat": "redline.stat:add_parser",
+    "demo": "redline.demo.command:add_parsers",
     "demo-app": "redline.demo.command:add_parsers",
     "demo-load": "redline.demo.command:add_parsers",
     "routes": "redline.cli:_add_routes",

@@ -18,6 +18,23 @@ log = logging.getLogger("redline.demo")
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                 common: argparse.ArgumentParser) -> None:
+    demo = sub.add_parser(
+        "demo", parents=[common], help="run the whole toolkit locally and watch RED and USE",
+        description="Start, on 127.0.0.1, a demo app with the ambassador in front, an outbound "
+                    "ambassador to its payment dependency, the adapter on its access log, the "
+                    "node exporter and a load generator (and Prometheus and Alertmanager with "
+                    "redline's rules when installed); show RED, USE and alerts live; stop "
+                    "everything at the end.")
+    demo.add_argument("--duration", type=flag_type(_positive), default=300.0, metavar="S",
+                      help="seconds to run (default 300; Ctrl-C ends it sooner)")
+    demo.add_argument("--refresh", type=flag_type(_positive), default=3.0, metavar="S",
+                      help="seconds between screen updates (default 3)")
+    demo.add_argument("--rate", type=flag_type(_positive), default=50.0, metavar="N",
+                      help="requests per second of the load generator (default 50)")
+    demo.add_argument("--workdir", metavar="DIR",
+                      help="where logs, rules and dashboards go (default: a new temp dir)")
+    demo.set_defaults(func=run_demo_command)
+
     app = sub.add_parser(
         "demo-app", parents=[common], help="the demo app (routes with realistic RED behaviour)",
         description="Serve the demo app: fast reads, an id route, a heavy-tailed search and a "
@@ -45,6 +62,23 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                       help="seconds to run (default: until SIGTERM or Ctrl-C)")
     load.add_argument("--seed", type=int, help="random seed")
     load.set_defaults(func=run_load_command)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from redline.demo.run import run_demo
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="redline-demo-"))
+    return run_demo(args.duration, args.refresh, args.rate, workdir)
 
 
 def _on_sigterm(stop: threading.Event) -> None:

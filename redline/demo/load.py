@@ -63,14 +63,16 @@ def _worker(host: str, port: int, interval: float, deadline: float, seed: int,
 
 
 def run_load(target: str, *, rate: float, concurrency: int, duration: float,
-             seed: int | None = None, stop: threading.Event | None = None) -> LoadResult:
+             seed: int | None = None, stop: threading.Event | None = None,
+             result: LoadResult | None = None) -> LoadResult:
     """Send about `rate` requests per second from `concurrency` clients for `duration` seconds
-    (or until `stop` is set); every request's outcome is counted."""
+    (or until `stop` is set); every request's outcome is counted (into `result` if given, so a
+    caller can watch the counts grow)."""
     if rate <= 0 or concurrency < 1 or duration <= 0:
         raise ValueError("--rate and --duration must be > 0 and --concurrency >= 1")
     host, port = parse_target(target)
     stop = stop or threading.Event()
-    result = LoadResult()
+    result = result or LoadResult()
     deadline = time.monotonic() + duration
     seeds = random.Random(seed)
     workers = [threading.Thread(target=_worker, daemon=True, name=f"load-{i}",

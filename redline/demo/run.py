@@ -1,0 +1,249 @@
+"""`redline demo`: start the whole toolkit on loopback, show RED and USE live, clean up.
+
+The plan (redline/demo/topology.py), the numbers (direct.py, or Prometheus through stat.py)
+and the screen (view.py) are pure; this module starts processes, polls and prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import yaml
+
+from redline import stat
+from redline.config import ConfigError
+from redline.demo import direct, topology
+from redline.demo.load import LoadResult, run_load
+from redline.demo.view import Screen, render
+
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+WINDOW = "20s"  # rate window when reading Prometheus (scraped every 2 s)
+
+
+def free_ports(names: tuple[str, ...]) -> dict[str, int]:
+    """Distinct free loopback ports: all held open at once, so none is handed out twice."""
+    sockets = []
+    try:
+        for _ in names:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return {name: int(sock.getsockname()[1]) for name, sock in zip(names, sockets,
+                                                                         strict=True)}
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class Children:
+    """The processes the demo started; `stop` ends every one of them, last started first."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.running: list[tuple[topology.Child, subprocess.Popen[bytes]]] = []
+
+    def start(self, child: topology.Child) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{child.name}.log", "wb")  # noqa: SIM115 - the child owns it
+        # A session of its own: Ctrl-C reaches only the demo, which then stops children in order.
+        proc = subprocess.Popen(child.argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.running.append((child, proc))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ConfigError(f"demo: {child.name} exited with code {proc.returncode} at "
+                                  f"start; see {self.logs / (child.name + '.log')}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", child.port), timeout=0.2):
+                return proc
+            time.sleep(0.05)
+        raise ConfigError(f"demo: {child.name} did not listen on 127.0.0.1:{child.port} within "
+                          f"{START_TIMEOUT_S:.0f} s; see {self.logs / (child.name + '.log')}")
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.running):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for _, proc in self.running:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return str(response.read().decode("utf-8", "replace"))
+
+
+def _generate(workdir: Path) -> None:
+    """The rules Prometheus evaluates and the dashboards to import, by redline's own commands."""
+    (workdir / "slo.yaml").write_text(topology.DEMO_SLO)
+    for args in (("alerts", "--slo", str(workdir / "slo.yaml"), "--out", str(workdir / "rules")),
+                 ("dashboards", "--out", str(workdir / "grafana"))):
+        done = subprocess.run([sys.executable, "-m", "redline.cli", *args], check=False,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise ConfigError(f"demo: `redline {args[0]}` failed: {done.stderr.strip()}")
+
+
+class Measure:
+    """Where the screen's numbers come from: Prometheus when it runs, else the /metrics."""
+
+    def __init__(self, children: list[topology.Child], prometheus: str | None) -> None:
+        self.prometheus = prometheus
+        self.targets = [f"127.0.0.1:{c.port}" for c in children if c.scrape]
+        self.previous: direct.Snapshot | None = None
+
+    def fill(self, screen: Screen) -> None:
+        if self.prometheus is not None:
+            self._from_prometheus(screen, self.prometheus)
+        else:
+            self._direct(screen)
+
+    def _direct(self, screen: Screen) -> None:
+        texts = {}
+        for target in self.targets:
+            with contextlib.suppress(OSError):
+                texts[target] = _fetch(f"http://{target}/metrics")
+        snapshot = direct.parse(time.monotonic(), texts)
+        if self.previous is not None:
+            screen.red = direct.red_rows(self.previous, snapshot)
+            screen.use = direct.use_rows(self.previous, snapshot)
+        self.previous = snapshot
+
+    def _from_prometheus(self, screen: Screen, url: str) -> None:
+        by = direct.RED_BY
+        try:
+            red = {column: stat.query(url, expr)
+                   for column, expr in stat.red_queries(WINDOW, "", by).items()}
+            use = {column: stat.query(url, expr)
+                   for column, expr in stat.use_queries(WINDOW).items()}
+            alerts = json.loads(_fetch(f"{url}/api/v1/alerts"))["data"]["alerts"]
+        except (ConfigError, OSError, ValueError, KeyError) as exc:
+            screen.note = f"Prometheus: {exc}"
+            return
+        screen.red = stat.collect(red, by)
+        screen.use = stat.collect(use, ("instance",))
+        screen.alerts = sorted(
+            f"{a['state']:8} {a['labels'].get('alertname')} "
+            + " ".join(f"{k}={v}" for k, v in sorted(a["labels"].items())
+                       if k not in ("alertname", "__name__"))
+            for a in alerts)
+
+
+def _show(frame: str, out: IO[str]) -> None:
+    if out.isatty():
+        out.write("\x1b[H\x1b[2J")  # redraw in place
+    else:
+        out.write("-" * 78 + "\n")
+    out.write(frame)
+    out.flush()
+
+
+def run_demo(duration: float, refresh: float, rate: float, workdir: Path,
+             out: IO[str] = sys.stdout) -> int:
+    logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    (workdir / "access.log").touch()
+    ports = free_ports(topology.PORT_NAMES)
+    plan = topology.redline_children(ports, workdir)
+    stop = threading.Event()
+
+    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    children = Children(logs)
+    load = LoadResult()
+    loader: threading.Thread | None = None
+    try:
+        for child in plan:
+            children.start(child)
+        prometheus_url = _start_prometheus(children, plan, ports, workdir)
+        out.write(_started(children, ports, workdir, prometheus_url))
+        out.flush()
+        loader = threading.Thread(target=run_load, daemon=True, kwargs={
+            "target": f"http://127.0.0.1:{ports['ambassador']}", "rate": rate,
+            "concurrency": 8, "duration": duration, "stop": stop, "result": load})
+        loader.start()
+        measure = Measure(plan, prometheus_url)
+        source = f"Prometheus at {prometheus_url}" if prometheus_url else "the sidecars' /metrics"
+        started = time.monotonic()
+        while not stop.is_set():
+            elapsed = time.monotonic() - started
+            screen = Screen(elapsed, duration, source, load=dict(load.statuses))
+            measure.fill(screen)
+            _show(render(screen), out)
+            if elapsed >= duration:
+                break
+            stop.wait(min(refresh, max(0.0, duration - elapsed)))
+    except KeyboardInterrupt:
+        out.write("\ninterrupted\n")
+    finally:
+        stop.set()
+        if loader is not None:
+            loader.join(timeout=STOP_TIMEOUT_S)
+        children.stop()
+    out.write(_finished(workdir, generated=(workdir / "rules").is_dir()))
+    return 0
+
+
+def _start_prometheus(children: Children, plan: list[topology.Child], ports: dict[str, int],
+                      workdir: Path) -> str | None:
+    """Prometheus (and Alertmanager) with redline's rules, when installed; their URL or None."""
+    prometheus_bin = shutil.which("prometheus")
+    if prometheus_bin is None:
+        return None
+    alertmanager_bin = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    _generate(workdir)
+    alertmanager_port = None
+    if alertmanager_bin:
+        alertmanager_port = ports["alertmanager"]
+        (workdir / "alertmanager.yml").write_text(topology.ALERTMANAGER_CONFIG)
+        children.start(topology.alertmanager_child(alertmanager_bin, ports, workdir))
+    config = topology.prometheus_config(plan, workdir, alertmanager_port)
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    children.start(topology.prometheus_child(prometheus_bin, ports, workdir))
+    return f"http://127.0.0.1:{ports['prometheus']}"
+
+
+def _started(children: Children, ports: dict[str, int], workdir: Path,
+             prometheus_url: str | None) -> str:
+    lines = ["redline demo: started (every process on 127.0.0.1; stops at the end)"]
+    for child, proc in children.running:
+        lines.append(f"  {child.name:14} pid {proc.pid:<8} http://127.0.0.1:{child.port}"
+                     + ("/metrics" if child.scrape else ""))
+    lines.append(f"  {'app (via ambassador)':14} http://127.0.0.1:{ports['ambassador']}/api/items")
+    if prometheus_url is None:
+        lines.append("  prometheus     not installed: reading the sidecars' /metrics instead "
+                     "(apt-get install prometheus for rules and alerts)")
+    lines.append(f"  work directory {workdir} (logs/, access.log)")
+    return "\n".join(lines) + "\n"
+
+
+def _finished(workdir: Path, generated: bool) -> str:
+    lines = ["", "redline demo: every process it started has stopped."]
+    if generated:
+        lines += [f"  dashboards: {workdir / 'grafana' / 'dashboards'} (Grafana JSON; import them)",
+                  f"  rules:      {workdir / 'rules'}"]
+    lines += ["  the same dashboards: deploy/grafana/dashboards in the repository",
+              "  with Docker, the same topology plus Grafana:",
+              "    docker compose -f deploy/compose/docker-compose.yaml up --build"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,109 @@
+"""What `redline demo` starts, as data: every child's command line and port, Prometheus's and
+Alertmanager's configs. Pure: ports and a work directory in, plans out (the same topology as
+deploy/compose/docker-compose.yaml, on loopback).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SERVICE = "checkout"          # the demo app's service name: deploy/prometheus/slo.yaml has SLOs
+LOG_SERVICE = "checkout-log"  # the same app seen by the adapter, through its access log
+PORT_NAMES = ("payments", "egress", "egress_admin", "app", "ambassador", "ambassador_admin",
+              "adapter_admin", "node", "prometheus", "alertmanager")
+
+# An SLO spec for the demo (as deploy/prometheus/slo.yaml): burn-rate alerts for the checkout.
+DEMO_SLO = f"""\
+period: 30d
+slos:
+  - service: {SERVICE}
+    availability: 99.9
+    latency:
+      threshold: 0.25
+      target: 99
+"""
+
+
+@dataclass(frozen=True)
+class Child:
+    name: str
+    argv: tuple[str, ...]
+    port: int          # ready once something listens here
+    scrape: bool       # Prometheus (or the direct view) reads /metrics on `port`
+
+
+def _redline(*args: str) -> tuple[str, ...]:
+    return (sys.executable, "-m", "redline.cli", *args)
+
+
+def redline_children(ports: dict[str, int], workdir: Path) -> list[Child]:
+    """The app, its dependency and redline's parts, in start order (dependencies first)."""
+    at = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+    access_log = str(workdir / "access.log")
+    quick_drain = ("--drain-delay", "0", "--drain-timeout", "5")  # no endpoints to update here
+    return [
+        Child("payments", _redline("demo-app", "--role", "dependency", "--listen",
+                                   at["payments"]), ports["payments"], False),
+        Child("egress", _redline("ambassador", "--mode", "outbound", "--listen", at["egress"],
+                                 "--upstream", at["payments"], "--admin", at["egress_admin"],
+                                 "--service", SERVICE, *quick_drain),
+              ports["egress_admin"], True),
+        Child("app", _redline("demo-app", "--listen", at["app"], "--access-log", access_log,
+                              "--dependency", f"http://{at['egress']}"), ports["app"], False),
+        Child("ambassador", _redline("ambassador", "--listen", at["ambassador"], "--upstream",
+                                     at["app"], "--admin", at["ambassador_admin"], "--service",
+                                     SERVICE, *quick_drain),
+              ports["ambassador_admin"], True),
+        Child("adapter", _redline("adapter", "--service", LOG_SERVICE, "--access-log",
+                                  access_log, "--format", "nginx", "--admin",
+                                  at["adapter_admin"]), ports["adapter_admin"], True),
+        Child("node-exporter", _redline("node-exporter", "--listen", at["node"]),
+              ports["node"], True),
+    ]
+
+
+def prometheus_child(binary: str, ports: dict[str, int], workdir: Path) -> Child:
+    return Child("prometheus", (binary, f"--config.file={workdir / 'prometheus.yml'}",
+                                f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+                                f"--web.listen-address=127.0.0.1:{ports['prometheus']}"),
+                 ports["prometheus"], False)
+
+
+def alertmanager_child(binary: str, ports: dict[str, int], workdir: Path) -> Child:
+    return Child("alertmanager", (binary, f"--config.file={workdir / 'alertmanager.yml'}",
+                                  f"--storage.path={workdir / 'alertmanager-data'}",
+                                  f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+                                  "--cluster.listen-address="),  # no gossip port: one instance
+                 ports["alertmanager"], False)
+
+
+def prometheus_config(children: list[Child], workdir: Path,
+                      alertmanager_port: int | None) -> dict[str, Any]:
+    """Scrape every redline part every 2 s (a demo wants lines to move), evaluate the rules
+    written into workdir/rules, send alerts to Alertmanager when one runs."""
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+        "rule_files": [str(workdir / "rules" / "*.rules.yaml")],
+        "scrape_configs": [
+            {"job_name": f"redline-{child.name}",
+             "static_configs": [{"targets": [f"127.0.0.1:{child.port}"]}]}
+            for child in children if child.scrape],
+    }
+    if alertmanager_port is not None:
+        config["alerting"] = {"alertmanagers": [
+            {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]}
+    return config
+
+
+# Alerts of the demo go nowhere (no receiver): Alertmanager shows them in its UI and API.
+ALERTMANAGER_CONFIG = """\
+route:
+  receiver: demo
+  group_by: [alertname, service_name]
+  group_wait: 5s
+receivers:
+  - name: demo
+"""

@@ -1,0 +1,50 @@
+"""The demo's terminal screen, as a pure function of what was measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from redline.stat import Key, Row, table
+
+RED_COLUMNS = ["RPS", "SUCCESS", "P50", "P95", "P99"]
+USE_COLUMNS = ["CPU", "LOAD/CPU", "MEM", "DISK", "FS"]
+
+
+@dataclass
+class Screen:
+    elapsed: float
+    duration: float
+    source: str                                   # "prometheus at URL" or "sidecars' /metrics"
+    red: dict[Key, Row] = field(default_factory=dict)
+    use: dict[Key, Row] = field(default_factory=dict)
+    alerts: list[str] | None = None               # None: no Prometheus to evaluate them
+    load: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+def render(screen: Screen) -> str:
+    sent = sum(screen.load.values())
+    outcomes = " ".join(f"{k}={v}" for k, v in sorted(screen.load.items()))
+    lines = [f"redline demo  {screen.elapsed:5.0f}s / {screen.duration:.0f}s   "
+             f"source: {screen.source}",
+             f"load: {sent} requests sent ({outcomes or 'none yet'})", ""]
+    lines.append("RED per service and route")
+    if screen.red:
+        lines.append(table(screen.red, ("service_name", "http_route"), RED_COLUMNS).rstrip())
+    else:
+        lines.append("  (collecting: rates need two samples)")
+    lines += ["", "USE per node"]
+    if screen.use:
+        lines.append(table(screen.use, ("instance",), USE_COLUMNS).rstrip())
+    else:
+        lines.append("  (collecting)")
+    lines += ["", "Alerts"]
+    if screen.alerts is None:
+        lines.append("  (need Prometheus: install the `prometheus` package to evaluate them)")
+    elif screen.alerts:
+        lines += [f"  {alert}" for alert in screen.alerts]
+    else:
+        lines.append("  none firing or pending")
+    if screen.note:
+        lines += ["", screen.note]
+    return "\n".join(lines) + "\n"

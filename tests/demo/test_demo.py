@@ -1,0 +1,132 @@
+"""`redline demo` end to end: every part started for real, `redline stat` against its
+Prometheus while it runs, the view without Prometheus, and no process left afterwards."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REDLINE = [sys.executable, "-m", "redline.cli"]
+ROUTES = ("/api/items", "/api/items/{id}", "/api/search", "/api/checkout")
+
+
+class DemoRun:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen([*REDLINE, "demo", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=env)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if found := re.search(pattern, line):
+                    return found
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"no {pattern!r} in the demo's output:\n{''.join(self.lines)}")
+
+    def finish(self, timeout: float) -> str:
+        try:
+            assert self.proc.wait(timeout) == 0, "".join(self.lines)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        self._reader.join(5)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        return "".join(self.lines)
+
+    def child_pids(self) -> list[int]:
+        return [int(p) for p in re.findall(r" pid (\d+) ", "".join(self.lines))]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _stat(prometheus: str, *args: str) -> str:
+    done = subprocess.run([*REDLINE, "stat", "--prometheus", prometheus, "--window", "15s",
+                           *args], check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _rows(table: str) -> dict[tuple[str, str], list[str]]:
+    rows = {}
+    for line in table.splitlines()[1:]:
+        cells = line.split()
+        rows[(cells[0], cells[1])] = cells[2:]
+    return rows
+
+
+def test_demo_with_prometheus_stat_sees_every_route_and_nothing_is_left(tmp_path: Path) -> None:
+    if shutil.which("prometheus") is None:
+        pytest.fail("prometheus is not installed; `make test` installs it")
+    demo = DemoRun("--duration", "30", "--refresh", "5", "--rate", "80",
+                   "--workdir", str(tmp_path))
+    prometheus = demo.wait_for(r"source: Prometheus at (http://127\.0\.0\.1:\d+)", 60)[1]
+    pids = demo.child_pids()
+    assert len(pids) >= 7  # the app, payments, two ambassadors, adapter, node exporter, Prometheus
+    demo.wait_for(r"redline demo\s+2[0-9]s / 30s", 40)  # 20 s of traffic in Prometheus
+
+    routes = _rows(_stat(prometheus, "--by", "route"))
+    for service in ("checkout", "checkout-log"):  # the ambassador's view and the adapter's
+        for route in ROUTES:
+            rps, success = routes[(service, route)][:2]
+            assert float(rps) > 0, (service, route, routes)
+            if route == "/api/checkout":
+                assert float(success.rstrip("%")) < 100, routes  # it fails a few percent
+    nodes = _stat(prometheus, "nodes").splitlines()
+    assert len(nodes) == 2, nodes
+    header, row = nodes[0].split(), nodes[1].split()
+    assert row[header.index("MEM")].endswith("%") and row[header.index("FS")].endswith("%")
+
+    output = demo.finish(timeout=60)
+    assert "every process it started has stopped" in output
+    assert not [pid for pid in pids if _alive(pid)]
+    assert (tmp_path / "grafana" / "dashboards").is_dir()
+    assert sorted(p.name for p in (tmp_path / "rules").iterdir()) == [
+        "redline-health.rules.yaml", "redline-red.rules.yaml", "redline-slo.rules.yaml",
+        "redline-use.rules.yaml"]
+
+
+def test_demo_without_prometheus_reads_the_sidecars(tmp_path: Path) -> None:
+    empty_path = tmp_path / "bin"
+    empty_path.mkdir()  # nothing on PATH: no prometheus, no alertmanager
+    demo = DemoRun("--duration", "10", "--refresh", "4", "--workdir", str(tmp_path / "w"),
+                   env={**os.environ, "PATH": str(empty_path)})
+    output = demo.finish(timeout=60)
+    assert "prometheus     not installed" in output
+    last = output.rsplit("-" * 78, 1)[1]
+    assert "source: the sidecars' /metrics" in last
+    red = last.split("RED per service and route\n", 1)[1].split("\n\n", 1)[0]
+    rows = _rows(red)
+    assert {route for service, route in rows if service == "checkout"} >= {
+        "/api/items", "/api/items/{id}"}  # the busiest routes, certain in 10 s
+    assert any(service == "checkout-log" for service, _ in rows)
+    use = last.split("USE per node\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    header, row = use[0].split(), use[1].split()
+    assert row[header.index("MEM")].endswith("%")
+    assert "need Prometheus" in last
+    assert not [pid for pid in demo.child_pids() if _alive(pid)]
