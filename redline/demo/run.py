@@ -230,7 +230,7 @@ def _started(children: Children, ports: dict[str, int], workdir: Path,
     for child, proc in children.running:
         lines.append(f"  {child.name:14} pid {proc.pid:<8} http://127.0.0.1:{child.port}"
                      + ("/metrics" if child.scrape else ""))
-    lines.append(f"  {'app (via ambassador)':14} http://127.0.0.1:{ports['ambassador']}/api/items")
+    lines.append(f"  try it:        curl http://127.0.0.1:{ports['ambassador']}/api/items")
     if prometheus_url is None:
         lines.append("  prometheus     not installed: reading the sidecars' /metrics instead "
                      "(apt-get install prometheus for rules and alerts)")
