@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import time
 from pathlib import Path
 
+from redline.ports import free_port, wait_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+__all__ = ["free_port", "rss_mb", "wait_port"]
 
 
 def rss_mb(pid: int) -> float:

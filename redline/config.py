@@ -108,6 +108,22 @@ def parse_host_port(text: str, default_host: str = "0.0.0.0") -> tuple[str, int]
     return host, int(port)
 
 
+def positive_number(text: str) -> float:
+    """A number > 0, as argparse `type=` (with flag_type)."""
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """A duration in seconds > 0, as argparse `type=` (with flag_type)."""
+    try:
+        return positive_number(text)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds > 0, got {text!r}") from None
+
+
 T = TypeVar("T")
 
 

@@ -11,7 +11,7 @@ import threading
 from types import FrameType
 from typing import IO
 
-from redline.config import ConfigError, flag_type, parse_host_port
+from redline.config import ConfigError, flag_type, parse_host_port, positive_number
 
 log = logging.getLogger("redline.demo")
 
@@ -25,11 +25,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                     "node exporter and a load generator (and Prometheus and Alertmanager with "
                     "redline's rules when installed); show RED, USE and alerts live; stop "
                     "everything at the end.")
-    demo.add_argument("--duration", type=flag_type(_positive), default=300.0, metavar="S",
+    demo.add_argument("--duration", type=flag_type(positive_number), default=300.0, metavar="S",
                       help="seconds to run (default 300; Ctrl-C ends it sooner)")
-    demo.add_argument("--refresh", type=flag_type(_positive), default=3.0, metavar="S",
+    demo.add_argument("--refresh", type=flag_type(positive_number), default=3.0, metavar="S",
                       help="seconds between screen updates (default 3)")
-    demo.add_argument("--rate", type=flag_type(_positive), default=50.0, metavar="N",
+    demo.add_argument("--rate", type=flag_type(positive_number), default=50.0, metavar="N",
                       help="requests per second of the load generator (default 50)")
     demo.add_argument("--workdir", metavar="DIR",
                       help="where logs, rules and dashboards go (default: a new temp dir)")
@@ -64,13 +64,6 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     load.set_defaults(func=run_load_command)
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError(f"expected a number > 0, got {text!r}")
-    return value
-
-
 def run_demo_command(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
@@ -78,7 +71,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
     from redline.demo.run import run_demo
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="redline-demo-"))
-    return run_demo(args.duration, args.refresh, args.rate, workdir)
+    stop = threading.Event()
+    _on_sigterm(stop)
+    return run_demo(args.duration, args.refresh, args.rate, workdir, stop)
 
 
 def _on_sigterm(stop: threading.Event) -> None:

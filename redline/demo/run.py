@@ -10,14 +10,12 @@ import contextlib
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
-from types import FrameType
 from typing import IO
 
 import yaml
@@ -27,25 +25,11 @@ from redline.config import ConfigError
 from redline.demo import direct, topology
 from redline.demo.load import LoadResult, run_load
 from redline.demo.view import Screen, render
+from redline.ports import free_ports, wait_port
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 WINDOW = "20s"  # rate window when reading Prometheus (scraped every 2 s)
-
-
-def free_ports(names: tuple[str, ...]) -> dict[str, int]:
-    """Distinct free loopback ports: all held open at once, so none is handed out twice."""
-    sockets = []
-    try:
-        for _ in names:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return {name: int(sock.getsockname()[1]) for name, sock in zip(names, sockets,
-                                                                         strict=True)}
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class Children:
@@ -62,17 +46,16 @@ class Children:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         self.running.append((child, proc))
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise ConfigError(f"demo: {child.name} exited with code {proc.returncode} at "
-                                  f"start; see {self.logs / (child.name + '.log')}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", child.port), timeout=0.2):
-                return proc
-            time.sleep(0.05)
-        raise ConfigError(f"demo: {child.name} did not listen on 127.0.0.1:{child.port} within "
-                          f"{START_TIMEOUT_S:.0f} s; see {self.logs / (child.name + '.log')}")
+        log_path = self.logs / f"{child.name}.log"
+        try:
+            wait_port(child.port, START_TIMEOUT_S, still_starting=lambda: proc.poll() is None)
+        except ChildProcessError:
+            raise ConfigError(f"demo: {child.name} exited with code {proc.returncode} at "
+                              f"start; see {log_path}") from None
+        except TimeoutError:
+            raise ConfigError(f"demo: {child.name} did not listen on 127.0.0.1:{child.port} "
+                              f"within {START_TIMEOUT_S:.0f} s; see {log_path}") from None
+        return proc
 
     def stop(self) -> None:
         for _, proc in reversed(self.running):
@@ -158,18 +141,14 @@ def _show(frame: str, out: IO[str]) -> None:
 
 
 def run_demo(duration: float, refresh: float, rate: float, workdir: Path,
-             out: IO[str] = sys.stdout) -> int:
+             stop: threading.Event, out: IO[str] = sys.stdout) -> int:
+    """Run until `duration` has passed, `stop` is set (the command sets it on SIGTERM) or
+    Ctrl-C; then stop every child."""
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     (workdir / "access.log").touch()
-    ports = free_ports(topology.PORT_NAMES)
+    ports = dict(zip(topology.PORT_NAMES, free_ports(len(topology.PORT_NAMES)), strict=True))
     plan = topology.redline_children(ports, workdir)
-    stop = threading.Event()
-
-    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-    signal.signal(signal.SIGTERM, on_sigterm)
-
     children = Children(logs)
     load = LoadResult()
     loader: threading.Thread | None = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,23 +14,9 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from redline.ports import free_port, wait_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10) -> None:
-    """Until something listens on 127.0.0.1:port (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+__all__ = ["SidecarProcess", "free_port", "wait_port"]
 
 
 class SidecarProcess:

@@ -7,7 +7,7 @@ import asyncio
 import os
 from typing import TYPE_CHECKING
 
-from redline.config import ConfigError, flag_type, parse_host_port
+from redline.config import ConfigError, flag_type, parse_host_port, positive_seconds
 from redline.exporters.instruments import validate_buckets
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater, load_routes
@@ -17,13 +17,6 @@ if TYPE_CHECKING:
     from redline.sidecars.adapter.process import AdapterConfig
 
 _JSON_FIELDS = ("method", "path", "status", "duration", "duration_ms")
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError(f"expected a number of seconds > 0, got {text!r}")
-    return value
 
 
 def _json_fields(text: str) -> tuple[str, tuple[str, ...]]:
@@ -60,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                               "(with --mapping)")
     add("--mapping", metavar="FILE",
         help="mapping rules for --statsd, --scrape and --json-url (docs/adapter.md)")
-    add("--fetch-timeout", type=flag_type(_positive), default=2.0, metavar="S",
+    add("--fetch-timeout", type=flag_type(positive_seconds), default=2.0, metavar="S",
         help="--scrape / --json-url: give up on the app after this long (default 2)")
     add("--format", default="nginx", metavar="FORMAT",
         help=f"log format: {', '.join(FORMATS)} (default nginx)")
@@ -80,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         help="read files present at start from their beginning (default: from their end)")
     add("--once", action="store_true",
         help="read the files from start to end, print the exposition, exit")
-    add("--poll-interval", type=flag_type(_positive), default=0.25, metavar="S",
+    add("--poll-interval", type=flag_type(positive_seconds), default=0.25, metavar="S",
         help="how often to look for new lines, rotations and new files (default 0.25)")
     add("--max-line-bytes", type=int, default=256 * 1024, metavar="N",
         help="longer lines are dropped and counted as parse errors (default 262144)")

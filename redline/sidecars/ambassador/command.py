@@ -6,18 +6,11 @@ import argparse
 import asyncio
 import os
 
-from redline.config import ConfigError, flag_type, parse_host_port
+from redline.config import ConfigError, flag_type, parse_host_port, positive_seconds
 from redline.exporters.instruments import validate_buckets
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater, load_routes
 from redline.sidecars.ambassador.proxy import Ambassador, AmbassadorConfig, Upstream
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError(f"expected a number of seconds > 0, got {text!r}")
-    return value
 
 
 def _ratio(text: str) -> float:
@@ -59,17 +52,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         help="also record request and response body size histograms")
     add("--upstream-ca", metavar="FILE", help="CA bundle to verify an https upstream "
                                                "(default: the system's CAs)")
-    add("--upstream-timeout", type=flag_type(_positive), default=60.0, metavar="S",
+    add("--upstream-timeout", type=flag_type(positive_seconds), default=60.0, metavar="S",
         help="504 when the upstream sends nothing for this long during a request (default 60)")
-    add("--connect-timeout", type=flag_type(_positive), default=5.0, metavar="S",
+    add("--connect-timeout", type=flag_type(positive_seconds), default=5.0, metavar="S",
         help="504 when connecting to the upstream takes longer (default 5)")
-    add("--header-timeout", type=flag_type(_positive), default=10.0, metavar="S",
+    add("--header-timeout", type=flag_type(positive_seconds), default=10.0, metavar="S",
         help="408 and close when a request head takes longer to arrive (default 10)")
-    add("--idle-timeout", type=flag_type(_positive), default=75.0, metavar="S",
+    add("--idle-timeout", type=flag_type(positive_seconds), default=75.0, metavar="S",
         help="close keep-alive connections idle this long (default 75)")
     add("--drain-delay", type=float, default=5.0, metavar="S",
         help="after SIGTERM keep serving this long while endpoints update (default 5)")
-    add("--drain-timeout", type=flag_type(_positive), default=30.0, metavar="S",
+    add("--drain-timeout", type=flag_type(positive_seconds), default=30.0, metavar="S",
         help="after SIGTERM exit within this long, aborting what is left (default 30)")
     add("--max-header-bytes", type=int, default=65536, metavar="N",
         help="431 for request heads larger than this (default 65536)")
