@@ -40,13 +40,13 @@ class Children:
         self.running: list[tuple[topology.Child, subprocess.Popen[bytes]]] = []
 
     def start(self, child: topology.Child) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"{child.name}.log", "wb")  # noqa: SIM115 - the child owns it
+        log_path = self.logs / f"{child.name}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - the child owns it
         # A session of its own: Ctrl-C reaches only the demo, which then stops children in order.
         proc = subprocess.Popen(child.argv, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         self.running.append((child, proc))
-        log_path = self.logs / f"{child.name}.log"
         try:
             wait_port(child.port, START_TIMEOUT_S, still_starting=lambda: proc.poll() is None)
         except ChildProcessError:
