@@ -48,10 +48,16 @@ class Roots:
     procfs: str = "/proc"
     sysfs: str = "/sys"
     rootfs: str = "/"
+    # The network namespace whose counters are read: <procfs>/net is the reader's own, so a
+    # pod without hostNetwork points this at <host procfs>/1/net, the host's (init's) netns.
+    procfs_net: str = ""
     cache: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def proc(self, *parts: str) -> str:
         return os.path.join(self.procfs, *parts)
+
+    def net(self, *parts: str) -> str:
+        return os.path.join(self.procfs_net or self.proc("net"), *parts)
 
     def sys(self, *parts: str) -> str:
         return os.path.join(self.sysfs, *parts)
@@ -223,7 +229,7 @@ def diskstats(roots: Roots) -> Families:
 
 def netdev(roots: Roots) -> Families:
     devices = {name: values for name, values in
-               procfs.parse_net_dev(read(roots.proc("net", "dev"))).items()
+               procfs.parse_net_dev(read(roots.net("dev"))).items()
                if not NETDEV_EXCLUDE.match(name)}
     # rx_nohandler is in sysfs only (node_exporter reads it over netlink)
     for name, values in devices.items():
@@ -291,10 +297,10 @@ def filesystem(roots: Roots) -> Families:
 def netstat(roots: Roots) -> Families:
     """TCP retransmits, listen overflows and drops, UDP buffer errors... (untyped, as in
     node_exporter)."""
-    values = procfs.parse_netstat(read(roots.proc("net", "netstat")))
-    values.update(procfs.parse_netstat(read(roots.proc("net", "snmp"))))
+    values = procfs.parse_netstat(read(roots.net("netstat")))
+    values.update(procfs.parse_netstat(read(roots.net("snmp"))))
     with contextlib.suppress(OSError):  # no snmp6 on a kernel without IPv6
-        values.update(procfs.parse_snmp6(read(roots.proc("net", "snmp6"))))
+        values.update(procfs.parse_snmp6(read(roots.net("snmp6"))))
     return [single("unknown", f"node_netstat_{key}",
                    f"Statistic {key.replace('_', '', 1)}.", value)
             for key, value in sorted(values.items()) if _netstat_field(key)]
@@ -331,7 +337,7 @@ def conntrack(roots: Roots) -> Families:
                "Maximum size of connection tracking table.", limit),
     ]
     try:
-        stats = procfs.parse_conntrack_stat(read(roots.proc("net", "stat", "nf_conntrack")))
+        stats = procfs.parse_conntrack_stat(read(roots.net("stat", "nf_conntrack")))
     except OSError:
         return families
     return families + [single("gauge", f"node_nf_conntrack_stat_{key}", _CONNTRACK_HELP[key],

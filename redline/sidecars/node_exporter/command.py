@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     add("--procfs", default="/proc", metavar="DIR", help="the host's /proc (default /proc)")
     add("--sysfs", default="/sys", metavar="DIR", help="the host's /sys (default /sys)")
     add("--rootfs", default="/", metavar="DIR", help="the host's / (default /)")
+    add("--procfs-net", default="", metavar="DIR",
+        help="the /proc/net of the network namespace to report (default PROCFS/net, this "
+             "process's own); in a pod without hostNetwork, the host's is PROCFS/1/net")
     add("--collectors", default=",".join(COLLECTORS), metavar="LIST",
         help=f"collectors to run, comma-separated (default all: {','.join(COLLECTORS)})")
     parser.set_defaults(func=run)
@@ -37,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def _collector(args: argparse.Namespace) -> NodeCollector:
     for flag, path in (("--procfs", args.procfs), ("--sysfs", args.sysfs),
-                       ("--rootfs", args.rootfs)):
+                       ("--rootfs", args.rootfs), ("--procfs-net", args.procfs_net or ".")):
         if not os.path.isdir(path):
             raise ConfigError(f"{flag}: {path}: expected a directory")
     reported: set[str] = set()
@@ -49,7 +52,7 @@ def _collector(args: argparse.Namespace) -> NodeCollector:
                         extra={"collector": name, "error": str(exc)})
 
     try:
-        return NodeCollector(Roots(args.procfs, args.sysfs, args.rootfs),
+        return NodeCollector(Roots(args.procfs, args.sysfs, args.rootfs, args.procfs_net),
                              [c for c in args.collectors.split(",") if c], on_error)
     except ValueError as exc:
         raise ConfigError(f"--collectors: {exc}") from exc

@@ -179,3 +179,22 @@ def test_filesystems_through_the_hosts_root(tmp_path: Path) -> None:
     exported = {s.labels["mountpoint"] for f in registry.collect() for s in f.samples
                 if s.name == "node_filesystem_device_error"}
     assert exported == {"/", "/data", "/my disk", "/gone"}  # /run, overlay, cgroup excluded
+
+
+def test_network_counters_from_another_namespaces_procfs_net(tmp_path: Path) -> None:
+    # A pod without hostNetwork reads the host's counters through <host procfs>/1/net: its
+    # own <procfs>/net (here an interface eth9) must not be what it reports.
+    proc = tmp_path / "proc"
+    (proc / "net").mkdir(parents=True)
+    (proc / "net" / "dev").write_text(
+        "Inter-| Receive | Transmit\n face |bytes packets|bytes packets\n"
+        "  eth9: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n")
+    host_net = FIXTURES / "psi" / "proc" / "net"
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(
+        Roots(str(proc), str(tmp_path), str(tmp_path), procfs_net=str(host_net)), ["netdev"]))
+    devices = {sample.labels["device"] for family in registry.collect()
+               if family.name == "node_network_receive_bytes" for sample in family.samples}
+    assert devices and "eth9" not in devices
+    expected = procfs.parse_net_dev((host_net / "dev").read_text())
+    assert devices == set(expected) - {"lo"}

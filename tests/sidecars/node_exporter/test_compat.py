@@ -137,3 +137,26 @@ def test_a_missing_procfs_is_a_config_error() -> None:
         capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2
     assert "--procfs: /nonexistent: expected a directory" in result.stderr
+
+
+def test_procfs_net_reports_that_namespaces_interfaces() -> None:
+    # As in the DaemonSet without hostNetwork: --procfs-net /host/proc/1/net.
+    proc = SidecarProcess("node-exporter", "--listen", "127.0.0.1:0", "--collectors", "netdev",
+                          "--procfs-net", "/proc/1/net",
+                          started="node exporter listening", service=False)
+    try:
+        text = proc.metrics_text()
+    finally:
+        assert proc.stop() == 0
+    with open("/proc/1/net/dev") as dev:
+        interfaces = {line.split(":")[0].strip() for line in dev.readlines()[2:]} - {"lo"}
+    for interface in interfaces:
+        assert f'node_network_receive_bytes_total{{device="{interface}"}}' in text
+
+
+def test_a_missing_procfs_net_is_a_config_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "redline.cli", "node-exporter", "--procfs-net", "/nonexistent"],
+        capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "--procfs-net: /nonexistent: expected a directory" in result.stderr
