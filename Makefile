@@ -16,6 +16,13 @@ TEST_TOOLS := promtool:prometheus openssl:openssl prometheus-node-exporter:prome
 DEMO_TOOLS := prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager
 # e.g. `make demo DEMO_ARGS="--duration 60 --rate 100"`
 DEMO_ARGS ?=
+# Tools neither Debian nor the dev extra provide, pinned, in .tools/bin: kubectl (renders
+# deploy/kubernetes with its kustomize; see tools/fetch_kubectl.py) and checkov (its own venv:
+# its pinned dependencies must not move the project's).
+TOOLS   := .tools
+KUBECTL := $(TOOLS)/bin/kubectl
+CHECKOV := $(TOOLS)/bin/checkov
+CHECKOV_VERSION := 3.3.30
 # The anchors the benchmarks run side by side.
 BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail
 
@@ -53,15 +60,24 @@ install-missing:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
+$(KUBECTL): tools/fetch_kubectl.py | $(STAMP)
+	$(BIN)/python tools/fetch_kubectl.py $(TOOLS)/bin
+
+$(CHECKOV):
+	test -x $(TOOLS)/checkov/bin/python || $(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/python -m pip install -q checkov==$(CHECKOV_VERSION)
+	mkdir -p $(TOOLS)/bin && ln -sf ../checkov/bin/checkov $@
+
 lint: $(STAMP)
-	$(BIN)/ruff check redline tests benchmarks
+	$(BIN)/ruff check redline tests benchmarks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict redline
 
-# The venv's bin on PATH: tools installed from PyPI (hadolint) are found like system ones.
-pytest: $(STAMP) system-tools
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+# The venv's bin and .tools/bin on PATH: tools from PyPI (hadolint, checkov, kubectl) are
+# found like system ones.
+pytest: $(STAMP) system-tools $(KUBECTL) $(CHECKOV)
+	PATH="$(CURDIR)/$(TOOLS)/bin:$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/bench_hot_path.py
@@ -70,4 +86,4 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/bench_adapter.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis
