@@ -16,6 +16,6 @@ openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
 printf 'subjectAltName=DNS:%s.%s.svc,DNS:%s.%s.svc.cluster.local\nextendedKeyUsage=serverAuth\n' \
   "$service" "$namespace" "$service" "$namespace" > "$work/ext"
 openssl x509 -req -in "$work/tls.csr" -CA "$dir/ca.crt" -CAkey "$work/ca.key" \
-  -CAcreateserial -out "$dir/tls.crt" -days 365 -extfile "$work/ext" 2>/dev/null
+  -CAserial "$work/ca.srl" -CAcreateserial -out "$dir/tls.crt" -days 365 -extfile "$work/ext" 2>/dev/null
 chmod 600 "$dir/tls.key"
 echo "wrote $dir/ca.crt, $dir/tls.crt and $dir/tls.key for $service.$namespace.svc (365 days)"
