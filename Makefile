@@ -19,9 +19,9 @@ DEMO_ARGS ?=
 # Tools neither Debian nor the dev extra provide, pinned, in .tools/bin: kubectl (renders
 # deploy/kubernetes with its kustomize; see tools/fetch_kubectl.py) and checkov (its own venv:
 # its pinned dependencies must not move the project's).
-TOOLS   := .tools
-KUBECTL := $(TOOLS)/bin/kubectl
-CHECKOV := $(TOOLS)/bin/checkov
+TOOLS_DIR := .tools
+KUBECTL := $(TOOLS_DIR)/bin/kubectl
+CHECKOV := $(TOOLS_DIR)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 # The anchors the benchmarks run side by side.
 BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail
@@ -61,12 +61,12 @@ install-missing:
 	fi
 
 $(KUBECTL): tools/fetch_kubectl.py | $(STAMP)
-	$(BIN)/python tools/fetch_kubectl.py $(TOOLS)/bin
+	$(BIN)/python tools/fetch_kubectl.py $(TOOLS_DIR)/bin
 
 $(CHECKOV):
-	test -x $(TOOLS)/checkov/bin/python || $(PYTHON) -m venv $(TOOLS)/checkov
-	$(TOOLS)/checkov/bin/python -m pip install -q checkov==$(CHECKOV_VERSION)
-	mkdir -p $(TOOLS)/bin && ln -sf ../checkov/bin/checkov $@
+	test -x $(TOOLS_DIR)/checkov/bin/python || $(PYTHON) -m venv $(TOOLS_DIR)/checkov
+	$(TOOLS_DIR)/checkov/bin/python -m pip install -q checkov==$(CHECKOV_VERSION)
+	mkdir -p $(TOOLS_DIR)/bin && ln -sf ../checkov/bin/checkov $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check redline tests benchmarks tools
@@ -77,7 +77,7 @@ typecheck: $(STAMP)
 # The venv's bin and .tools/bin on PATH: tools from PyPI (hadolint, checkov, kubectl) are
 # found like system ones.
 pytest: $(STAMP) system-tools $(KUBECTL) $(CHECKOV)
-	PATH="$(CURDIR)/$(TOOLS)/bin:$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(TOOLS_DIR)/bin:$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/bench_hot_path.py
@@ -86,4 +86,4 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/bench_adapter.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis
