@@ -13,9 +13,12 @@ from hypothesis import strategies as st
 
 from redline.config import ConfigError
 from redline.exporters.routes import (
+    ID,
     OTHER,
     RoutePattern,
     RouteTemplater,
+    heuristic_template,
+    heuristic_templates,
     is_id_segment,
     load_routes,
 )
@@ -207,6 +210,47 @@ def test_property_bounded_templated_deterministic(paths: list[str]) -> None:
             assert route == "/static/*"
         else:
             assert_is_template(route, path)
+
+
+def one_pass_reference(path: str) -> str:
+    """The heuristic as its definition says: each whole segment that is an id becomes {id}."""
+    return "/".join(ID if i and is_id_segment(seg) else seg
+                    for i, seg in enumerate(path.split("/")))
+
+
+any_segment = st.one_of(segment, st.text(max_size=8),  # unicode digits, spaces, anything
+                        st.sampled_from(["\u0663\u0664", "12 34", "a" * 66 + " b", ""]))
+raw_paths = st.lists(any_segment, max_size=6).map(lambda s: "/" + "/".join(s))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(raw_paths, min_size=1, max_size=30))
+def test_property_staged_and_batched_heuristics_equal_the_definition(paths: list[str]) -> None:
+    expected = [one_pass_reference(path) for path in paths]
+    assert [heuristic_template(path) for path in paths] == expected
+    assert heuristic_templates(paths) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(raw_paths, st.sampled_from(["/healthz", "/static/a.css", "",
+                                                       "/a?b=1", "/u/1#x", "http://h/u/2"])),
+                min_size=1, max_size=60), st.integers(min_value=1, max_value=12))
+def test_property_prefill_changes_nothing_but_the_cost(paths: list[str], cap: int) -> None:
+    """prefill, then route per request (the adapter's way) = route per request alone: same
+    routes, same admission order, same overflow count."""
+    def templater() -> RouteTemplater:
+        return RouteTemplater([RoutePattern("/static/*")], max_routes=cap, cache_size=16)
+
+    alone, prefilled = templater(), templater()
+    expected = [alone.route(path) for path in paths]
+    got = []
+    for start in range(0, len(paths), 7):  # blocks of lines
+        block = paths[start:start + 7]
+        prefilled.prefill(block)
+        got += [prefilled.route(path) for path in block]
+    assert got == expected
+    assert list(prefilled._admitted) == list(alone._admitted)
+    assert prefilled.overflow_total == alone.overflow_total
 
 
 # --- routes files ---------------------------------------------------------------------------

@@ -55,6 +55,13 @@ class LogPipeline:
         m, p, s, d, b, a, scale = (fmt.method_at, fmt.path_at, fmt.status_at, fmt.duration_at,
                                    fmt.bad_at, fmt.agent_at, fmt.scale)
         probes = self.routes.ignore_user_agents
+        # Template the block's new paths in one pass first (most paths with ids are new): the
+        # loop below then finds every route in the cache. Probes are left out, as below.
+        if probes:
+            self.routes.prefill([row[p] for row in rows
+                                 if row[p] and not row[a].startswith(probes)])
+        else:
+            self.routes.prefill([row[p] for row in rows if row[p]])
         for row in rows:
             path = row[p]
             if probes and row[a].startswith(probes):
