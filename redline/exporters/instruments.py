@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -65,6 +65,15 @@ class HistogramChild:
         # bisect_left finds the first bound >= value: exactly Prometheus' `le` semantics.
         self.counts[bisect_left(self._bounds, value)] += 1
         self.total += value
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        """`observe` each value, in order (the same counts and the same float sum), without a
+        method call per value: the log adapter observes a block's lines at once."""
+        counts, bounds, total = self.counts, self._bounds, self.total
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1
+            total += value
+        self.total = total
 
     def observe_with_exemplar(self, value: float, labels: dict[str, str]) -> None:
         index = bisect_left(self._bounds, value)

@@ -91,6 +91,8 @@ class RegexFormat:
     def rows(self, text: str) -> tuple[list[tuple[str, ...]], int]:
         """findall's rows for a block of complete lines, and how many lines did not match."""
         rows = self.regex.findall(text)
+        if len(rows) == text.count("\n"):  # every line read: no empty lines to look for
+            return rows, 0
         return rows, _count_lines(text) - len(rows)
 
     def parse_block(self, text: str) -> tuple[list[Event], int]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from redline.exporters.instruments import HistogramChild
 from redline.exporters.red import BAD_REQUEST, OTHER_METHOD, ServerRecorder
 from redline.exporters.routes import MISS, OTHER, RouteTemplater
 from redline.sidecars.adapter.formats import LogFormat, RegexFormat
 
-_Observe = Callable[[float], None]
-_CountUntimed = Callable[[], None]
-_Series = tuple[_Observe, _CountUntimed]
+# One label combination: its duration series, how to count a request without a time, and
+# the durations of the current block (observed together when the block is done).
+_Series = tuple[HistogramChild, Callable[[], None], list[str]]
 
 
 class LogPipeline:
@@ -43,7 +44,7 @@ class LogPipeline:
                 if seconds is None:
                     series[1]()
                 else:
-                    series[0](seconds)
+                    series[0].observe(seconds)
 
     def _feed_rows(self, text: str, fmt: RegexFormat) -> None:
         # The adapter's hot loop: per line a templater lookup, a series lookup, an observation.
@@ -54,7 +55,10 @@ class LogPipeline:
         known = self._series
         m, p, s, d, b, a, scale = (fmt.method_at, fmt.path_at, fmt.status_at, fmt.duration_at,
                                    fmt.bad_at, fmt.agent_at, fmt.scale)
+        # Probes are looked for per line only in blocks that have one at all.
         probes = self.routes.ignore_user_agents
+        if probes and not any(agent in text for agent in probes):
+            probes = ()
         # Template the block's new paths in one pass first (most paths with ids are new): the
         # loop below then finds every route in the cache. Probes are left out, as below.
         if probes:
@@ -81,12 +85,26 @@ class LogPipeline:
                 continue
             raw = row[d]
             if raw and raw != "-":
-                try:
-                    series[0](float(raw) * scale if scale != 1.0 else float(raw))
-                except ValueError:  # a custom regex captured something that is not a number
-                    series[1]()
+                series[2].append(raw)
             else:
                 series[1]()
+        self._observe_pending(scale)
+
+    def _observe_pending(self, scale: float) -> None:
+        for child, count_untimed, pending in self._series.values():
+            if not pending:
+                continue
+            try:
+                values = list(map(float, pending))
+            except ValueError:  # a custom regex captured something that is not a number
+                values = []
+                for raw in pending:
+                    try:
+                        values.append(float(raw))
+                    except ValueError:
+                        count_untimed()
+            child.observe_many(values if scale == 1.0 else [v * scale for v in values])
+            pending.clear()
 
     def _series_of(self, method: str, path: str, status: str, malformed: bool
                    ) -> _Series | None:
@@ -106,8 +124,9 @@ class LogPipeline:
             recorder = self.recorder
             child = recorder.series(key[0], template, code, error=error)
             series = self._series[key] = (
-                child.observe,
-                functools.partial(recorder.count_untimed, key[0], template, code, error=error))
+                child,
+                functools.partial(recorder.count_untimed, key[0], template, code, error=error),
+                [])
         return series
 
     def _count(self, lines: int, errors: int) -> None:
