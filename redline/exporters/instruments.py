@@ -12,12 +12,14 @@ sum, which Prometheus tolerates (both are still monotonic).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import operator
 import threading
 import time
-from bisect import bisect_left
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Hashable, Iterator, Sequence
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -66,13 +68,24 @@ class HistogramChild:
         self.counts[bisect_left(self._bounds, value)] += 1
         self.total += value
 
-    def observe_many(self, values: Iterable[float]) -> None:
-        """`observe` each value, in order (the same counts and the same float sum), without a
-        method call per value: the log adapter observes a block's lines at once."""
-        counts, bounds, total = self.counts, self._bounds, self.total
-        for value in values:
-            counts[bisect_left(bounds, value)] += 1
-            total += value
+    def observe_many(self, values: list[float]) -> None:
+        """`observe` each value, in order (the same counts and the same float sum), at C
+        speed: the log adapter observes a block's lines at once. Counts come from the sorted
+        values, one bisect per bound instead of one per value."""
+        total = functools.reduce(operator.add, values, self.total)  # the same left fold
+        counts, bounds = self.counts, self._bounds
+        if math.isnan(total):  # a NaN among them: sorting would misplace it
+            for value in values:
+                counts[bisect_left(bounds, value)] += 1
+        else:
+            ordered = sorted(values)
+            below = 0
+            for index, bound in enumerate(bounds):
+                # bisect_left(bounds, v) == index  <=>  bounds[index - 1] < v <= bound
+                upto = bisect_right(ordered, bound, below)
+                counts[index] += upto - below
+                below = upto
+            counts[-1] += len(ordered) - below
         self.total = total
 
     def observe_with_exemplar(self, value: float, labels: dict[str, str]) -> None:

@@ -233,10 +233,37 @@ class RouteTemplater:
             paths = new  # plain paths already, as access logs' are: strip_target is identity
         else:
             paths = [strip_target(target) for target in new]
+        rest, rest_paths = self._not_ignored_nor_explicit(new, paths)
+        templates = heuristic_templates(rest_paths) if self.heuristic else rest_paths
+        # Admission in order of first appearance, as `route` one by one would admit them;
+        # then the cache filled at C speed unless some template found the cap full.
+        admitted = self._admitted
+        overflowed = False
+        for template in dict.fromkeys(templates):
+            if template not in admitted:
+                if len(admitted) >= self.max_routes:
+                    overflowed = True
+                    continue
+                admitted[template] = Route(template)
+        if not overflowed:
+            cache.update(zip(rest, map(admitted.__getitem__, templates), strict=True))
+            return
+        for target, template in zip(rest, templates, strict=True):
+            route = admitted.get(template)
+            if route is not None:
+                cache[target] = route
+
+    def _not_ignored_nor_explicit(self, targets: list[str], paths: list[str]
+                                  ) -> tuple[list[str], list[str]]:
+        """prefill's first step: ignored and explicitly matched targets cached, the rest
+        returned for the heuristic (with their paths)."""
         ignore_exact, ignore, explicit = self._ignore_exact, self._ignore, self._explicit
+        if ignore is None and explicit is None and ignore_exact.isdisjoint(paths):
+            return targets, paths  # the usual block: nothing to do per path
+        cache = self._cache
         rest: list[str] = []
         rest_paths: list[str] = []
-        for target, path in zip(new, paths, strict=True):
+        for target, path in zip(targets, paths, strict=True):
             if path in ignore_exact or (ignore is not None and ignore.fullmatch(path)):
                 cache[target] = None
                 continue
@@ -247,15 +274,7 @@ class RouteTemplater:
                     continue
             rest.append(target)
             rest_paths.append(path)
-        templates = heuristic_templates(rest_paths) if self.heuristic else rest_paths
-        admitted = self._admitted
-        for target, template in zip(rest, templates, strict=True):
-            route = admitted.get(template)
-            if route is None:
-                if len(admitted) >= self.max_routes:
-                    continue
-                route = admitted[template] = Route(template)
-            cache[target] = route
+        return rest, rest_paths
 
     @property
     def cached(self) -> Callable[[str | bytes, Route], Route | None]:
