@@ -9,11 +9,17 @@ import subprocess
 import pytest
 
 
-def promtool_path() -> str:
-    path = shutil.which("promtool")
-    if path is None:  # `make test` installs Debian's prometheus package; never skip silently.
-        pytest.fail("promtool is not installed; run `make test`, which installs it")
+def tool_path(name: str) -> str:
+    """A tool the tests run for real; `make test` installs each (Debian packages, .tools/,
+    the venv). Never skipped silently: a missing tool fails the test and says so."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed; run `make test`, which installs it")
     return path
+
+
+def promtool_path() -> str:
+    return tool_path("promtool")
 
 
 # node_exporter's meminfo and netstat names keep the kernel's field names

@@ -3,7 +3,6 @@ hardened, and the parts wired to each other as they really listen."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,23 +11,17 @@ import pytest
 import yaml
 
 from redline.cli import build_parser
+from tests.conftest import tool_path
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yaml"
 REDLINE_IMAGE = "redline:demo"
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed; `make test` installs it")
-    return path
-
-
 @pytest.fixture(scope="module")
 def resolved() -> dict[str, Any]:
     """The file as docker-compose itself reads it (anchors merged, paths made absolute)."""
-    result = subprocess.run([_tool("docker-compose"), "-f", str(COMPOSE_FILE), "config"],
+    result = subprocess.run([tool_path("docker-compose"), "-f", str(COMPOSE_FILE), "config"],
                             check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = yaml.safe_load(result.stdout)
@@ -117,7 +110,8 @@ def test_prometheus_scrapes_what_the_services_serve_and_its_config_checks(
         (tmp_path / Path(target).name).write_bytes(source.read_bytes())
     config["rule_files"] = [str(tmp_path / "*.rules.yaml")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    check = subprocess.run([_tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
+    check = subprocess.run([tool_path("promtool"), "check", "config",
+                            str(tmp_path / "prometheus.yml")],
                            check=False, capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "4 rule files found" in check.stdout or "SUCCESS" in check.stdout

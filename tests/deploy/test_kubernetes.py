@@ -20,7 +20,7 @@ import yaml
 
 from redline import __version__
 from redline.cli import build_parser
-from tests.conftest import promtool_path
+from tests.conftest import promtool_path, tool_path
 from tests.sidecars.process import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,13 +35,6 @@ WEBHOOK_HOST = "redline-webhook.redline.svc"
 Doc = dict[str, Any]
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed; `make test` installs it into .tools/bin")
-    return path
-
-
 @pytest.fixture(scope="module")
 def deploy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of deploy/ with the bootstrap certificate made, as a user of `plain` would."""
@@ -53,7 +46,7 @@ def deploy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def kustomize(directory: Path) -> list[Doc]:
-    result = subprocess.run([tool("kubectl"), "kustomize", str(directory)],
+    result = subprocess.run([tool_path("kubectl"), "kustomize", str(directory)],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, f"kubectl kustomize {directory}: {result.stderr}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
@@ -144,7 +137,7 @@ def test_every_container_is_hardened(rendered: dict[str, list[Doc]], overlay: st
 
 
 def checkov(path: Path) -> Doc:
-    result = subprocess.run([tool("checkov"), "-f", str(path), "--framework", "kubernetes",
+    result = subprocess.run([tool_path("checkov"), "-f", str(path), "--framework", "kubernetes",
                              "--skip-download", "--output", "json"],
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode in (0, 1), result.stderr

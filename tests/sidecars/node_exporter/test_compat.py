@@ -131,12 +131,13 @@ def test_promtool_accepts_it(redline: SidecarProcess) -> None:
     promtool_check_metrics(redline.metrics_text().encode(), node_exporter_names=True)
 
 
-def test_a_missing_procfs_is_a_config_error() -> None:
+@pytest.mark.parametrize("flag", ["--procfs", "--procfs-net"])
+def test_a_missing_directory_is_a_config_error(flag: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "redline.cli", "node-exporter", "--procfs", "/nonexistent"],
+        [sys.executable, "-m", "redline.cli", "node-exporter", flag, "/nonexistent"],
         capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2
-    assert "--procfs: /nonexistent: expected a directory" in result.stderr
+    assert f"{flag}: /nonexistent: expected a directory" in result.stderr
 
 
 def test_procfs_net_reports_that_namespaces_interfaces() -> None:
@@ -153,10 +154,3 @@ def test_procfs_net_reports_that_namespaces_interfaces() -> None:
     for interface in interfaces:
         assert f'node_network_receive_bytes_total{{device="{interface}"}}' in text
 
-
-def test_a_missing_procfs_net_is_a_config_error() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "redline.cli", "node-exporter", "--procfs-net", "/nonexistent"],
-        capture_output=True, text=True, timeout=30, check=False)
-    assert result.returncode == 2
-    assert "--procfs-net: /nonexistent: expected a directory" in result.stderr
