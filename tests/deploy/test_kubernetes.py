@@ -336,3 +336,27 @@ def test_the_bootstrapped_certificate_and_cabundle_verify_the_webhook(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_app_namespace_example_fits_an_injected_pod() -> None:
+    example = REPO / "deploy/kubernetes/examples/injected-app-networkpolicy.yaml"
+    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k",
+                             "1.29", str(example)], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    policy = yaml.safe_load(example.read_text())
+    corpus = REPO / "tests/sidecars/inject_corpus/deployment-with-service.yaml"
+    injected = subprocess.run([sys.executable, "-m", "redline.cli", "inject", "-f", str(corpus)],
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+    deployment = one(list(yaml.safe_load_all(injected)), "Deployment")
+    assert matches(policy["spec"]["podSelector"]["matchLabels"],
+                   deployment["spec"]["template"]["metadata"]["labels"])
+    named = {p["name"] for c in containers(deployment) for p in c.get("ports", [])}
+    allowed = {p["port"]: rule.get("from") for rule in policy["spec"]["ingress"]
+               for p in rule["ports"]}
+    assert set(allowed) == {"redline-http", "redline-admin"} and set(allowed) <= named
+    assert allowed["redline-http"] is None  # the app's traffic: from anywhere
+    node_policy = yaml.safe_load(
+        (REPO / "deploy/kubernetes/node-exporter/networkpolicy.yaml").read_text())
+    # metrics: from the same Prometheus as the node exporter's
+    assert allowed["redline-admin"] == node_policy["spec"]["ingress"][0]["from"]
