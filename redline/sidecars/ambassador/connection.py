@@ -9,6 +9,12 @@ The only exceptions to "unchanged": a request head may be replaced by its rewrit
 `traceparent`), an incomplete request head is held back until complete (so a malformed one never
 reaches the app), and the ambassador answers by itself when it cannot forward (400, 431, 502,
 504), always in order behind earlier responses, and then closes the connection.
+
+One request may be sent twice, as nginx and Envoy do it: when an upstream connection that had
+already answered (a keep-alive one) closes before sending a byte of the next response, the app
+most likely closed it as idle while the request was on its way (Node's 5 s keep-alive timeout
+is the classic). If every request in flight is idempotent and what was sent for them is still
+at hand (at most REPLAY_LIMIT bytes), it is sent again on a new connection, once.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ log = logging.getLogger("redline.ambassador")
 CONNECT_QUEUE_LIMIT = 256 * 1024
 MAX_RESPONSE_HEAD = 65536
 UNPARSABLE_RESPONSE = "invalid_response"  # becomes error_type "_OTHER"
+# What the ambassador keeps of the requests in flight to send them again (see above).
+REPLAY_LIMIT = 64 * 1024
+IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
 
 class ClientSide(asyncio.Protocol):
@@ -69,6 +78,12 @@ class ClientSide(asyncio.Protocol):
         self.deferred: bytes | None = None
         self.last_read = monotonic()
         self.last_upstream_read = self.last_read
+        # What was sent upstream for the requests in flight, while they can be sent again;
+        # None once they cannot (not idempotent, too large, upgraded, or a response finished
+        # while others were in flight). Starts afresh whenever nothing is in flight.
+        self.replay: list[bytes] | None = []
+        self.replay_bytes = 0
+        self.replay_mark = 0  # upstream.bytes_in when nothing was in flight
 
     # --- client events ---------------------------------------------------------------------
 
@@ -149,6 +164,8 @@ class ClientSide(asyncio.Protocol):
         exchange = self.observer.begin(head, raw_head, now)
         exchange.close = head.close
         self.pending.append(exchange)
+        if head.method not in IDEMPOTENT or head.upgrade:
+            self.replay = None
         self.body = request_body(head)
         if head.upgrade:
             # Forward what follows unframed until the upstream grants or declines the upgrade.
@@ -196,6 +213,13 @@ class ClientSide(asyncio.Protocol):
     # --- towards the upstream --------------------------------------------------------------
 
     def _to_upstream(self, data: bytes) -> None:
+        replay = self.replay
+        if replay is not None:  # (None for upgrades: raw bytes are never replayed)
+            self.replay_bytes += len(data)
+            if self.replay_bytes > REPLAY_LIMIT:
+                self.replay = None
+            else:
+                replay.append(data)
         upstream = self.upstream
         if upstream is None:
             upstream = self.upstream = UpstreamSide(self)
@@ -213,6 +237,18 @@ class ClientSide(asyncio.Protocol):
     def response_complete(self, now: float) -> None:
         exchange = self.pending.popleft()
         self.observer.finish(exchange, exchange.status, None, now)
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.answered = True
+            if self.pending:
+                self.replay = None  # the bytes of the next requests are not told apart
+            else:
+                if self.replay is None:
+                    self.replay = []
+                else:
+                    self.replay.clear()
+                self.replay_bytes = 0
+                self.replay_mark = upstream.bytes_in
         if exchange.close:
             self.close()
         elif not self.pending:
@@ -274,10 +310,26 @@ class ClientSide(asyncio.Protocol):
         if self.tunnel:
             self.close()
         elif self.pending:
+            if upstream is not None and self._send_again(upstream):
+                return
             detail = "the upstream closed the connection before responding"
             self.upstream = upstream  # so upstream_failed sees what was already answered
             self.upstream_failed(502, CONNECTION_RESET, detail)
         # else: an idle keep-alive connection closed; the next request opens a new one.
+
+    def _send_again(self, closed: UpstreamSide) -> bool:
+        """The requests in flight sent again on a new connection, if they may be (see the
+        module's docstring): the closed one had answered before and sent nothing since."""
+        replay = self.replay
+        if (replay is None or not replay or not closed.answered
+                or closed.bytes_in != self.replay_mark):
+            return False
+        self.replay, self.replay_bytes = [], 0
+        self.replay_mark = 0
+        self.proxy.count_retry()
+        for data in replay:  # a new UpstreamSide: it has not answered, so this happens once
+            self._to_upstream(data)
+        return True
 
     def check_timeouts(self, now: float) -> None:
         """Called about every tenth of the shortest timeout by the ambassador's sweeper."""
@@ -335,6 +387,8 @@ class UpstreamSide(asyncio.Protocol):
         self.held = b""  # an incomplete response head (already forwarded; kept to parse)
         self.body: Body | None = None
         self.response_bytes_seen = False  # bytes of the current response reached the client
+        self.answered = False  # a whole response came over this connection
+        self.bytes_in = 0
         self.gone = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -354,6 +408,7 @@ class UpstreamSide(asyncio.Protocol):
         client = self.client
         now = monotonic()
         client.last_upstream_read = now
+        self.bytes_in += len(data)
         client._write(data)
         if client.tunnel:
             return

@@ -88,15 +88,21 @@ class _SelfMetrics:
         self.rejected = Counter(
             "redline_ambassador_rejected",
             "Requests or responses the ambassador could not forward, by reason.", ("reason",))
+        self.retries = Counter(
+            "redline_ambassador_upstream_retries",
+            "Requests sent again on a new upstream connection because a keep-alive one closed "
+            "before answering them.", ())
         self.ready = Gauge("redline_ambassador_draining",
                            "1 while the ambassador drains after SIGTERM.", ())
         for side in ("client", "upstream"):
             self.opened.cell((side,))
             self.open.cell((side,))
         self.ready.set((), 0)
+        self.retries.cell(())
 
     def collector(self) -> InstrumentCollector:
-        return InstrumentCollector([self.opened, self.open, self.rejected, self.ready])
+        return InstrumentCollector([self.opened, self.open, self.rejected, self.retries,
+                                    self.ready])
 
 
 class Ambassador:
@@ -209,6 +215,9 @@ class Ambassador:
 
     def count_rejected(self, reason: str) -> None:
         self.metrics.rejected.inc((reason,))
+
+    def count_retry(self) -> None:
+        self.metrics.retries.inc(())
 
     def open_upstream(self, upstream: UpstreamSide) -> None:
         self._spawn(self._connect(upstream))
