@@ -120,7 +120,9 @@ def build() -> dict[str, Any]:
         targets=[target(f'sum(rate(redline_route_overflow_total{{service_name="$service"}}'
                         f"{RATE}))", "route overflow /s", ref="A"),
                  target(f"sum by (reason) (rate(redline_ambassador_rejected_total{RATE}))",
-                        "rejected: {{reason}}", ref="B")]), 12, 8)
+                        "rejected: {{reason}}", ref="B"),
+                 target(f"sum(rate(redline_ambassador_upstream_retries_total{RATE}))",
+                        "keep-alive retries /s", ref="C")]), 12, 8)
 
     return dashboard(
         title="redline / RED service", uid=UID, tags=["redline", "red"],
