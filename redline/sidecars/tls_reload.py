@@ -14,6 +14,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 
 log = logging.getLogger("redline.tls")
 
@@ -28,11 +29,10 @@ def server_context(cert: str, key: str) -> ssl.SSLContext:
 class ReloadingContext:
     def __init__(self, cert: str, key: str, interval: float) -> None:
         self.cert, self.key, self.interval = cert, key, interval
-        self.current = server_context(cert, key)
-        self.seen = self._stamp()
-        self.context = server_context(cert, key)  # the listener's; hands over to current
+        # The listener's context; a reload replaces `current`, which handshakes then use.
+        self.context = self.current = server_context(cert, key)
         self.context.sni_callback = self._select
-        self._stop = threading.Event()
+        self.seen = self._stamp()
 
     def _stamp(self) -> tuple[tuple[int, int, int], ...]:
         stamps = []
@@ -64,11 +64,10 @@ class ReloadingContext:
         return True
 
     def start(self) -> None:
+        """Poll for changes for as long as the process lives (a daemon thread)."""
         threading.Thread(target=self._poll, name="tls-reload", daemon=True).start()
 
-    def stop(self) -> None:
-        self._stop.set()
-
     def _poll(self) -> None:
-        while not self._stop.wait(self.interval):
+        while True:
+            time.sleep(self.interval)
             self.check()
