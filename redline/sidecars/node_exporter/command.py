@@ -39,8 +39,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def _collector(args: argparse.Namespace) -> NodeCollector:
-    for flag, path in (("--procfs", args.procfs), ("--sysfs", args.sysfs),
-                       ("--rootfs", args.rootfs), ("--procfs-net", args.procfs_net or ".")):
+    directories = [("--procfs", args.procfs), ("--sysfs", args.sysfs), ("--rootfs", args.rootfs)]
+    if args.procfs_net:  # empty: PROCFS/net, checked with --procfs
+        directories.append(("--procfs-net", args.procfs_net))
+    for flag, path in directories:
         if not os.path.isdir(path):
             raise ConfigError(f"{flag}: {path}: expected a directory")
     reported: set[str] = set()
