@@ -1,10 +1,12 @@
-"""Shared test helpers: the real promtool, fresh registries."""
+"""Shared test helpers: the real tools (promtool, kubernetes-validate, others on PATH)."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,17 @@ def tool_path(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed; run `make test`, which installs it")
     return path
+
+
+def kubernetes_validate(path: Path, version: str) -> str:
+    """`kubernetes-validate --strict` for one Kubernetes version on a YAML file; its report."""
+    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k",
+                             version, str(path)], capture_output=True, text=True, timeout=120,
+                            check=False)
+    if result.returncode == 2 and "No module named kubernetes_validate" in result.stderr:
+        pytest.fail("kubernetes-validate is missing; `make test` installs it")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
 
 
 def promtool_path() -> str:

@@ -20,7 +20,7 @@ import yaml
 
 from redline import __version__
 from redline.cli import build_parser
-from tests.conftest import promtool_path, tool_path
+from tests.conftest import kubernetes_validate, promtool_path, tool_path
 from tests.sidecars.process import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,11 +85,8 @@ def test_every_document_validates(tmp_path: Path, rendered: dict[str, list[Doc]]
     docs = rendered[overlay]
     path = tmp_path / "rendered.yaml"
     path.write_text(yaml.safe_dump_all([d for d in docs if d["kind"] not in CUSTOM]))
-    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k",
-                             version, str(path)], capture_output=True, text=True, timeout=120,
-                            check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("passed for resource") == len(docs) - sum(
+    report = kubernetes_validate(path, version)
+    assert report.count("passed for resource") == len(docs) - sum(
         d["kind"] in CUSTOM for d in docs)
 
 
@@ -340,10 +337,7 @@ def test_the_bootstrapped_certificate_and_cabundle_verify_the_webhook(
 
 def test_the_app_namespace_example_fits_an_injected_pod() -> None:
     example = REPO / "deploy/kubernetes/examples/injected-app-networkpolicy.yaml"
-    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k",
-                             "1.29", str(example)], capture_output=True, text=True, timeout=120,
-                            check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    kubernetes_validate(example, "1.29")
     policy = yaml.safe_load(example.read_text())
     corpus = REPO / "tests/sidecars/inject_corpus/deployment-with-service.yaml"
     injected = subprocess.run([sys.executable, "-m", "redline.cli", "inject", "-f", str(corpus)],

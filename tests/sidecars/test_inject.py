@@ -21,6 +21,7 @@ from redline.sidecars.inject import (
     pod_template,
     uninject_documents,
 )
+from tests.conftest import kubernetes_validate
 
 CORPUS = Path(__file__).parent / "inject_corpus"
 FILES = sorted(p.name for p in CORPUS.iterdir())
@@ -44,12 +45,7 @@ def validate(tmp_path: Path, docs: list[dict[str, Any]], version: str) -> None:
     for List, nor for the PodMonitor CRD, which is checked by hand below)."""
     path = tmp_path / f"validate-{version}.yaml"
     path.write_text(yaml.safe_dump_all([d for d in flat(docs) if d["kind"] != "PodMonitor"]))
-    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k",
-                             version, str(path)], capture_output=True, text=True, timeout=120,
-                            check=False)
-    if result.returncode == 2 and "No module named kubernetes_validate" in result.stderr:
-        pytest.fail("kubernetes-validate is missing; `make test` installs it")
-    assert result.returncode == 0, result.stdout + result.stderr
+    kubernetes_validate(path, version)
 
 
 @pytest.mark.parametrize("name", FILES)
