@@ -3,11 +3,13 @@
 Files are followed by identity (device and inode), not by name, and polled (no busy loop):
 - files matched at start begin at their end (`from_start` reads them whole); files that appear
   later, including the new file after a rotation, are read from their beginning;
-- rename-and-create rotation: the old file is read to its end through the descriptor we hold,
-  then closed; the new file under the name is a new identity, read from 0;
+- rename-and-create rotation: the old file is read to its end through the descriptor we hold
+  (from its copy first, if it was copytruncated too since the last poll), then closed; the
+  new file under the name is a new identity, read from 0;
 - copytruncate: a file that got shorter than what we read, or whose first bytes changed, was
   truncated; what was written between our last read and the truncation is read from the
-  rotated copy (`name.1`, `name-20261126`, ... whose first bytes match), then the file from 0;
+  rotated copy (`name.1`, `name-20261126`, ... made since the file's content began, whose first
+  bytes match what we read), then the file from 0;
 - a last line without its newline is held until the newline arrives (or the file is closed);
 - a line longer than `max_line` is dropped and reported, never buffered whole.
 """
@@ -38,10 +40,16 @@ class _File:
     fd: int
     identity: tuple[int, int]
     offset: int
+    # The first bytes of the file's current content, taken from what we read (or, for a file
+    # started at its end, its head when opened). Never read apart from the data: a truncation
+    # between the two reads would leave a fingerprint that matches neither the copy nor the file.
     fingerprint: bytes = b""
     partial: bytes = b""
     discarding: bool = False  # inside an over-long line, dropping until its newline
-    opened_ns: int = 0  # when we opened it (ctime clock), to tell its copies from old files
+    # When the current content began at the earliest (ctime clock): the previous poll for a
+    # file that appeared since, the truncation we noticed for one truncated. Its copies are
+    # newer; older copies with the same first bytes (a header line) are someone else's.
+    since_ns: int = 0
 
 
 @dataclass
@@ -67,17 +75,20 @@ class Tailer:
         self._done: set[tuple[int, int]] = set()
         self._first_scan = True
         self._from_start = from_start
+        self._previous_scan_ns = 0
 
     # --- one pass ------------------------------------------------------------------------
 
     def poll(self, budget: int = 64 * READ_SIZE) -> int:
         """Look for new, rotated and truncated files and read what is new. Returns bytes read;
         at most about `budget` per pass, so a large backlog does not starve the caller."""
+        scan_ns = time.time_ns()
         present = self._scan()
         read = 0
         for identity, tailed in list(self._files.items()):
-            if identity not in present:
-                read += self._read(tailed, budget)  # renamed away or deleted: drain it
+            if identity not in present:  # renamed away or deleted: drain it
+                self._check_truncation(tailed)  # copytruncated, too, since the last poll?
+                read += self._read(tailed, budget)
                 if tailed.identity in self._files and self._at_end(tailed):
                     self._close(tailed, rotated=True)
         for identity, path in present.items():
@@ -89,6 +100,7 @@ class Tailer:
             self._check_truncation(tailed)
             read += self._read(tailed, budget)
         self._first_scan = False
+        self._previous_scan_ns = scan_ns
         return read
 
     def close(self) -> None:
@@ -123,10 +135,15 @@ class Tailer:
         if (st.st_dev, st.st_ino) != identity:  # replaced between scan and open: next pass
             os.close(fd)
             return None
-        start_at_end = self._first_scan and not self._from_start
-        tailed = _File(path, fd, identity, st.st_size if start_at_end else 0,
-                       opened_ns=time.time_ns() - CTIME_SLACK_NS)
-        tailed.fingerprint = os.pread(fd, FINGERPRINT, 0)
+        # A file found at start began before us: only copies made from now on are its own.
+        # One that appeared later was not here at the previous scan: its copies are newer.
+        since = time.time_ns() if self._first_scan else self._previous_scan_ns
+        tailed = _File(path, fd, identity, 0, since_ns=since - CTIME_SLACK_NS)
+        if self._first_scan and not self._from_start:
+            # Size before head: if the file is truncated in between, the head belongs to the
+            # new content and no copy matches it, rather than the old head matching its copy.
+            tailed.offset = st.st_size
+            tailed.fingerprint = os.pread(fd, FINGERPRINT, 0)
         self._files[identity] = tailed
         return tailed
 
@@ -141,12 +158,10 @@ class Tailer:
         if size < tailed.offset or (known and head[:len(known)] != known):
             copy = self._find_copy(tailed, lambda first: first == known)
         elif not known:
-            # Nothing read yet, so no fingerprint: a file created and copytruncated between
-            # two polls. Its copy is a sibling that is new since we opened the file and does
-            # not start like the file does now.
-            copy = self._find_copy(
-                tailed, lambda first: bool(first) and not head.startswith(first),
-                newer_than=tailed.opened_ns)
+            # Nothing read of the current content, so no fingerprint: it was written and
+            # copytruncated between two polls. Its copy is a sibling made since the content
+            # began that does not start like the file does now.
+            copy = self._find_copy(tailed, lambda first: bool(first) and not head.startswith(first))
             if copy is None:
                 return
         else:
@@ -157,10 +172,10 @@ class Tailer:
         self._deliver_partial(tailed)
         tailed.offset = 0
         tailed.discarding = False
-        tailed.fingerprint = head
+        tailed.fingerprint = b""
+        tailed.since_ns = time.time_ns() - CTIME_SLACK_NS
 
-    def _find_copy(self, tailed: _File, matches: Callable[[bytes], bool],
-                   newer_than: int = 0) -> str | None:
+    def _find_copy(self, tailed: _File, matches: Callable[[bytes], bool]) -> str | None:
         """The newest rotated copy of `tailed` (`name.1`, `name-20261126`, ...)."""
         candidates = []
         for path in glob.glob(glob.escape(tailed.path) + "[.-]*"):
@@ -172,7 +187,7 @@ class Tailer:
                 continue
             identity = (st.st_dev, st.st_ino)
             if identity in self._files or identity in self._done \
-                    or st.st_size < tailed.offset or st.st_ctime_ns < newer_than:
+                    or st.st_size < tailed.offset or st.st_ctime_ns < tailed.since_ns:
                 continue
             candidates.append((st.st_mtime_ns, path))
         for _, path in sorted(candidates, reverse=True):
@@ -207,10 +222,11 @@ class Tailer:
                 break
             if not chunk:
                 break
+            start = tailed.offset
+            if start < FINGERPRINT and len(tailed.fingerprint) >= start:  # the start of it
+                tailed.fingerprint = (tailed.fingerprint[:start] + chunk)[:FINGERPRINT]
             tailed.offset += len(chunk)
             total += len(chunk)
-            if len(tailed.fingerprint) < FINGERPRINT:  # a young file: take more of its start
-                tailed.fingerprint = os.pread(tailed.fd, FINGERPRINT, 0)
             self._deliver(tailed, chunk)
         return total
 

@@ -1,0 +1,151 @@
+"""The tailer driven poll by poll on real files, for the interleavings of writer and tailer that
+a live run hits only by chance: every line delivered once, whichever moment rotation lands in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redline.sidecars.adapter.tailer import CTIME_SLACK_NS, FINGERPRINT, READ_SIZE, Tailer
+
+
+def lines(start: int, count: int, header: str = "") -> str:
+    return header + "".join(f"GET /items/{i} 200 0.{i % 1000:03d}\n"
+                            for i in range(start, start + count))
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a") as handle:
+        handle.write(text)
+
+
+def copytruncate(log: Path, copy: Path) -> None:
+    shutil.copyfile(log, copy)
+    os.truncate(log, 0)
+
+
+class Collected:
+    """What the tailer delivered, line by line."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def __call__(self, block: bytes) -> None:
+        self.lines.extend(block.splitlines())
+
+    def once_each(self) -> bool:
+        return len(self.lines) == len(set(self.lines))
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    path = tmp_path / "access.log"
+    path.touch()
+    return path
+
+
+@pytest.fixture
+def tailer_of(log: Path) -> Iterator[tuple[Tailer, Collected]]:
+    seen = Collected()
+    tailer = Tailer([str(log)], seen)
+    tailer.poll()  # the first scan: the file is empty, we start at its end
+    yield tailer, seen
+    tailer.close()
+
+
+def test_a_copytruncate_right_after_a_read_is_not_read_twice(
+        log: Path, tailer_of: tuple[Tailer, Collected], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is copied and truncated just after the tailer read it and before it looked at
+    anything else: the copy is still recognised as this file's, so its lines are not taken
+    again as those of a file that was never read."""
+    tailer, seen = tailer_of
+    append(log, lines(0, 100))
+    real_pread = os.pread
+    inode = log.stat().st_ino
+    rotated: list[bool] = []
+
+    def pread_then_rotate(fd: int, size: int, offset: int) -> bytes:
+        data = real_pread(fd, size, offset)
+        if size == READ_SIZE and data and not rotated and os.fstat(fd).st_ino == inode:
+            rotated.append(True)
+            copytruncate(log, log.with_name("access.log.1"))
+        return data
+
+    monkeypatch.setattr(os, "pread", pread_then_rotate)
+    tailer.poll()
+    monkeypatch.undo()
+    assert rotated and len(seen.lines) == 100
+    tailer.poll()  # the file is empty: truncated
+    append(log, lines(100, 50))
+    tailer.poll()
+    tailer.poll()
+    assert len(seen.lines) == 150 and seen.once_each()
+    assert tailer.stats.truncations == 1
+
+
+def test_a_new_file_copytruncated_before_it_was_first_read_is_read_from_its_copy(
+        log: Path, tailer_of: tuple[Tailer, Collected]) -> None:
+    """Renamed away, recreated, written, copied and truncated, all while the tailer was busy
+    for longer than the file-time slack: the new file's first lines are in its copy."""
+    tailer, seen = tailer_of
+    append(log, lines(0, 10))
+    tailer.poll()
+    log.rename(log.with_name("access.log.1"))
+    append(log, lines(10, 20))
+    copytruncate(log, log.with_name("access.log.2"))
+    append(log, lines(30, 5))
+    time.sleep(2 * CTIME_SLACK_NS / 1e9)
+    tailer.poll()
+    tailer.poll()
+    assert len(seen.lines) == 35 and seen.once_each()
+    assert (tailer.stats.rotations, tailer.stats.truncations) == (1, 1)
+
+
+def test_an_older_copy_that_starts_alike_is_not_taken_for_the_files_copy(
+        log: Path, tmp_path: Path) -> None:
+    """Files that start with the same header: after a copytruncate whose copy is already gone
+    (compressed at once), a copy made before the tailer started is not read in its place."""
+    header = "#Version: 1.0\n#Fields: cs-method cs-uri-stem sc-status time-taken\n" * 4
+    assert len(header) > FINGERPRINT
+    yesterday = log.with_name("access.log-20261125")
+    yesterday.write_text(lines(0, 400, header))
+    log.write_text(lines(1000, 50, header))
+    time.sleep(2 * CTIME_SLACK_NS / 1e9)
+    seen = Collected()
+    tailer = Tailer([str(log)], seen)
+    try:
+        tailer.poll()  # starts at the end of today's file
+        append(log, lines(1050, 10))
+        tailer.poll()
+        os.truncate(log, 0)  # its copy went straight to access.log-20261126.gz
+        append(log, lines(2000, 5, header))
+        tailer.poll()
+        tailer.poll()
+        assert [line for line in seen.lines if not line.startswith(b"#")] == \
+            lines(1050, 10).encode().splitlines() + lines(2000, 5).encode().splitlines()
+        assert tailer.stats.truncations == 1
+    finally:
+        tailer.close()
+
+
+def test_a_file_copytruncated_then_renamed_between_polls_is_drained_from_its_copy(
+        log: Path, tailer_of: tuple[Tailer, Collected]) -> None:
+    """Two rotations, two ways, inside one poll interval: the copy holds the end of what the
+    tailer had not read, the renamed file its new content from the start."""
+    tailer, seen = tailer_of
+    append(log, lines(0, 10))
+    tailer.poll()
+    append(log, lines(10, 10))
+    copytruncate(log, log.with_name("access.log.1"))
+    append(log, lines(20, 30))  # longer than what was read: the size alone does not tell
+    log.rename(log.with_name("access.log.2"))
+    append(log, lines(50, 5))
+    tailer.poll()
+    tailer.poll()
+    assert seen.lines == lines(0, 55).encode().splitlines()
+    assert (tailer.stats.rotations, tailer.stats.truncations) == (1, 1)
