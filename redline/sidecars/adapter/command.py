@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,7 @@ from redline.exporters.routes import RouteTemplater, load_routes
 from redline.sidecars.adapter.formats import FORMATS, JsonFields, make_format
 
 if TYPE_CHECKING:
-    from redline.sidecars.adapter.process import AdapterConfig
+    from redline.sidecars.adapter.config import AdapterConfig
 
 _JSON_FIELDS = ("method", "path", "status", "duration", "duration_ms")
 
@@ -81,8 +80,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def config_from_args(args: argparse.Namespace) -> AdapterConfig:
+    from redline.sidecars.adapter.config import AdapterConfig
     from redline.sidecars.adapter.mapping import load_mapping
-    from redline.sidecars.adapter.process import AdapterConfig
 
     if not args.service:
         raise ConfigError("--service: expected the service name (or $OTEL_SERVICE_NAME)")
@@ -126,4 +125,8 @@ def run(args: argparse.Namespace) -> int:
     adapter = Adapter(config_from_args(args))
     if args.once:
         return adapter.run_once()
-    return asyncio.run(adapter.run_until_signalled())
+    import asyncio  # not for --once: about 20 ms of its start-up
+
+    from redline.sidecars.adapter.serve import serve
+
+    return asyncio.run(serve(adapter))

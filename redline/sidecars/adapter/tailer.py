@@ -271,12 +271,3 @@ class Tailer:
         if rotated:
             self.stats.rotations += 1
 
-
-def read_once(paths: Sequence[str], on_lines: LinesCallback, max_line: int = 256 * 1024,
-              on_dropped: Callable[[], None] = _ignore) -> TailStats:
-    """Read every matched file from its start to its end (for `--once`)."""
-    tailer = Tailer(paths, on_lines, from_start=True, max_line=max_line, on_dropped=on_dropped)
-    while tailer.poll():
-        pass
-    tailer.close()
-    return tailer.stats

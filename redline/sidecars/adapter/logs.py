@@ -1,0 +1,39 @@
+"""One --access-log pattern: the tailer that follows its files and the pipeline that records
+their lines."""
+
+from __future__ import annotations
+
+import glob
+
+from redline.exporters.red import ServerRecorder
+from redline.sidecars.adapter.config import AdapterConfig
+from redline.sidecars.adapter.pipeline import LogPipeline
+from redline.sidecars.adapter.tailer import Tailer
+
+
+class LogSource:
+    def __init__(self, pattern: str, config: AdapterConfig, recorder: ServerRecorder) -> None:
+        assert config.log_format is not None
+        self.pattern = pattern
+        self.pipeline = LogPipeline(config.log_format, recorder, config.routes)
+        self.tailer = Tailer([pattern], self._lines, from_start=config.from_start,
+                             max_line=config.max_line_bytes,
+                             on_dropped=self.pipeline.count_error)
+
+    def _lines(self, data: bytes) -> None:
+        self.pipeline.feed(data.decode("utf-8", "replace"))
+
+    def read_once(self) -> None:
+        """Every matched file from its start to its end, then close them (`--once`, which sets
+        from_start)."""
+        while self.tailer.poll():
+            pass
+        self.tailer.close()
+
+    def up(self) -> bool:
+        return bool(self.tailer.files) or bool(glob.glob(self.pattern))
+
+    def counts(self) -> dict[str, float]:
+        return {"lines": self.pipeline.lines, "parse_errors": self.pipeline.parse_errors,
+                "rotations": self.tailer.stats.rotations,
+                "truncations": self.tailer.stats.truncations}
