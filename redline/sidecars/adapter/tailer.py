@@ -8,8 +8,8 @@ Files are followed by identity (device and inode), not by name, and polled (no b
   new file under the name is a new identity, read from 0;
 - copytruncate: a file that got shorter than what we read, or whose first bytes changed, was
   truncated; what was written between our last read and the truncation is read from the
-  rotated copy (`name.1`, `name-20261126`, ... made since the file's content began, whose first
-  bytes match what we read), then the file from 0;
+  rotated copy (`name.1`, `name-20261126`, ... modified since the file's content began, whose
+  first bytes match what we read), then the file from 0;
 - a last line without its newline is held until the newline arrives (or the file is closed);
 - a line longer than `max_line` is dropped and reported, never buffered whole.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 READ_SIZE = 1 << 20
 FINGERPRINT = 256  # first bytes of a file, to recognise it after truncation or in a copy
 # File times come from the kernel's coarse clock, up to a tick behind time.time_ns().
-CTIME_SLACK_NS = 50_000_000
+MTIME_SLACK_NS = 50_000_000
 
 LinesCallback = Callable[[bytes], None]
 
@@ -46,9 +46,11 @@ class _File:
     fingerprint: bytes = b""
     partial: bytes = b""
     discarding: bool = False  # inside an over-long line, dropping until its newline
-    # When the current content began at the earliest (ctime clock): the previous poll for a
-    # file that appeared since, the truncation we noticed for one truncated. Its copies are
-    # newer; older copies with the same first bytes (a header line) are someone else's.
+    # When the current content began at the earliest: the previous poll for a file that
+    # appeared since, the truncation we noticed for one truncated. A copy worth reading holds
+    # something written after that, so its mtime is later (whether the copy set it or kept the
+    # file's). Older files keep their old mtime even when logrotate renames them (.1 -> .2,
+    # which refreshes the ctime), and so do older copies with the same first bytes (a header).
     since_ns: int = 0
 
 
@@ -138,7 +140,7 @@ class Tailer:
         # A file found at start began before us: only copies made from now on are its own.
         # One that appeared later was not here at the previous scan: its copies are newer.
         since = time.time_ns() if self._first_scan else self._previous_scan_ns
-        tailed = _File(path, fd, identity, 0, since_ns=since - CTIME_SLACK_NS)
+        tailed = _File(path, fd, identity, 0, since_ns=since - MTIME_SLACK_NS)
         if self._first_scan and not self._from_start:
             # Size before head: if the file is truncated in between, the head belongs to the
             # new content and no copy matches it, rather than the old head matching its copy.
@@ -173,7 +175,7 @@ class Tailer:
         tailed.offset = 0
         tailed.discarding = False
         tailed.fingerprint = b""
-        tailed.since_ns = time.time_ns() - CTIME_SLACK_NS
+        tailed.since_ns = time.time_ns() - MTIME_SLACK_NS
 
     def _find_copy(self, tailed: _File, matches: Callable[[bytes], bool]) -> str | None:
         """The newest rotated copy of `tailed` (`name.1`, `name-20261126`, ...)."""
@@ -187,7 +189,7 @@ class Tailer:
                 continue
             identity = (st.st_dev, st.st_ino)
             if identity in self._files or identity in self._done \
-                    or st.st_size < tailed.offset or st.st_ctime_ns < tailed.since_ns:
+                    or st.st_size < tailed.offset or st.st_mtime_ns < tailed.since_ns:
                 continue
             candidates.append((st.st_mtime_ns, path))
         for _, path in sorted(candidates, reverse=True):

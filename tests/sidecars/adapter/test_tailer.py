@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from redline.sidecars.adapter.tailer import CTIME_SLACK_NS, FINGERPRINT, READ_SIZE, Tailer
+from redline.sidecars.adapter.tailer import FINGERPRINT, MTIME_SLACK_NS, READ_SIZE, Tailer
 
 
 def lines(start: int, count: int, header: str = "") -> str:
@@ -99,7 +99,7 @@ def test_a_new_file_copytruncated_before_it_was_first_read_is_read_from_its_copy
     append(log, lines(10, 20))
     copytruncate(log, log.with_name("access.log.2"))
     append(log, lines(30, 5))
-    time.sleep(2 * CTIME_SLACK_NS / 1e9)
+    time.sleep(2 * MTIME_SLACK_NS / 1e9)
     tailer.poll()
     tailer.poll()
     assert len(seen.lines) == 35 and seen.once_each()
@@ -115,7 +115,7 @@ def test_an_older_copy_that_starts_alike_is_not_taken_for_the_files_copy(
     yesterday = log.with_name("access.log-20261125")
     yesterday.write_text(lines(0, 400, header))
     log.write_text(lines(1000, 50, header))
-    time.sleep(2 * CTIME_SLACK_NS / 1e9)
+    time.sleep(2 * MTIME_SLACK_NS / 1e9)
     seen = Collected()
     tailer = Tailer([str(log)], seen)
     try:
@@ -149,3 +149,34 @@ def test_a_file_copytruncated_then_renamed_between_polls_is_drained_from_its_cop
     tailer.poll()
     assert seen.lines == lines(0, 55).encode().splitlines()
     assert (tailer.stats.rotations, tailer.stats.truncations) == (1, 1)
+
+
+def test_older_rotated_files_renamed_in_a_rotation_are_not_taken_for_a_copy(
+        log: Path, tmp_path: Path) -> None:
+    """logrotate's default: .1 -> .2 -> .3, the log -> .1, a new empty log. The renames give
+    the files from before the tailer started a fresh ctime, but they hold nothing written since
+    the new file began: the empty new file has no copy among them."""
+    day_ago = time.time() - 86_400
+    for number in (1, 2):
+        old = log.with_name(f"access.log.{number}")
+        old.write_text(lines(10_000 * number, 20))
+        os.utime(old, (day_ago, day_ago))
+    append(log, lines(0, 10))
+    seen = Collected()
+    tailer = Tailer([str(log)], seen)
+    try:
+        tailer.poll()  # starts at the end
+        append(log, lines(10, 5))
+        tailer.poll()
+        for number in (2, 1):
+            log.with_name(f"access.log.{number}").rename(log.with_name(f"access.log.{number + 1}"))
+        log.rename(log.with_name("access.log.1"))
+        log.touch()
+        tailer.poll()
+        tailer.poll()  # the new file, still empty
+        append(log, lines(20, 3))
+        tailer.poll()
+        assert seen.lines == (lines(10, 5) + lines(20, 3)).encode().splitlines()
+        assert (tailer.stats.rotations, tailer.stats.truncations) == (1, 0)
+    finally:
+        tailer.close()
