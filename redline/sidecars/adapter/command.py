@@ -74,6 +74,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         help="read the files from start to end, print the exposition, exit")
     add("--poll-interval", type=flag_type(positive_seconds), default=0.25, metavar="S",
         help="how often to look for new lines, rotations and new files (default 0.25)")
+    add("--rotate-wait", type=flag_type(positive_seconds), default=5.0, metavar="S",
+        help="keep reading a file renamed or deleted for this long: the app writes to it "
+             "until it reopens its log (default 5)")
     add("--max-line-bytes", type=int, default=256 * 1024, metavar="N",
         help="longer lines are dropped and counted as parse errors (default 262144)")
     parser.set_defaults(func=run)
@@ -115,7 +118,8 @@ def config_from_args(args: argparse.Namespace) -> AdapterConfig:
         fetch_timeout=args.fetch_timeout,
         admin=args.admin, routes=load_routes(args.routes) if args.routes else RouteTemplater(),
         buckets=buckets, from_start=args.from_start or args.once,
-        poll_interval=args.poll_interval, max_line_bytes=args.max_line_bytes,
+        poll_interval=args.poll_interval, rotate_wait=args.rotate_wait,
+        max_line_bytes=args.max_line_bytes,
     )
 
 

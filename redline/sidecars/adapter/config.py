@@ -25,4 +25,5 @@ class AdapterConfig:
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
     from_start: bool = False
     poll_interval: float = 0.25
+    rotate_wait: float = 5.0
     max_line_bytes: int = 256 * 1024

@@ -18,7 +18,8 @@ class LogSource:
         self.pipeline = LogPipeline(config.log_format, recorder, config.routes)
         self.tailer = Tailer([pattern], self._lines, from_start=config.from_start,
                              max_line=config.max_line_bytes,
-                             on_dropped=self.pipeline.count_error)
+                             on_dropped=self.pipeline.count_error,
+                             rotate_wait=config.rotate_wait)
 
     def _lines(self, data: bytes) -> None:
         self.pipeline.feed(data.decode("utf-8", "replace"))

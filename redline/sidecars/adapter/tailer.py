@@ -3,9 +3,10 @@
 Files are followed by identity (device and inode), not by name, and polled (no busy loop):
 - files matched at start begin at their end (`from_start` reads them whole); files that appear
   later, including the new file after a rotation, are read from their beginning;
-- rename-and-create rotation: the old file is read to its end through the descriptor we hold
-  (from its copy first, if it was copytruncated too since the last poll), then closed; the
-  new file under the name is a new identity, read from 0;
+- rename-and-create rotation: the old file is read through the descriptor we hold (from its
+  copy first, if it was copytruncated too since the last poll) for `rotate_wait` seconds, as
+  the app may write to it until it reopens the name (nginx: until logrotate's USR1), then
+  closed at its end; the new file under the name is a new identity, read from 0;
 - copytruncate: a file that got shorter than what we read, or whose first bytes changed, was
   truncated; what was written between our last read and the truncation is read from the
   rotated copy (`name.1`, `name-20261126`, ... modified since the file's content began, whose
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 READ_SIZE = 1 << 20
 FINGERPRINT = 256  # first bytes of a file, to recognise it after truncation or in a copy
+DONE_LIMIT = 4096  # finished files remembered; older ones are ruled out by their mtime anyway
 # File times come from the kernel's coarse clock, up to a tick behind time.time_ns().
 MTIME_SLACK_NS = 50_000_000
 
@@ -52,6 +54,7 @@ class _File:
     # file's). Older files keep their old mtime even when logrotate renames them (.1 -> .2,
     # which refreshes the ctime), and so do older copies with the same first bytes (a header).
     since_ns: int = 0
+    gone_ns: int = 0  # when we noticed it renamed away or deleted (monotonic), 0 while present
 
 
 @dataclass
@@ -65,16 +68,19 @@ class TailStats:
 class Tailer:
     def __init__(self, patterns: Sequence[str], on_lines: LinesCallback, *,
                  from_start: bool = False, max_line: int = 256 * 1024,
-                 on_dropped: Callable[[], None] = _ignore) -> None:
+                 on_dropped: Callable[[], None] = _ignore, rotate_wait: float = 5.0) -> None:
         self.patterns = list(patterns)
         self.on_lines = on_lines
         self.on_dropped = on_dropped
         self.max_line = max_line
+        self.rotate_wait_ns = int(rotate_wait * 1e9)
         self.stats = TailStats()
         self._files: dict[tuple[int, int], _File] = {}
-        # Files read to their end (rotated away) and copytruncate copies already read: never
-        # taken for a copy again. One entry per rotation.
-        self._done: set[tuple[int, int]] = set()
+        # Files rotated away and read, and copytruncate copies read: never taken for a copy
+        # again while they still start with these bytes. An identity alone is not enough: a
+        # copy made over the previous one (`cp` onto it) keeps its inode, and file systems hand
+        # a deleted copy's inode to the next file.
+        self._done: dict[tuple[int, int], bytes] = {}
         self._first_scan = True
         self._from_start = from_start
         self._previous_scan_ns = 0
@@ -84,21 +90,26 @@ class Tailer:
     def poll(self, budget: int = 64 * READ_SIZE) -> int:
         """Look for new, rotated and truncated files and read what is new. Returns bytes read;
         at most about `budget` per pass, so a large backlog does not starve the caller."""
-        scan_ns = time.time_ns()
+        scan_ns, now = time.time_ns(), time.monotonic_ns()
         present = self._scan()
         read = 0
         for identity, tailed in list(self._files.items()):
-            if identity not in present:  # renamed away or deleted: drain it
-                self._check_truncation(tailed)  # copytruncated, too, since the last poll?
+            if identity not in present:  # renamed away or deleted: read on for a while
+                if not tailed.gone_ns:
+                    tailed.gone_ns = now
+                    self.stats.rotations += 1
+                if tailed.fingerprint:  # copytruncated, too, since the last poll?
+                    self._check_truncation(tailed)
                 read += self._read(tailed, budget)
-                if tailed.identity in self._files and self._at_end(tailed):
-                    self._close(tailed, rotated=True)
+                if now - tailed.gone_ns >= self.rotate_wait_ns and self._at_end(tailed):
+                    self._close(tailed)
         for identity, path in present.items():
             known = self._files.get(identity) or self._open(path, identity)
             if known is None:
                 continue
             tailed = known
             tailed.path = path
+            tailed.gone_ns = 0
             self._check_truncation(tailed)
             read += self._read(tailed, budget)
         self._first_scan = False
@@ -107,7 +118,7 @@ class Tailer:
 
     def close(self) -> None:
         for tailed in list(self._files.values()):
-            self._close(tailed, rotated=False)
+            self._close(tailed)
 
     @property
     def files(self) -> list[str]:
@@ -188,17 +199,18 @@ class Tailer:
             except OSError:
                 continue
             identity = (st.st_dev, st.st_ino)
-            if identity in self._files or identity in self._done \
-                    or st.st_size < tailed.offset or st.st_mtime_ns < tailed.since_ns:
+            if identity in self._files or st.st_size < tailed.offset \
+                    or st.st_mtime_ns < tailed.since_ns:
                 continue
-            candidates.append((st.st_mtime_ns, path))
-        for _, path in sorted(candidates, reverse=True):
+            candidates.append((st.st_mtime_ns, path, identity))
+        for _, path, identity in sorted(candidates, reverse=True):
             try:
                 with open(path, "rb") as copy:
-                    first = copy.read(len(tailed.fingerprint) or FINGERPRINT)
+                    head = copy.read(FINGERPRINT)
             except OSError:
                 continue
-            if matches(first):
+            if self._done.get(identity) != head \
+                    and matches(head[:len(tailed.fingerprint) or FINGERPRINT]):
                 return path
         return None
 
@@ -207,7 +219,7 @@ class Tailer:
         try:
             with open(path, "rb") as copy:
                 st = os.fstat(copy.fileno())
-                self._done.add((st.st_dev, st.st_ino))
+                self._remember_done((st.st_dev, st.st_ino), os.pread(copy.fileno(), FINGERPRINT, 0))
                 copy.seek(tailed.offset)
                 while chunk := copy.read(READ_SIZE):
                     self._deliver(tailed, chunk)
@@ -265,11 +277,18 @@ class Tailer:
             self.on_lines(tailed.partial + b"\n")
         tailed.partial = b""
 
-    def _close(self, tailed: _File, *, rotated: bool) -> None:
+    def _close(self, tailed: _File) -> None:
         self._deliver_partial(tailed)
+        try:
+            self._remember_done(tailed.identity, os.pread(tailed.fd, FINGERPRINT, 0))
+        except OSError:
+            self.stats.read_errors += 1
         os.close(tailed.fd)
         del self._files[tailed.identity]
-        self._done.add(tailed.identity)
-        if rotated:
-            self.stats.rotations += 1
+
+    def _remember_done(self, identity: tuple[int, int], head: bytes) -> None:
+        self._done.pop(identity, None)  # newest last, so the oldest go first
+        self._done[identity] = head
+        if len(self._done) > DONE_LIMIT:
+            del self._done[next(iter(self._done))]
 

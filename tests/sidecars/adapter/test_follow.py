@@ -164,3 +164,6 @@ def test_bad_flags_exit_2() -> None:
         in result.stderr
     result = run("--access-log", "x")
     assert result.returncode == 2 and "--service" in result.stderr
+    result = run("--service", "s", "--access-log", "x", "--rotate-wait", "0")
+    assert result.returncode == 2 and "--rotate-wait" in result.stderr \
+        and "expected a number of seconds > 0, got '0'" in result.stderr

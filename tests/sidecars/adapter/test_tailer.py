@@ -180,3 +180,50 @@ def test_older_rotated_files_renamed_in_a_rotation_are_not_taken_for_a_copy(
         assert (tailer.stats.rotations, tailer.stats.truncations) == (1, 0)
     finally:
         tailer.close()
+
+
+def test_a_copy_made_over_the_previous_copy_in_place_is_read(
+        log: Path, tailer_of: tuple[Tailer, Collected]) -> None:
+    """`cp access.log access.log.1 && : > access.log` from cron: every copy is the same inode
+    (as is a deleted copy's inode that the file system hands to the next one)."""
+    tailer, seen = tailer_of
+    copy = log.with_name("access.log.1")
+    inodes = set()
+    for rotation in range(3):
+        start = 100 * rotation
+        append(log, lines(start, 10))
+        tailer.poll()
+        append(log, lines(start + 10, 5))  # not read before the copy: only the copy has them
+        copytruncate(log, copy)
+        inodes.add(copy.stat().st_ino)
+        tailer.poll()
+    assert len(inodes) == 1
+    assert seen.lines == b"".join(lines(100 * r, 15).encode() for r in range(3)).splitlines()
+    assert tailer.stats.truncations == 3
+
+
+def test_a_renamed_file_is_still_read_while_the_app_writes_to_it(log: Path) -> None:
+    """nginx writes to the renamed file until logrotate's USR1 makes it reopen: the tailer keeps
+    reading it for `rotate_wait` after the rename, then closes it once at its end."""
+    seen = Collected()
+    tailer = Tailer([str(log)], seen, rotate_wait=0.3)
+    try:
+        tailer.poll()
+        with log.open("a") as app:  # the app's descriptor, kept across the rename
+            app.write(lines(0, 10))
+            app.flush()
+            tailer.poll()
+            log.rename(log.with_name("access.log.1"))
+            app.write(lines(10, 5))
+            app.flush()
+            tailer.poll()  # the rename is noticed: read on
+            app.write(lines(15, 5))  # before the app reopens
+        append(log, lines(20, 5))  # the reopened file
+        tailer.poll()
+        assert tailer.stats.rotations == 1 and len(tailer.files) == 2
+        time.sleep(0.35)
+        tailer.poll()
+        assert tailer.files == [str(log)]
+        assert seen.lines == lines(0, 25).encode().splitlines()
+    finally:
+        tailer.close()
