@@ -172,7 +172,7 @@ class Tailer:
             copy = self._find_copy(tailed, lambda first: first == known)
         elif not known:
             # Nothing read of the current content, so no fingerprint: it was written and
-            # copytruncated between two polls. Its copy is a sibling made since the content
+            # copytruncated between two polls. Its copy is a sibling modified since the content
             # began that does not start like the file does now.
             copy = self._find_copy(tailed, lambda first: bool(first) and not head.startswith(first))
             if copy is None:
