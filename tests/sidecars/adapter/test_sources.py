@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import promtool_check_metrics
 from tests.sidecars.process import SidecarProcess
@@ -180,3 +183,18 @@ def test_json_stats_with_value_map_garbage_and_down(app: App, mapping: Path) -> 
         assert adapter.value("redline_adapter_source_up") == 0
     finally:
         assert adapter.stop() == 0
+
+
+def test_once_fetches_the_json_stats_once_and_exits(app: App, mapping: Path) -> None:
+    app.content_type = "application/json"
+    app.body = json.dumps({"requests": {"checkout": {"200": 9}}}).encode()
+    result = subprocess.run(
+        [sys.executable, "-m", "redline.cli", "adapter", "--service", "shop", "--json-url",
+         f"http://127.0.0.1:{app.port}/stats", "--mapping", str(mapping), "--once"],
+        capture_output=True, timeout=60, check=True)
+    samples = {(s.name, s.labels.get("http_route"), s.labels.get("source")): s.value
+               for family in text_string_to_metric_families(result.stdout.decode())
+               for s in family.samples}
+    assert samples[("redline_untimed_requests_total", "/checkout", None)] == 9
+    assert samples[("redline_adapter_source_up", None, f"http://127.0.0.1:{app.port}/stats")] == 1
+    promtool_check_metrics(result.stdout)
