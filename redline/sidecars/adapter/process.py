@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client.registry import Collector
@@ -52,11 +51,8 @@ class Adapter:
             collectors += fetched
         else:
             collectors.insert(0, self.recorder.collector())
-        self.registry = new_registry("adapter", *collectors, SelfCollector(self._all_sources))
+        self.registry = new_registry("adapter", *collectors, SelfCollector(self.sources))
         self.stopping = False
-
-    def _all_sources(self) -> Sequence[Source]:
-        return self.sources
 
     async def readiness(self) -> tuple[bool, str]:
         if self.stopping:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -26,7 +26,7 @@ class Source(Protocol):
 
 
 class SelfCollector:
-    def __init__(self, sources: Callable[[], Sequence[Source]]) -> None:
+    def __init__(self, sources: Sequence[Source]) -> None:
         self._sources = sources
 
     def collect(self) -> Iterator[Metric]:
@@ -37,7 +37,7 @@ class SelfCollector:
                                "1 when the source can be read.", labels=("source",))
         unmapped_names = GaugeMetricFamily("redline_adapter_unmapped_names", UNMAPPED_NAMES,
                                            labels=("source",))
-        for source in self._sources():
+        for source in self._sources:
             label = (source.pattern,)
             for name, value in source.counts().items():
                 family = unmapped_names if name == "unmapped_names" else counters[name]
