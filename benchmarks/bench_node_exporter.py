@@ -20,8 +20,8 @@ import time
 
 from common import free_port, rss_mb, wait_port
 
-from redline.exporters.use.collectors import NODE_EXPORTER_EQUIVALENT as COLLECTORS
-from redline.exporters.use.collectors import VMSTAT_FIELDS
+from redline.exporters.node.collectors import NODE_EXPORTER_EQUIVALENT as COLLECTORS
+from redline.exporters.node.collectors import VMSTAT_FIELDS
 
 
 def scrape(conn: http.client.HTTPConnection) -> tuple[float, int]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from redline import __version__
 from redline.config import ConfigError
+from redline.flags import SubParsers
 from redline.logs import setup_logging
 
 ENV_PREFIX = "REDLINE_"
@@ -39,8 +40,7 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_routes(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-                common: argparse.ArgumentParser) -> None:
+def _add_routes(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "routes", parents=[common],
         help="check a routes file and show the http_route each path gets",
@@ -58,12 +58,12 @@ def _add_routes(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 SUBCOMMANDS: dict[str, str] = {
     "ambassador": "redline.sidecars.ambassador.command:add_parser",
     "adapter": "redline.sidecars.adapter.command:add_parser",
-    "node-exporter": "redline.sidecars.node_exporter.command:add_parser",
+    "node-exporter": "redline.exporters.node.command:add_parser",
     "alerts": "redline.alerts.command:add_parser",
     "dashboards": "redline.dashboards.command:add_parser",
-    "inject": "redline.sidecars.inject_command:add_parsers",
-    "uninject": "redline.sidecars.inject_command:add_parsers",
-    "webhook": "redline.sidecars.webhook_command:add_parser",
+    "inject": "redline.kubernetes.command:add_parsers",
+    "uninject": "redline.kubernetes.command:add_parsers",
+    "webhook": "redline.kubernetes.command:add_parsers",
     "stat": "redline.stat:add_parser",
     "demo": "redline.demo.command:add_parsers",
     "demo-app": "redline.demo.command:add_parsers",

@@ -7,11 +7,8 @@ A bad config file stops start-up: the CLI turns ConfigError into exit code 2.
 
 from __future__ import annotations
 
-import argparse
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 
 class ConfigError(Exception):
@@ -97,44 +94,3 @@ class Node:
         if isinstance(self.value, bool) or not isinstance(self.value, int) or self.value < minimum:
             raise self.error(f"a whole number >= {minimum}")
         return self.value
-
-
-def parse_host_port(text: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
-    """Parse `H:P`, `:P` or `[::1]:P`, as argparse `type=`; errors say what was expected."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT with a port from 0 (any free) to 65535, got {text!r}")
-    host = host.strip("[]") or default_host
-    return host, int(port)
-
-
-def positive_number(text: str) -> float:
-    """A number > 0, as argparse `type=` (with flag_type)."""
-    value = float(text)
-    if not value > 0:
-        raise ValueError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    """A duration in seconds > 0, as argparse `type=` (with flag_type)."""
-    try:
-        return positive_number(text)
-    except ValueError:
-        raise ValueError(f"expected a number of seconds > 0, got {text!r}") from None
-
-
-T = TypeVar("T")
-
-
-def flag_type(parse: Callable[[str], T]) -> Callable[[str], T]:
-    """Use a parser as argparse `type=` so that its ValueError text reaches the user."""
-
-    @functools.wraps(parse)
-    def wrapper(text: str) -> T:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
-
-    return wrapper

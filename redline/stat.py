@@ -17,6 +17,7 @@ from typing import Any
 
 from redline.config import ConfigError
 from redline.exporters.red import SERVER_DURATION, SERVER_UNTIMED
+from redline.flags import SubParsers
 
 COUNT = f"{SERVER_DURATION}_count"
 BUCKET = f"{SERVER_DURATION}_bucket"
@@ -121,7 +122,7 @@ def stat(prometheus: str, what: str, service: str | None, by_route: bool, window
     return table(collect(results, by), by, list(queries))
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+def add_parser(sub: SubParsers,
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "stat", parents=[common], help="RED per service or route, or USE per node, as a table",

@@ -11,7 +11,7 @@ import pytest
 from redline.config import ConfigError
 from redline.stat import stat
 from tests.dashboards.test_end_to_end import stack  # noqa: F401 -- the fixture
-from tests.sidecars.process import free_port
+from tests.process import free_port
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from redline.config import ConfigError, flag_type
+from redline.config import ConfigError
 from redline.exporters.instruments import validate_buckets
 from redline.exporters.red import DEFAULT_BUCKETS
+from redline.flags import SubParsers, flag_type
 
 if TYPE_CHECKING:  # the rule builders load only when the command runs (grafanalib is heavy)
     from redline.alerts.render import Group
@@ -23,7 +24,7 @@ def _rate(text: str) -> float:
     return value
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+def add_parser(sub: SubParsers,
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "alerts", parents=[common],

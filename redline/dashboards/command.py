@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from redline.flags import SubParsers
+
 
 def dashboards() -> dict[str, Callable[[], dict[str, Any]]]:
     """File name -> builder. Imported here, not at start-up: grafanalib costs every sidecar
@@ -21,7 +23,7 @@ def dashboards() -> dict[str, Callable[[], dict[str, Any]]]:
     }
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+def add_parser(sub: SubParsers,
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "dashboards", parents=[common],

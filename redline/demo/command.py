@@ -11,12 +11,13 @@ import threading
 from types import FrameType
 from typing import IO
 
-from redline.config import ConfigError, flag_type, parse_host_port, positive_number
+from redline.config import ConfigError
+from redline.flags import SubParsers, flag_type, host_port, positive_number
 
 log = logging.getLogger("redline.demo")
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+def add_parsers(sub: SubParsers,
                 common: argparse.ArgumentParser) -> None:
     demo = sub.add_parser(
         "demo", parents=[common], help="run the whole toolkit locally and watch RED and USE",
@@ -39,7 +40,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         "demo-app", parents=[common], help="the demo app (routes with realistic RED behaviour)",
         description="Serve the demo app: fast reads, an id route, a heavy-tailed search and a "
                     "checkout that fails a few percent of the time and calls --dependency.")
-    app.add_argument("--listen", type=flag_type(parse_host_port), default=("127.0.0.1", 8080),
+    app.add_argument("--listen", type=flag_type(host_port), default=("127.0.0.1", 8080),
                      metavar="H:P", help="where to listen (default 127.0.0.1:8080)")
     app.add_argument("--role", choices=("app", "dependency"), default="app",
                      help="the shop app, or the payment service its checkout calls")

@@ -26,9 +26,9 @@ from redline.dashboards.command import dashboards
 from redline.dashboards.common import to_json
 from tests.alerts.test_promtool import args as alert_args
 from tests.dashboards.test_dashboards import substitute, targets
+from tests.process import SidecarProcess, free_port, wait_port
 from tests.sidecars.ambassador.conftest import AmbassadorProcess
 from tests.sidecars.ambassador.upstream import UpstreamServer
-from tests.sidecars.process import SidecarProcess, free_port, wait_port
 
 
 def _has(pattern: str, predicate: Any = bool) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from redline.sidecars.adapter.formats import make_format
-from tests.sidecars.process import free_port, wait_port
+from tests.process import free_port, wait_port
 
 REDLINE = [sys.executable, "-m", "redline.cli"]
 

@@ -21,7 +21,7 @@ import yaml
 from redline import __version__
 from redline.cli import build_parser
 from tests.conftest import kubernetes_validate, promtool_path, tool_path
-from tests.sidecars.process import free_port, wait_port
+from tests.process import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = ("operator", "plain")
@@ -339,7 +339,7 @@ def test_the_app_namespace_example_fits_an_injected_pod() -> None:
     example = REPO / "deploy/kubernetes/examples/injected-app-networkpolicy.yaml"
     kubernetes_validate(example, "1.29")
     policy = yaml.safe_load(example.read_text())
-    corpus = REPO / "tests/sidecars/inject_corpus/deployment-with-service.yaml"
+    corpus = REPO / "tests/kubernetes/inject_corpus/deployment-with-service.yaml"
     injected = subprocess.run([sys.executable, "-m", "redline.cli", "inject", "-f", str(corpus)],
                               capture_output=True, text=True, timeout=60, check=True).stdout
     deployment = one(list(yaml.safe_load_all(injected)), "Deployment")

@@ -12,9 +12,9 @@ from prometheus_client.utils import floatToGoString
 
 from redline.exporters import red
 from redline.exporters.exposition import new_registry
+from redline.exporters.node.collectors import COLLECTORS, NodeCollector, Roots
 from redline.exporters.routes import RouteTemplater
 from redline.exporters.textformat import TextRenderer, _number
-from redline.exporters.use.collectors import COLLECTORS, NodeCollector, Roots
 
 
 @given(st.floats(allow_nan=True, allow_infinity=True))

@@ -6,10 +6,11 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from redline.config import ConfigError, flag_type, parse_host_port, positive_seconds
+from redline.config import ConfigError
 from redline.exporters.instruments import validate_buckets
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater, load_routes
+from redline.flags import SubParsers, flag_type, host_port, positive_seconds
 from redline.sidecars.adapter.formats import FORMATS, JsonFields, make_format
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ def _json_fields(text: str) -> tuple[str, tuple[str, ...]]:
     return name, tuple(n.strip() for n in names.split(",") if n.strip())
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+def add_parser(sub: SubParsers,
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "adapter", parents=[common],
@@ -42,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     sources = parser.add_mutually_exclusive_group(required=True)
     sources.add_argument("--access-log", action="append", metavar="PATH",
                          help="access log to follow; repeatable; globs allowed (quote them)")
-    sources.add_argument("--statsd", type=flag_type(parse_host_port), metavar="H:P",
+    sources.add_argument("--statsd", type=flag_type(host_port), metavar="H:P",
                          help="receive statsd / DogStatsD on this UDP address (with --mapping)")
     sources.add_argument("--scrape", metavar="URL",
                          help="re-export the app's Prometheus metrics from URL under the RED "
@@ -63,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         metavar="FIELD=NAMES",
         help="json format: where FIELD (method, path, status, duration, duration_ms) is; "
              "dotted names reach into objects; repeatable")
-    add("--admin", type=flag_type(parse_host_port), default=("0.0.0.0", 9902), metavar="H:P",
+    add("--admin", type=flag_type(host_port), default=("0.0.0.0", 9902), metavar="H:P",
         help="admin port for /metrics, /healthz, /readyz (default 0.0.0.0:9902)")
     add("--routes", metavar="FILE", help="routes file: patterns, ignores, cap (docs/metrics.md)")
     add("--buckets", type=flag_type(lambda t: tuple(float(x) for x in t.split(",") if x)),

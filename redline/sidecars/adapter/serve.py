@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
+from redline.admin import AdminServer
 from redline.sidecars.adapter.process import Adapter
-from redline.sidecars.admin import AdminServer
+from redline.signals import stop_event
 
 log = logging.getLogger("redline.adapter")
 
@@ -18,10 +18,8 @@ async def serve(adapter: Adapter) -> int:
     config = adapter.config
     admin = AdminServer(adapter.registry, adapter.readiness, render_in_thread=adapter.fetched)
     admin_port = await admin.start(*config.admin) if config.admin is not None else 0
-    stop = asyncio.Event()
+    stop = stop_event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     statsd_port = 0
     if adapter.statsd is not None:
         statsd = adapter.statsd

@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import os
 
-from redline.config import ConfigError, flag_type, parse_host_port, positive_seconds
+from redline.config import ConfigError
 from redline.exporters.instruments import validate_buckets
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater, load_routes
+from redline.flags import SubParsers, flag_type, host_port, positive_seconds
 from redline.sidecars.ambassador.proxy import Ambassador, AmbassadorConfig, Upstream
 
 
@@ -24,7 +25,7 @@ def _buckets(text: str) -> tuple[float, ...]:
     return tuple(float(item) for item in text.split(",") if item.strip())
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+def add_parser(sub: SubParsers,
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "ambassador", parents=[common],
@@ -34,12 +35,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                     "RED metrics. Metrics, /healthz and /readyz are served on --admin.",
     )
     add = parser.add_argument
-    add("--listen", type=flag_type(parse_host_port), required=True, metavar="H:P",
+    add("--listen", type=flag_type(host_port), required=True, metavar="H:P",
         help="where clients (inbound) or the app (outbound) connect")
     add("--upstream", type=flag_type(Upstream.parse), required=True, metavar="H:P|URL",
         help="where to forward: the app (inbound, e.g. 127.0.0.1:8080) or the dependency "
              "(outbound; https://host[:port] originates TLS)")
-    add("--admin", type=flag_type(parse_host_port), default=("0.0.0.0", 9901), metavar="H:P",
+    add("--admin", type=flag_type(host_port), default=("0.0.0.0", 9901), metavar="H:P",
         help="admin port for /metrics, /healthz, /readyz (default 0.0.0.0:9901)")
     add("--service", default=os.environ.get("OTEL_SERVICE_NAME", "unknown_service"),
         metavar="NAME", help="service_name label (default $OTEL_SERVICE_NAME or unknown_service)")

@@ -33,8 +33,7 @@ from redline.exporters.red import (
     CONNECTION_RESET,
     TIMEOUT,
 )
-from redline.sidecars.ambassador.observe import Exchange
-from redline.sidecars.http1 import (
+from redline.sidecars.ambassador.http1 import (
     Body,
     ProtocolError,
     UntilCloseBody,
@@ -44,6 +43,7 @@ from redline.sidecars.http1 import (
     request_body,
     response_body,
 )
+from redline.sidecars.ambassador.observe import Exchange
 
 if TYPE_CHECKING:
     from redline.sidecars.ambassador.proxy import Ambassador

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from redline.exporters.red import ClientRecorder, ServerRecorder
 from redline.exporters.routes import RouteTemplater
-from redline.sidecars.http1 import RequestHead
+from redline.sidecars.ambassador.http1 import RequestHead
 
 
 class Exchange:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import ssl
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from time import monotonic
 from typing import TYPE_CHECKING
 
+from redline.admin import AdminServer
 from redline.exporters.exposition import new_registry
 from redline.exporters.instruments import Counter, Gauge, InstrumentCollector
 from redline.exporters.red import DEFAULT_BUCKETS, ClientRecorder, ServerRecorder
 from redline.exporters.routes import RouteTemplater
-from redline.sidecars.admin import AdminServer
 from redline.sidecars.ambassador.connection import ClientSide, UpstreamSide, connect_error
 from redline.sidecars.ambassador.observe import InboundObserver, Observer, OutboundObserver, Tracer
+from redline.signals import until_stopped
 
 if TYPE_CHECKING:
     from redline.sidecars.ambassador.tracing import OtelTracer
@@ -187,11 +187,7 @@ class Ambassador:
 
     async def run_until_signalled(self) -> int:
         await self.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        await until_stopped()
         await self.drain()
         return 0
 

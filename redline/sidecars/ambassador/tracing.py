@@ -37,8 +37,8 @@ from opentelemetry.trace import (
 from redline import __version__
 from redline.exporters.red import error_type, normalize_method
 from redline.exporters.routes import strip_target
+from redline.sidecars.ambassador.http1 import RequestHead
 from redline.sidecars.ambassador.observe import Exchange
-from redline.sidecars.http1 import RequestHead
 
 _TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import promtool_check_metrics
-from tests.sidecars.process import SidecarProcess
+from tests.process import SidecarProcess
 
 
 class AdapterProcess(SidecarProcess):

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import promtool_check_metrics
-from tests.sidecars.process import SidecarProcess
+from tests.process import SidecarProcess
 
 MAPPING = """
 mappings:

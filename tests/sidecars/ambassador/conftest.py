@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.process import SidecarProcess
 from tests.sidecars.ambassador.upstream import UpstreamServer
-from tests.sidecars.process import SidecarProcess
 
 
 class AmbassadorProcess(SidecarProcess):

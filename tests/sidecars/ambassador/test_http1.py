@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from redline.sidecars.http1 import (
+from redline.sidecars.ambassador.http1 import (
     ChunkedBody,
     LengthBody,
     ProtocolError,

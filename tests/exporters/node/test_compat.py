@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from redline.exporters.use.collectors import NODE_EXPORTER_EQUIVALENT, VMSTAT_FIELDS
+from redline.exporters.node.collectors import NODE_EXPORTER_EQUIVALENT, VMSTAT_FIELDS
 from tests.conftest import promtool_check_metrics
-from tests.sidecars.process import SidecarProcess, free_port, wait_port
+from tests.process import SidecarProcess, free_port, wait_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 OWN = ("go_", "process_", "promhttp_", "node_exporter_build_info", "redline_build_info",

@@ -15,8 +15,8 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from redline.sidecars.inject import Options, inject_documents
-from tests.sidecars.process import free_port, wait_port
+from redline.kubernetes.inject import Options, inject_documents
+from tests.process import free_port, wait_port
 
 POD = {
     "apiVersion": "v1", "kind": "Pod",

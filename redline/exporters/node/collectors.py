@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 
-from redline.exporters.use import procfs
+from redline.exporters.node import procfs
 
 # node_exporter's default filters, so that both export the same series; vmstat adds page
 # scanning and stealing (memory reclaim: the saturation signal before OOM kills), which

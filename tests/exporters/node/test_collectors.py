@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from redline.exporters.use import procfs
-from redline.exporters.use.collectors import COLLECTORS, NodeCollector, Roots
+from redline.exporters.node import procfs
+from redline.exporters.node.collectors import COLLECTORS, NodeCollector, Roots
 from tests.conftest import promtool_check_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures"

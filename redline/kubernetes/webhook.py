@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from redline.sidecars.inject import INJECTED, InjectError, Options, inject_documents
+from redline.kubernetes.inject import INJECTED, InjectError, Options, inject_documents
 
 log = logging.getLogger("redline.webhook")
 ENABLED = "redline.io/inject"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from redline.sidecars.inject import (
+from redline.kubernetes.inject import (
     ADAPTER,
     AMBASSADOR,
     INJECTED,

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.sidecars.process import free_port, wait_port
+from tests.process import free_port, wait_port
 
 
 def make_cert(directory: Path, name: str) -> tuple[Path, Path]:

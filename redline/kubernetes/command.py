@@ -1,14 +1,18 @@
-"""`redline inject` and `redline uninject`: manifests in (files or stdin), manifests out."""
+"""`redline inject` and `redline uninject` (manifests in, from files or stdin; manifests out) and
+`redline webhook` (the same injection as a mutating admission webhook)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
 
 from redline.config import ConfigError
-from redline.sidecars.inject import (
+from redline.flags import SubParsers, flag_type, host_port, positive_seconds
+from redline.kubernetes.inject import (
     Doc,
     InjectError,
     Options,
@@ -16,9 +20,12 @@ from redline.sidecars.inject import (
     iter_documents,
     uninject_aligned,
 )
+from redline.kubernetes.tls_reload import ReloadingContext
+
+log = logging.getLogger("redline.webhook")
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+def add_parsers(sub: SubParsers,
                 common: argparse.ArgumentParser) -> None:
     inject = sub.add_parser(
         "inject", parents=[common],
@@ -49,6 +56,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         description="Restore manifests that `redline inject` changed, exactly.")
     _files(uninject)
     uninject.set_defaults(func=run_uninject)
+    _add_webhook(sub, common)
 
 
 def _files(parser: argparse.ArgumentParser) -> None:
@@ -125,3 +133,37 @@ def run_inject(args: argparse.Namespace) -> int:
 
 def run_uninject(args: argparse.Namespace) -> int:
     return _transform(args, uninject_aligned)
+
+
+def _add_webhook(sub: SubParsers,
+               common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser(
+        "webhook", parents=[common], help="mutating admission webhook that injects pods (TLS)",
+        description="Serve a Kubernetes mutating admission webhook at /mutate over TLS; pods "
+                    "of namespaces labelled redline.io/inject=enabled get redline's sidecars.")
+    parser.add_argument("--tls-cert", required=True, metavar="FILE", help="certificate (PEM)")
+    parser.add_argument("--tls-key", required=True, metavar="FILE", help="private key (PEM)")
+    parser.add_argument("--listen", type=flag_type(host_port), default=("0.0.0.0", 8443),
+                        metavar="H:P", help="where to listen (default 0.0.0.0:8443)")
+    parser.add_argument("--tls-reload", type=flag_type(positive_seconds), default=60.0,
+                        metavar="S", help="check the certificate files for a renewal every S "
+                                          "seconds and serve the new one (default 60)")
+    parser.add_argument("--image", default=Options.image, help="the sidecars' image")
+    parser.add_argument("--classic", action="store_true",
+                        help="inject a regular container (clusters before 1.29)")
+    parser.set_defaults(func=run_webhook)
+
+
+def run_webhook(args: argparse.Namespace) -> int:
+    from redline.kubernetes.webhook import create_app  # flask loads only for the webhook
+
+    try:
+        tls = ReloadingContext(args.tls_cert, args.tls_key, args.tls_reload)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--tls-cert/--tls-key: cannot load {args.tls_cert}: {exc}") from exc
+    tls.start()
+    app = create_app(Options(image=args.image, classic=args.classic))
+    host, port = args.listen
+    log.info("webhook listening", extra={"listen": f"{host}:{port}"})
+    app.run(host=host, port=port, ssl_context=tls.context, threaded=True)
+    return 0

@@ -6,17 +6,18 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 
-from redline.config import ConfigError, flag_type, parse_host_port
+from redline.admin import AdminServer
+from redline.config import ConfigError
 from redline.exporters.exposition import new_registry
-from redline.exporters.use.collectors import COLLECTORS, NodeCollector, Roots
-from redline.sidecars.admin import AdminServer
+from redline.exporters.node.collectors import COLLECTORS, NodeCollector, Roots
+from redline.flags import SubParsers, flag_type, host_port
+from redline.signals import until_stopped
 
 log = logging.getLogger("redline.node_exporter")
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+def add_parser(sub: SubParsers,
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "node-exporter", parents=[common],
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                     "values, read from procfs and sysfs at scrape time.",
     )
     add = parser.add_argument
-    add("--listen", type=flag_type(parse_host_port), default=("0.0.0.0", 9100), metavar="H:P",
+    add("--listen", type=flag_type(host_port), default=("0.0.0.0", 9100), metavar="H:P",
         help="where /metrics, /healthz and /readyz are served (default 0.0.0.0:9100)")
     add("--procfs", default="/proc", metavar="DIR", help="the host's /proc (default /proc)")
     add("--sysfs", default="/sys", metavar="DIR", help="the host's /sys (default /sys)")
@@ -70,11 +71,7 @@ async def _serve(collector: NodeCollector, listen: tuple[str, int]) -> int:
     port = await admin.start(*listen)
     log.info("node exporter listening", extra={"listen": f"{listen[0]}:{port}", "admin": port,
                                                 "collectors": collector.enabled})
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    await until_stopped()
     await admin.close()
     return 0
 

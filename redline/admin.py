@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import CollectorRegistry
 
 from redline.exporters.exposition import render
-from redline.sidecars.http1 import ProtocolError, header_values, parse_request_head
+from redline.sidecars.ambassador.http1 import ProtocolError, header_values, parse_request_head
 
 log = logging.getLogger("redline.admin")
 Readiness = Callable[[], Awaitable[tuple[bool, str]]]

@@ -1,1 +1,0 @@
-"""The node exporter DaemonSet: USE metrics of the node it runs on."""
