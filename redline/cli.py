@@ -26,58 +26,36 @@ _FALSE = {"0", "false", "no", "off", ""}
 Command = Callable[[argparse.Namespace], int]
 
 
-def _cmd_routes(args: argparse.Namespace) -> int:
-    """Check a routes file and show how paths map to routes (paths from args or stdin)."""
-    from redline.exporters.routes import RouteTemplater, load_routes
-
-    templater = load_routes(args.routes) if args.routes else RouteTemplater()
-    paths = args.paths or [line.strip() for line in sys.stdin if line.strip()]
-    for path in paths:
-        route = templater.route(path)
-        shown = "(ignored)" if route is None else route.template
-        suffix = " streaming" if route is not None and route.streaming else ""
-        print(f"{path}\t{shown}{suffix}")
-    return 0
-
-
-def _add_routes(sub: SubParsers, common: argparse.ArgumentParser) -> None:
-    parser = sub.add_parser(
-        "routes", parents=[common],
-        help="check a routes file and show the http_route each path gets",
-        description="Validate a routes file and print `path<TAB>route` for each path "
-                    "given as an argument or read from standard input.",
-    )
-    parser.add_argument("--routes", metavar="FILE", help="routes file (YAML)")
-    parser.add_argument("paths", nargs="*", metavar="PATH", help="request paths to template")
-    parser.set_defaults(func=_cmd_routes)
-
-
-# Each part adds its subcommand(s) here, by module, in the order of `redline --help`. A
-# command line that names a subcommand imports only that part: a sidecar does not pay in memory
-# for the dashboards' or the webhook's libraries.
+# Each part's command module (`<part>/command.py`: `add_parser(subparsers, common)` and the
+# functions it sets as `func`) adds its subcommand(s), in the order of `redline --help`. A
+# command line that names a subcommand imports only that part: a sidecar does not pay in
+# memory for the dashboards' or the webhook's libraries.
 SUBCOMMANDS: dict[str, str] = {
-    "ambassador": "redline.sidecars.ambassador.command:add_parser",
-    "adapter": "redline.sidecars.adapter.command:add_parser",
-    "node-exporter": "redline.exporters.node.command:add_parser",
-    "alerts": "redline.alerts.command:add_parser",
-    "dashboards": "redline.dashboards.command:add_parser",
-    "inject": "redline.kubernetes.command:add_parsers",
-    "uninject": "redline.kubernetes.command:add_parsers",
-    "webhook": "redline.kubernetes.command:add_parsers",
-    "stat": "redline.stat:add_parser",
-    "demo": "redline.demo.command:add_parsers",
-    "demo-app": "redline.demo.command:add_parsers",
-    "demo-load": "redline.demo.command:add_parsers",
-    "routes": "redline.cli:_add_routes",
+    "ambassador": "redline.sidecars.ambassador.command",
+    "adapter": "redline.sidecars.adapter.command",
+    "node-exporter": "redline.exporters.node.command",
+    "alerts": "redline.alerts.command",
+    "dashboards": "redline.dashboards.command",
+    "inject": "redline.kubernetes.command",
+    "uninject": "redline.kubernetes.command",
+    "webhook": "redline.kubernetes.command",
+    "stat": "redline.stat.command",
+    "demo": "redline.demo.command",
+    "demo-app": "redline.demo.command",
+    "demo-load": "redline.demo.command",
+    "routes": "redline.exporters.command",
 }
 
 
-def _registrars(command: str | None) -> list[Callable[..., None]]:
+Registrar = Callable[[SubParsers, argparse.ArgumentParser], None]
+
+
+def _registrars(command: str | None) -> list[Registrar]:
+    """Each part's `add_parser`, once per module (inject, uninject and webhook share one)."""
     wanted = [SUBCOMMANDS[command]] if command in SUBCOMMANDS else list(SUBCOMMANDS.values())
-    registrars: list[Callable[..., None]] = []
-    for target in dict.fromkeys(wanted):  # inject and uninject share one registrar
-        module, _, function = target.partition(":")
-        registrars.append(getattr(importlib.import_module(module), function))
+    registrars: list[Registrar] = []
+    for module in dict.fromkeys(wanted):
+        registrars.append(importlib.import_module(module).add_parser)
     return registrars
 
 

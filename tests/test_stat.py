@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from redline.config import ConfigError
-from redline.stat import stat
+from redline.stat.command import stat
 from tests.dashboards.test_end_to_end import stack  # noqa: F401 -- the fixture
 from tests.process import free_port
 

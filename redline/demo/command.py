@@ -17,7 +17,7 @@ from redline.flags import SubParsers, flag_type, host_port, positive_number
 log = logging.getLogger("redline.demo")
 
 
-def add_parsers(sub: SubParsers,
+def add_parser(sub: SubParsers,
                 common: argparse.ArgumentParser) -> None:
     demo = sub.add_parser(
         "demo", parents=[common], help="run the whole toolkit locally and watch RED and USE",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 
 from redline.exporters.red import SERVER_DURATION, SERVER_UNTIMED
-from redline.stat import Key, Row
+from redline.stat.command import Key, Row
 
 RED_BY = ("service_name", "http_route")
 RED_SAMPLES = (f"{SERVER_DURATION}_count", f"{SERVER_DURATION}_bucket", SERVER_UNTIMED)

@@ -1,6 +1,6 @@
 """`redline demo`: start the whole toolkit on loopback, show RED and USE live, clean up.
 
-The plan (redline/demo/topology.py), the numbers (direct.py, or Prometheus through stat.py)
+The plan (redline/demo/topology.py), the numbers (direct.py, or Prometheus through redline/stat)
 and the screen (view.py) are pure; this module starts processes, polls and prints.
 """
 
@@ -20,12 +20,12 @@ from typing import IO
 
 import yaml
 
-from redline import stat
 from redline.config import ConfigError
 from redline.demo import direct, topology
 from redline.demo.load import LoadResult, run_load
 from redline.demo.view import Screen, render
 from redline.ports import free_ports, wait_port
+from redline.stat import command as stat
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0

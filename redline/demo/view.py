@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from redline.stat import Key, Row, table
+from redline.stat.command import Key, Row, table
 
 RED_COLUMNS = ["RPS", "SUCCESS", "P50", "P95", "P99"]
 USE_COLUMNS = ["CPU", "LOAD/CPU", "MEM", "DISK", "FS"]

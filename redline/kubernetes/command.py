@@ -25,7 +25,7 @@ from redline.kubernetes.tls_reload import ReloadingContext
 log = logging.getLogger("redline.webhook")
 
 
-def add_parsers(sub: SubParsers,
+def add_parser(sub: SubParsers,
                 common: argparse.ArgumentParser) -> None:
     inject = sub.add_parser(
         "inject", parents=[common],

@@ -1,0 +1,1 @@
+"""`redline stat`: RED and USE at a glance, from Prometheus."""
