@@ -72,7 +72,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check redline tests benchmarks tools
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict redline
+	$(BIN)/mypy --strict redline tests
 
 # The venv's bin and .tools/bin on PATH: tools from PyPI (hadolint, checkov, kubectl) are
 # found like system ones.

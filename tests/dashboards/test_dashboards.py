@@ -72,7 +72,7 @@ def test_structure(name: str) -> None:
 
 
 def test_every_query_parses_with_promtool(tmp_path: Path) -> None:
-    rules = []
+    rules: list[dict[str, str]] = []
     values = {"service": "x", "route": ".*", "instance": "x"}
     for dashboard in BUILT.values():
         for _, t in targets(dashboard):

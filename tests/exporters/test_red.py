@@ -210,7 +210,7 @@ def test_promtool_accepts_a_varied_exposition() -> None:
     server = red.ServerRecorder("shop", record_sizes=True, routes=routes)
     client = red.ClientRecorder("shop")
     registry = new_registry("test", server.collector(), client.collector())
-    methods = ["GET", "POST", "PUT", "DELETE", "BREW", b"HEAD"]
+    methods: list[str | bytes] = ["GET", "POST", "PUT", "DELETE", "BREW", b"HEAD"]
     statuses: list[int | None] = [200, 201, 204, 301, 404, 429, 500, 503, None]
     errors = [None, None, "timeout", "connection_refused", "client_closed", "bad_request"]
     for i in range(300):

@@ -177,11 +177,11 @@ def test_a_million_distinct_paths_stay_within_the_cap() -> None:
             samples.append((path, route.template))
     assert len(routes) <= cap + 1
     assert "/{other}" in routes  # random words did overflow the cap
-    for route, path in routes.items():
-        assert_is_template(route, path)
+    for route_template, path in routes.items():
+        assert_is_template(route_template, path)
     # The same path always maps to the same route, also after the cache was cleared many times.
-    for path, route in samples:
-        assert template(templater, path) == route
+    for path, expected in samples:
+        assert template(templater, path) == expected
 
 
 segment = st.one_of(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
-from prometheus_client.utils import floatToGoString
+from prometheus_client import utils as prometheus_utils
 
 from redline.exporters import red
 from redline.exporters.exposition import new_registry
@@ -16,15 +17,18 @@ from redline.exporters.node.collectors import COLLECTORS, NodeCollector, Roots
 from redline.exporters.routes import RouteTemplater
 from redline.exporters.textformat import TextRenderer, _number
 
+# prometheus_client's formatter has no annotations; typed here for the comparisons below.
+go_float: Callable[[float], str] = prometheus_utils.floatToGoString
+
 
 @given(st.floats(allow_nan=True, allow_infinity=True))
 def test_numbers_are_formatted_as_go_does(value: float) -> None:
-    assert _number(value) == floatToGoString(value)
+    assert _number(value) == go_float(value)
 
 
 def test_special_numbers() -> None:
     for value in (0.0, -0.0, 1e15, -1e15, 1234567.0, 12345678.9, math.inf, -math.inf, math.nan):
-        assert _number(value) == floatToGoString(value)
+        assert _number(value) == go_float(value)
 
 
 def test_sidecar_registries_render_identically() -> None:

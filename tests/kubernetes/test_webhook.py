@@ -18,7 +18,7 @@ import pytest
 from redline.kubernetes.inject import Options, inject_documents
 from tests.process import free_port, wait_port
 
-POD = {
+POD: dict[str, Any] = {
     "apiVersion": "v1", "kind": "Pod",
     "metadata": {"generateName": "checkout-7d9f-", "namespace": "shop",
                  "labels": {"app.kubernetes.io/name": "checkout"}},

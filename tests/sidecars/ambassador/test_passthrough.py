@@ -186,7 +186,7 @@ def test_ignored_paths_are_forwarded_but_not_counted(
 
 
 def read_all(sock: socket.socket) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         data = sock.recv(65536)
         if not data:
