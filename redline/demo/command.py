@@ -12,13 +12,19 @@ from types import FrameType
 from typing import IO
 
 from redline.config import ConfigError
-from redline.flags import SubParsers, flag_type, host_port, positive_number
+from redline.flags import (
+    SubParsers,
+    flag_type,
+    host_port,
+    positive_integer,
+    positive_number,
+    positive_seconds,
+)
 
 log = logging.getLogger("redline.demo")
 
 
-def add_parser(sub: SubParsers,
-                common: argparse.ArgumentParser) -> None:
+def add_parser(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     demo = sub.add_parser(
         "demo", parents=[common], help="run the whole toolkit locally and watch RED and USE",
         description="Start, on 127.0.0.1, a demo app with the ambassador in front, an outbound "
@@ -57,11 +63,13 @@ def add_parser(sub: SubParsers,
                     "keep-alive clients; prints the count of each status at the end.")
     load.add_argument("--target", default="http://127.0.0.1:8000", metavar="URL",
                       help="base URL to load (the inbound ambassador; default %(default)s)")
-    load.add_argument("--rate", type=float, default=50.0, help="requests per second (50)")
-    load.add_argument("--concurrency", type=int, default=8, help="concurrent clients (8)")
-    load.add_argument("--duration", type=float, default=float("inf"),
-                      help="seconds to run (default: until SIGTERM or Ctrl-C)")
-    load.add_argument("--seed", type=int, help="random seed")
+    load.add_argument("--rate", type=flag_type(positive_number), default=50.0, metavar="N",
+                      help="requests per second (default 50)")
+    load.add_argument("--concurrency", type=flag_type(positive_integer), default=8, metavar="N",
+                      help="concurrent clients (default 8)")
+    load.add_argument("--duration", type=flag_type(positive_seconds), default=float("inf"),
+                      metavar="S", help="seconds to run (default: until SIGTERM or Ctrl-C)")
+    load.add_argument("--seed", type=int, metavar="N", help="random seed")
     load.set_defaults(func=run_load_command)
 
 
