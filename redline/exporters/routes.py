@@ -228,9 +228,14 @@ class RouteTemplater:
         if len(cache) + len(new) > self._cache_size:
             cache.clear()
         joined = " ".join(new)
-        if (joined.startswith("/") and joined.count(" /") == len(new) - 1
-                and "?" not in joined and "#" not in joined):
-            paths = new  # plain paths already, as access logs' are: strip_target is identity
+        # Plain paths already (each starts with '/', no query, no fragment), as access logs'
+        # are: strip_target is identity. Counted at C speed: the joining spaces must be the
+        # only spaces, or a target holding " /" would stand in for one that does not start
+        # with '/' (['', '/ /'] joins to "  / /" with as many " /" as separators).
+        separators = len(new) - 1
+        if (joined.startswith("/") and joined.count(" ") == separators
+                and joined.count(" /") == separators and "?" not in joined and "#" not in joined):
+            paths = new
         else:
             paths = [strip_target(target) for target in new]
         rest, rest_paths = self._not_ignored_nor_explicit(new, paths)

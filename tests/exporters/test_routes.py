@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from redline.config import ConfigError
@@ -235,6 +235,9 @@ def test_property_staged_and_batched_heuristics_equal_the_definition(paths: list
 @given(st.lists(st.one_of(raw_paths, st.sampled_from(["/healthz", "/static/a.css", "",
                                                        "/a?b=1", "/u/1#x", "http://h/u/2"])),
                 min_size=1, max_size=60), st.integers(min_value=1, max_value=12))
+# An empty target (routed as '/') beside one holding " /" once passed prefill's check for
+# plain paths, and '' was routed as ''.
+@example(paths=["/", "", "/ /"], cap=2)
 def test_property_prefill_changes_nothing_but_the_cost(paths: list[str], cap: int) -> None:
     """prefill, then route per request (the adapter's way) = route per request alone: same
     routes, same admission order, same overflow count."""
