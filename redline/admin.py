@@ -30,18 +30,25 @@ class AdminServer:
         self.render_in_thread = render_in_thread
         self.alive = True
         self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()  # connections, idle ones included
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
+        """Stop listening and end every connection. Prometheus keeps its scrape connection
+        open between scrapes: closing it here lets its handler end normally, instead of being
+        cancelled when the loop stops (asyncio then logs the cancelled task as an error)."""
         if self._server is not None:
             self._server.close()
+            for writer in list(self._open):
+                writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open.add(writer)
         try:
             while True:
                 try:
@@ -68,9 +75,12 @@ class AdminServer:
                                  close=head.close, length=len(body))
                 if head.close:
                     return
+        except asyncio.CancelledError:
+            return  # the loop is stopping: nothing to report for a scrape connection
         except Exception:  # one bad scrape must never take the sidecar down
             log.exception("admin request failed")
         finally:
+            self._open.discard(writer)
             writer.close()
 
     async def _respond(self, method: bytes, path: bytes, accept: str
