@@ -3,8 +3,6 @@ their lines."""
 
 from __future__ import annotations
 
-import glob
-
 from redline.exporters.red import ServerRecorder
 from redline.sidecars.adapter.config import AdapterConfig
 from redline.sidecars.adapter.pipeline import LogPipeline
@@ -32,9 +30,22 @@ class LogSource:
         self.tailer.close()
 
     def up(self) -> bool:
-        return bool(self.tailer.files) or bool(glob.glob(self.pattern))
+        return self.problem() is None
+
+    def problem(self) -> str | None:
+        """Why the source is down, for /readyz; None while it is up. Up when every matched
+        file can be read and at least one is followed (or, after `--once`, was)."""
+        tailer = self.tailer
+        if tailer.unreadable:
+            return "; ".join(f"cannot read {path}: {reason}"
+                             for path, reason in sorted(tailer.unreadable.items()))
+        if not tailer.files and not tailer.matched:
+            return f"no file matches {self.pattern}"
+        return None
 
     def counts(self) -> dict[str, float]:
+        stats = self.tailer.stats
         return {"lines": self.pipeline.lines, "parse_errors": self.pipeline.parse_errors,
-                "rotations": self.tailer.stats.rotations,
-                "truncations": self.tailer.stats.truncations}
+                "rotations": stats.rotations, "truncations": stats.truncations,
+                "read_errors": stats.read_errors,
+                "dropped_long_lines": stats.dropped_long_lines}

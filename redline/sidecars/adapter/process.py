@@ -58,9 +58,11 @@ class Adapter:
         if self.stopping:
             return False, "stopping"
         # Fetched sources are checked at scrape time; readiness does not fetch them.
-        watched: list[Source] = [*self.log_sources, *([self.statsd] if self.statsd else [])]
-        down = [source.pattern for source in watched if not source.up()]
-        return (not down), ("ready" if not down else f"no file matches {', '.join(down)}")
+        problems = [problem for source in self.log_sources
+                    if (problem := source.problem()) is not None]
+        if self.statsd is not None and not self.statsd.up():
+            problems.append(f"{self.statsd.pattern}: the socket is not bound yet")
+        return (not problems), ("; ".join(problems) or "ready")
 
     def poll(self) -> int:
         read = 0

@@ -13,6 +13,9 @@ COUNTERS = {
     "rotations": "Log files rotated away (renamed or deleted).",
     "truncations": "Log files truncated in place (copytruncate).",
     "unmapped": "statsd names that no mapping rule took.",
+    "read_errors": "Failed opens and reads of log files; one per poll while a file stays "
+                   "unreadable.",
+    "dropped_long_lines": "Lines longer than --max-line-bytes, dropped (also parse errors).",
 }
 UNMAPPED_NAMES = "Metric families in the last fetch of the app that no mapping rule took."
 

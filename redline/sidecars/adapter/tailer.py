@@ -12,13 +12,21 @@ Files are followed by identity (device and inode), not by name, and polled (no b
   rotated copy (`name.1`, `name-20261126`, ... modified since the file's content began, whose
   first bytes match what we read), then the file from 0;
 - a last line without its newline is held until the newline arrives (or the file is closed);
-- a line longer than `max_line` is dropped and reported, never buffered whole.
+- a line longer than `max_line` is dropped and reported, never buffered whole;
+- a matched path that cannot be read (permission denied, a directory given as the path) is
+  counted at every poll, listed in `unreadable` while it lasts, and logged once when it starts
+  and once when it ends. Once readable it is read from where it would have been: its size at
+  start if it was there then (and not `from_start`), else its beginning.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
+import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +38,8 @@ DONE_LIMIT = 4096  # finished files remembered; older ones are ruled out by thei
 MTIME_SLACK_NS = 50_000_000
 
 LinesCallback = Callable[[bytes], None]
+
+log = logging.getLogger("redline.adapter")
 
 
 def _ignore() -> None:
@@ -84,6 +94,13 @@ class Tailer:
         self._first_scan = True
         self._from_start = from_start
         self._previous_scan_ns = 0
+        # Matched paths that could not be read in the last poll, with why: the source is down
+        # while there are any. Rebuilt every poll, so a path recovers by being read once.
+        self.unreadable: dict[str, str] = {}
+        self._failing: dict[str, str] = {}
+        self.matched: list[str] = []  # regular files the last scan found
+        # Sizes at start of files found unreadable then: where their end was when we started.
+        self._end_at_start: dict[tuple[int, int], int] = {}
 
     # --- one pass ------------------------------------------------------------------------
 
@@ -91,6 +108,7 @@ class Tailer:
         """Look for new, rotated and truncated files and read what is new. Returns bytes read;
         at most about `budget` per pass, so a large backlog does not starve the caller."""
         scan_ns, now = time.time_ns(), time.monotonic_ns()
+        self._failing = {}
         present = self._scan()
         read = 0
         for identity, tailed in list(self._files.items()):
@@ -114,6 +132,8 @@ class Tailer:
             read += self._read(tailed, budget)
         self._first_scan = False
         self._previous_scan_ns = scan_ns
+        self.matched = sorted(present.values())
+        self._report_unreadable()
         return read
 
     def close(self) -> None:
@@ -129,20 +149,43 @@ class Tailer:
     def _scan(self) -> dict[tuple[int, int], str]:
         present: dict[tuple[int, int], str] = {}
         for pattern in self.patterns:
-            for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
+            magic = glob.has_magic(pattern)
+            for path in sorted(glob.glob(pattern)) if magic else [pattern]:
                 try:
                     st = os.stat(path)
                 except OSError:
                     continue
-                if os.path.isfile(path):
+                if stat.S_ISREG(st.st_mode):
                     present.setdefault((st.st_dev, st.st_ino), path)
+                elif not magic:
+                    # Named outright, so meant to be a log; never opened (a FIFO would block).
+                    # A glob's other matches (a directory beside the logs) are not its files.
+                    self._failed(path, os.strerror(errno.EISDIR) if stat.S_ISDIR(st.st_mode)
+                                 else "not a regular file")
         return present
+
+    def _failed(self, path: str, reason: str) -> None:
+        self.stats.read_errors += 1
+        self._failing.setdefault(path, reason)
+
+    def _report_unreadable(self) -> None:
+        """Log each path once when it becomes unreadable and once when it is read again."""
+        for path, reason in self._failing.items():
+            if path not in self.unreadable:
+                log.warning("cannot read log file; its source is down until it can",
+                            extra={"path": path, "error": reason})
+        for path in self.unreadable.keys() - self._failing.keys():
+            log.info("log file readable again", extra={"path": path})
+        self.unreadable = self._failing
 
     def _open(self, path: str, identity: tuple[int, int]) -> _File | None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            self.stats.read_errors += 1
+        except OSError as exc:
+            self._failed(path, exc.strerror or str(exc))
+            if self._first_scan and not self._from_start:
+                with contextlib.suppress(OSError):  # stat needs no read permission
+                    self._end_at_start[identity] = os.stat(path).st_size
             return None
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != identity:  # replaced between scan and open: next pass
@@ -152,10 +195,12 @@ class Tailer:
         # One that appeared later was not here at the previous scan: its copies are newer.
         since = time.time_ns() if self._first_scan else self._previous_scan_ns
         tailed = _File(path, fd, identity, 0, since_ns=since - MTIME_SLACK_NS)
-        if self._first_scan and not self._from_start:
+        start = st.st_size if self._first_scan and not self._from_start \
+            else self._end_at_start.pop(identity, None)
+        if start is not None and start <= st.st_size:  # shorter: truncated since, read it all
             # Size before head: if the file is truncated in between, the head belongs to the
             # new content and no copy matches it, rather than the old head matching its copy.
-            tailed.offset = st.st_size
+            tailed.offset = start
             tailed.fingerprint = os.pread(fd, FINGERPRINT, 0)
         self._files[identity] = tailed
         return tailed
@@ -164,8 +209,8 @@ class Tailer:
         try:
             size = os.fstat(tailed.fd).st_size
             head = os.pread(tailed.fd, FINGERPRINT, 0)
-        except OSError:
-            self.stats.read_errors += 1
+        except OSError as exc:
+            self._failed(tailed.path, exc.strerror or str(exc))
             return
         known = tailed.fingerprint
         if size < tailed.offset or (known and head[:len(known)] != known):
@@ -223,16 +268,19 @@ class Tailer:
                 copy.seek(tailed.offset)
                 while chunk := copy.read(READ_SIZE):
                     self._deliver(tailed, chunk)
-        except OSError:
+        except OSError as exc:
+            # Read once or never: no state to recover from, so logged here, not in unreadable.
             self.stats.read_errors += 1
+            log.warning("cannot read the rotated copy; the lines written just before the "
+                        "truncation are lost", extra={"path": path, "error": str(exc)})
 
     def _read(self, tailed: _File, budget: int) -> int:
         total = 0
         while total < budget:
             try:
                 chunk = os.pread(tailed.fd, READ_SIZE, tailed.offset)
-            except OSError:
-                self.stats.read_errors += 1
+            except OSError as exc:
+                self._failed(tailed.path, exc.strerror or str(exc))
                 break
             if not chunk:
                 break

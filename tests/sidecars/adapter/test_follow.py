@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,9 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import promtool_check_metrics
+import pytest
+
+from tests.conftest import promtool_check_metrics, tool_path
 from tests.process import SidecarProcess
 
 
@@ -93,9 +96,53 @@ def test_garbage_binary_and_huge_lines_are_counted_and_skipped(tmp_path: Path) -
         append(log, "".join(line(i, 500) for i in range(10, 20)))
         assert adapter.wait_recorded(20) == 20
         assert adapter.wait_value("redline_adapter_parse_errors_total", 5) == 5
+        assert adapter.value("redline_adapter_dropped_long_lines_total") == 1
         assert adapter.value("redline_adapter_lines_total") == 25
         assert adapter.requests_recorded(error_type="500") == 10
         promtool_check_metrics(adapter.metrics_text().encode())
+    finally:
+        assert adapter.stop() == 0
+
+
+@pytest.fixture
+def without_root_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adapters started in the test cannot read a file of mode 000. Root could (it has
+    CAP_DAC_OVERRIDE), so as root they run under `setpriv` without that capability and
+    CAP_DAC_READ_SEARCH: the kernel's own permission check then denies them as anyone else."""
+    if os.geteuid() != 0:
+        return
+    wrapper = tmp_path / "python-without-dac"
+    wrapper.write_text(f"#!/bin/sh\nexec {shlex.quote(tool_path('setpriv'))} "
+                       f"--bounding-set=-dac_override,-dac_read_search "
+                       f"{shlex.quote(sys.executable)} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(wrapper))  # what SidecarProcess starts
+
+
+@pytest.mark.usefixtures("without_root_reads")
+def test_an_unreadable_log_is_down_and_logged_once_until_it_can_be_read(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    append(log, "".join(line(i) for i in range(20)))  # before start: not to be read
+    log.chmod(0)
+    adapter = AdapterProcess("--access-log", str(log))
+    try:
+        append(log, "".join(line(i) for i in range(20, 30)))  # while unreadable: not lost
+        assert adapter.wait_value("redline_adapter_read_errors_total", 4, source=str(log)) >= 4
+        assert adapter.value("redline_adapter_source_up", source=str(log)) == 0
+        assert adapter.admin("/readyz") == (503, f"cannot read {log}: Permission denied\n")
+        promtool_check_metrics(adapter.metrics_text().encode())
+        about_it = [entry for entry in adapter.logs if entry.get("path") == str(log)]
+        assert [(e["level"], e["error"]) for e in about_it] == [("warning", "Permission denied")]
+        log.chmod(0o644)
+        assert adapter.wait_recorded(10) == 10
+        assert adapter.value("redline_adapter_source_up", source=str(log)) == 1
+        assert adapter.admin("/readyz")[0] == 200
+        append(log, "".join(line(i) for i in range(30, 35)))
+        assert adapter.wait_recorded(15) == 15
+        time.sleep(0.2)
+        assert adapter.requests_recorded() == 15
+        assert [e["msg"] for e in adapter.logs if e.get("path") == str(log)][1:] \
+            == ["log file readable again"]
     finally:
         assert adapter.stop() == 0
 

@@ -3,6 +3,7 @@ a live run hits only by chance: every line delivered once, whichever moment rota
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -225,5 +226,31 @@ def test_a_renamed_file_is_still_read_while_the_app_writes_to_it(log: Path) -> N
         tailer.poll()
         assert tailer.files == [str(log)]
         assert seen.lines == lines(0, 25).encode().splitlines()
+    finally:
+        tailer.close()
+
+
+def test_a_directory_at_the_path_is_unreadable_until_a_file_replaces_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "access.log"
+    path.mkdir()
+    (tmp_path / "old").mkdir()  # a glob's directory is no file of its: not an error
+    seen = Collected()
+    tailer = Tailer([str(path), str(tmp_path / "o*")], seen)
+    try:
+        with caplog.at_level(logging.INFO, logger="redline.adapter"):
+            for _ in range(3):
+                tailer.poll()
+            assert tailer.unreadable == {str(path): "Is a directory"}
+            assert tailer.stats.read_errors == 3  # one per poll
+            assert [(r.levelname, r.message, getattr(r, "path", None)) for r in caplog.records] \
+                == [("WARNING", "cannot read log file; its source is down until it can",
+                     str(path))]
+            path.rmdir()
+            append(path, lines(0, 3))
+            tailer.poll()
+        assert tailer.unreadable == {}
+        assert caplog.messages[-1] == "log file readable again"
+        assert seen.lines == lines(0, 3).encode().splitlines()  # new since start: read whole
     finally:
         tailer.close()
