@@ -7,16 +7,24 @@ import os
 from typing import TYPE_CHECKING
 
 from redline.config import ConfigError
-from redline.exporters.instruments import validate_buckets
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater, load_routes
-from redline.flags import SubParsers, flag_type, host_port, positive_seconds
+from redline.flags import (
+    SubParsers,
+    buckets,
+    flag_type,
+    host_port,
+    positive_integer,
+    positive_seconds,
+)
 from redline.sidecars.adapter.formats import FORMATS, JsonFields, make_format
+from redline.sidecars.adapter.tailer import MAX_LINE
 
 if TYPE_CHECKING:
     from redline.sidecars.adapter.config import AdapterConfig
 
 _JSON_FIELDS = ("method", "path", "status", "duration", "duration_ms")
+MIN_LINE_BYTES = 1024  # below this, ordinary access log lines would be dropped
 
 
 def _json_fields(text: str) -> tuple[str, tuple[str, ...]]:
@@ -67,8 +75,9 @@ def add_parser(sub: SubParsers,
     add("--admin", type=flag_type(host_port), default=("0.0.0.0", 9902), metavar="H:P",
         help="admin port for /metrics, /healthz, /readyz (default 0.0.0.0:9902)")
     add("--routes", metavar="FILE", help="routes file: patterns, ignores, cap (docs/metrics.md)")
-    add("--buckets", type=flag_type(lambda t: tuple(float(x) for x in t.split(",") if x)),
-        default=DEFAULT_BUCKETS, metavar="LIST", help="duration buckets in seconds")
+    add("--buckets", type=flag_type(buckets), default=DEFAULT_BUCKETS, metavar="LIST",
+        help="duration buckets in seconds, increasing, comma-separated (default OpenTelemetry's "
+             "advice)")
     add("--from-start", action="store_true",
         help="read files present at start from their beginning (default: from their end)")
     add("--once", action="store_true",
@@ -78,8 +87,9 @@ def add_parser(sub: SubParsers,
     add("--rotate-wait", type=flag_type(positive_seconds), default=5.0, metavar="S",
         help="keep reading a file renamed or deleted for this long: the app writes to it "
              "until it reopens its log (default 5)")
-    add("--max-line-bytes", type=int, default=256 * 1024, metavar="N",
-        help="longer lines are dropped and counted as parse errors (default 262144)")
+    add("--max-line-bytes", type=flag_type(positive_integer), default=MAX_LINE,
+        metavar="N", help="longer lines are dropped and counted as parse errors (at least "
+                          f"{MIN_LINE_BYTES}; default {MAX_LINE})")
     parser.set_defaults(func=run)
 
 
@@ -107,18 +117,15 @@ def config_from_args(args: argparse.Namespace) -> AdapterConfig:
                                  json_fields=fields)
     except ValueError as exc:
         raise ConfigError(f"--format: {exc}") from exc
-    try:
-        buckets = validate_buckets(args.buckets)
-    except ValueError as exc:
-        raise ConfigError(f"--buckets: {exc}") from exc
-    if args.max_line_bytes < 1024:
-        raise ConfigError(f"--max-line-bytes: expected at least 1024, got {args.max_line_bytes}")
+    if args.max_line_bytes < MIN_LINE_BYTES:
+        raise ConfigError(f"--max-line-bytes: expected at least {MIN_LINE_BYTES}, "
+                          f"got {args.max_line_bytes}")
     return AdapterConfig(
         service=args.service, access_logs=args.access_log or [], log_format=log_format,
         statsd=args.statsd, scrape_url=args.scrape, json_url=args.json_url, mapping=mapping,
         fetch_timeout=args.fetch_timeout,
         admin=args.admin, routes=load_routes(args.routes) if args.routes else RouteTemplater(),
-        buckets=buckets, from_start=args.from_start or args.once,
+        buckets=args.buckets, from_start=args.from_start or args.once,
         poll_interval=args.poll_interval, rotate_wait=args.rotate_wait,
         max_line_bytes=args.max_line_bytes,
     )

@@ -8,6 +8,7 @@ from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater
 from redline.sidecars.adapter.formats import LogFormat
 from redline.sidecars.adapter.mapping import Mapping
+from redline.sidecars.adapter.tailer import MAX_LINE
 
 
 @dataclass
@@ -26,4 +27,4 @@ class AdapterConfig:
     from_start: bool = False
     poll_interval: float = 0.25
     rotate_wait: float = 5.0
-    max_line_bytes: int = 256 * 1024
+    max_line_bytes: int = MAX_LINE

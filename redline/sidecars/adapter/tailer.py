@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 READ_SIZE = 1 << 20
+MAX_LINE = 256 * 1024  # longer lines are dropped (--max-line-bytes)
 FINGERPRINT = 256  # first bytes of a file, to recognise it after truncation or in a copy
 DONE_LIMIT = 4096  # finished files remembered; older ones are ruled out by their mtime anyway
 # File times come from the kernel's coarse clock, up to a tick behind time.time_ns().
@@ -77,7 +78,7 @@ class TailStats:
 
 class Tailer:
     def __init__(self, patterns: Sequence[str], on_lines: LinesCallback, *,
-                 from_start: bool = False, max_line: int = 256 * 1024,
+                 from_start: bool = False, max_line: int = MAX_LINE,
                  on_dropped: Callable[[], None] = _ignore, rotate_wait: float = 5.0) -> None:
         self.patterns = list(patterns)
         self.on_lines = on_lines

@@ -214,3 +214,12 @@ def test_bad_flags_exit_2() -> None:
     result = run("--service", "s", "--access-log", "x", "--rotate-wait", "0")
     assert result.returncode == 2 and "--rotate-wait" in result.stderr \
         and "expected a number of seconds > 0, got '0'" in result.stderr
+    result = run("--service", "s", "--access-log", "x", "--buckets", "0.1,x")
+    assert result.returncode == 2 and "argument --buckets: expected numbers separated by " \
+        "commas, got '0.1,x'" in result.stderr
+    result = run("--service", "s", "--access-log", "x", "--max-line-bytes", "-5")
+    assert result.returncode == 2 and "argument --max-line-bytes: expected a whole number " \
+        ">= 1, got '-5'" in result.stderr
+    result = run("--service", "s", "--access-log", "x", "--max-line-bytes", "100")
+    assert result.returncode == 2 and "--max-line-bytes: expected at least 1024, got 100" \
+        in result.stderr
