@@ -8,96 +8,31 @@ or unreadable raises; the node collector then reports it with
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.samples import Sample
 
 from redline.exporters.node import procfs
+from redline.exporters.node.network import conntrack, netclass, netdev, netstat
+from redline.exporters.node.roots import Families, Roots, family, read, single
+
+__all__ = ["COLLECTORS", "NODE_EXPORTER_EQUIVALENT", "VMSTAT_FIELDS", "NodeCollector", "Roots"]
 
 # node_exporter's default filters, so that both export the same series; vmstat adds page
 # scanning and stealing (memory reclaim: the saturation signal before OOM kills), which
 # node_exporter exports under the same names when its --collector.vmstat.fields includes them.
 VMSTAT_FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault|pgscan_.*|pgsteal_.*).*")
 DISK_EXCLUDE = re.compile(r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
-NETDEV_EXCLUDE = re.compile(r"^lo$")
 MOUNT_POINTS_EXCLUDE = re.compile(
     r"^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)")
 FS_TYPES_EXCLUDE = re.compile(
     r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|"
     r"iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|"
     r"sysfs|tracefs)$")
-NETSTAT_FIELDS = re.compile(
-    r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)"
-    r"|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs"
-    r"|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts"
-    r"|RcvbufErrors|SndbufErrors))$")
-
-
-@dataclass(frozen=True)
-class Roots:
-    """Where the host's /proc, /sys and / are (mounted read-only into the DaemonSet's pod)."""
-
-    procfs: str = "/proc"
-    sysfs: str = "/sys"
-    rootfs: str = "/"
-    # The network namespace whose counters are read: <procfs>/net is the reader's own, so a
-    # pod without hostNetwork points this at <host procfs>/1/net, the host's (init's) netns.
-    procfs_net: str = ""
-    cache: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
-
-    def proc(self, *parts: str) -> str:
-        return os.path.join(self.procfs, *parts)
-
-    def net(self, *parts: str) -> str:
-        return os.path.join(self.procfs_net or self.proc("net"), *parts)
-
-    def sys(self, *parts: str) -> str:
-        return os.path.join(self.sysfs, *parts)
-
-    def root(self, *parts: str) -> str:
-        return os.path.join(self.rootfs, *parts)
-
-    def read_proc(self, name: str) -> str:
-        """A /proc file, read once per scrape (cpu and stat both need /proc/stat): each
-        scrape works on its own copy of the roots, see NodeCollector.collect."""
-        if name not in self.cache:
-            self.cache[name] = read(self.proc(name))
-        return self.cache[name]
-
-
-def read(path: str) -> str:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        return handle.read()
-
-
-Families = list[Metric]
-
-
-def family(kind: str, name: str, documentation: str, samples: Iterable[tuple[float, ...]]
-           | None = None, labelnames: tuple[str, ...] = (),
-           labelled: Iterable[tuple[tuple[str, ...], float]] = ()) -> Metric:
-    """A family built in one go: a node_exporter scrape has hundreds of samples, and
-    prometheus_client's add_metric costs more than reading the files."""
-    metric = Metric(name, documentation, kind)
-    sample_name = f"{name}_total" if kind == "counter" else name
-    if samples is not None:
-        metric.samples = [Sample(sample_name, {}, value) for (value,) in samples]
-    else:
-        metric.samples = [Sample(sample_name, dict(zip(labelnames, labels, strict=True)), value)
-                          for labels, value in labelled]
-    return metric
-
-
-def single(kind: str, name: str, documentation: str, value: float) -> Metric:
-    return family(kind, name, documentation, [(value,)])
 
 
 def cpu(roots: Roots) -> Families:
@@ -227,24 +162,6 @@ def diskstats(roots: Roots) -> Families:
     ]
 
 
-def netdev(roots: Roots) -> Families:
-    devices = {name: values for name, values in
-               procfs.parse_net_dev(read(roots.net("dev"))).items()
-               if not NETDEV_EXCLUDE.match(name)}
-    # rx_nohandler is in sysfs only (node_exporter reads it over netlink)
-    for name, values in devices.items():
-        with contextlib.suppress(OSError, ValueError):
-            values["receive_nohandler"] = float(
-                read(roots.sys("class", "net", name, "statistics", "rx_nohandler")))
-    columns: dict[str, list[tuple[tuple[str, ...], float]]] = {}
-    for name, values in sorted(devices.items()):
-        for statistic, value in values.items():
-            columns.setdefault(statistic, []).append(((name,), value))
-    return [family("counter", f"node_network_{statistic}",
-                   f"Network device statistic {statistic}.", labelnames=("device",),
-                   labelled=rows) for statistic, rows in columns.items()]
-
-
 _FILESYSTEM = (
     ("size_bytes", "Filesystem size in bytes."),
     ("free_bytes", "Filesystem free space in bytes."),
@@ -294,56 +211,6 @@ def filesystem(roots: Roots) -> Families:
     ]
 
 
-def netstat(roots: Roots) -> Families:
-    """TCP retransmits, listen overflows and drops, UDP buffer errors... (untyped, as in
-    node_exporter)."""
-    values = procfs.parse_netstat(read(roots.net("netstat")))
-    values.update(procfs.parse_netstat(read(roots.net("snmp"))))
-    with contextlib.suppress(OSError):  # no snmp6 on a kernel without IPv6
-        values.update(procfs.parse_snmp6(read(roots.net("snmp6"))))
-    return [single("unknown", f"node_netstat_{key}",
-                   f"Statistic {key.replace('_', '', 1)}.", value)
-            for key, value in sorted(values.items()) if _netstat_field(key)]
-
-
-@functools.cache
-def _netstat_field(key: str) -> bool:
-    # A few hundred kernel field names, the same at every scrape: match each once.
-    return NETSTAT_FIELDS.match(key) is not None
-
-
-_CONNTRACK_HELP = {
-    "found": "Number of searched entries which were successful.",
-    "invalid": "Number of packets seen which can not be tracked.",
-    "ignore": "Number of packets seen which are already connected to a conntrack entry.",
-    "insert": "Number of entries inserted into the list.",
-    "insert_failed": "Number of entries for which list insertion was attempted but failed.",
-    "drop": "Number of packets dropped due to conntrack failure.",
-    "early_drop": "Number of dropped conntrack entries to make room for new ones, if maximum "
-                  "table size was reached.",
-    "search_restart": "Number of conntrack table lookups which had to be restarted due to "
-                      "hashtable resizes.",
-}
-
-
-def conntrack(roots: Roots) -> Families:
-    """Connection tracking table use against its limit (saturation of a NAT/firewall node)."""
-    entries = float(read(roots.proc("sys", "net", "netfilter", "nf_conntrack_count")))
-    limit = float(read(roots.proc("sys", "net", "netfilter", "nf_conntrack_max")))
-    families = [
-        single("gauge", "node_nf_conntrack_entries",
-               "Number of currently allocated flow entries for connection tracking.", entries),
-        single("gauge", "node_nf_conntrack_entries_limit",
-               "Maximum size of connection tracking table.", limit),
-    ]
-    try:
-        stats = procfs.parse_conntrack_stat(read(roots.net("stat", "nf_conntrack")))
-    except OSError:
-        return families
-    return families + [single("gauge", f"node_nf_conntrack_stat_{key}", _CONNTRACK_HELP[key],
-                              stats[key]) for key in procfs.CONNTRACK_STATS]
-
-
 def processes(roots: Roots) -> Families:
     """Task capacity: threads and PIDs against the kernel's limits (node_exporter's names)."""
     threads = procfs.parse_loadavg_threads(read(roots.proc("loadavg")))
@@ -357,23 +224,6 @@ def processes(roots: Roots) -> Families:
         single("gauge", "node_processes_pids", "Number of PIDs", pids),
         single("gauge", "node_processes_max_processes", "Number of max PIDs limit", max_pids),
     ]
-
-
-def netclass(roots: Roots) -> Families:
-    """Link speed, to turn byte rates into utilisation (node_exporter's netclass names)."""
-    speeds: list[tuple[tuple[str, ...], float]] = []
-    base = roots.sys("class", "net")
-    for name in sorted(os.listdir(base)):
-        if NETDEV_EXCLUDE.match(name):
-            continue
-        try:
-            mbits = int(read(os.path.join(base, name, "speed")))
-        except (OSError, ValueError):
-            continue  # virtual devices have no speed (EINVAL)
-        if mbits >= 0:
-            speeds.append(((name,), mbits * 1000 * 1000 / 8))
-    return [family("gauge", "node_network_speed_bytes", "Network device property: speed_bytes",
-                   labelnames=("device",), labelled=speeds)]
 
 
 def disk_errors(roots: Roots) -> Families:
