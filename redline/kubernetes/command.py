@@ -1,17 +1,29 @@
 """`redline inject` and `redline uninject` (manifests in, from files or stdin; manifests out) and
-`redline webhook` (the same injection as a mutating admission webhook)."""
+`redline webhook` (the same injection as a mutating admission webhook).
+
+The functions set as `func` turn flags into typed values (inject's Options, the webhook's
+ServerSettings); nothing below them sees argparse.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import posixpath
 import ssl
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from redline.config import ConfigError
-from redline.flags import SubParsers, flag_type, host_port, positive_seconds
+from redline.flags import (
+    SubParsers,
+    flag_type,
+    host_port,
+    port_number,
+    positive_integer,
+    positive_seconds,
+)
 from redline.kubernetes.inject import (
     Doc,
     InjectError,
@@ -20,13 +32,12 @@ from redline.kubernetes.inject import (
     iter_documents,
     uninject_aligned,
 )
-from redline.kubernetes.tls_reload import ReloadingContext
+from redline.kubernetes.settings import ServerSettings
 
-log = logging.getLogger("redline.webhook")
+Transform = Callable[[list[Doc]], Sequence[Doc | None]]
 
 
-def add_parser(sub: SubParsers,
-                common: argparse.ArgumentParser) -> None:
+def add_parser(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     inject = sub.add_parser(
         "inject", parents=[common],
         help="add redline's sidecars to Kubernetes manifests (prints them)",
@@ -43,12 +54,14 @@ def add_parser(sub: SubParsers,
     add("--podmonitor", action="store_true",
         help="also write a PodMonitor per workload (Prometheus Operator)")
     add("--adapter", metavar="access-log=PATH", action="append", default=[],
+        type=flag_type(access_log),
         help="add the adapter reading the app's access log at PATH (an emptyDir is shared at "
-             "its directory)")
-    add("--adapter-format", default="nginx", help="the adapter's --format (default nginx)")
-    add("--proxy-port", type=int, default=Options.proxy_port,
+             "its directory); repeatable: one adapter follows every log")
+    add("--adapter-format", default=Options.log_format,
+        help=f"the adapter's --format (default {Options.log_format})")
+    add("--proxy-port", type=flag_type(port_number), default=Options.proxy_port, metavar="N",
         help=f"the ambassador's port in the pod (default {Options.proxy_port})")
-    add("--admin-port", type=int, default=Options.admin_port,
+    add("--admin-port", type=flag_type(port_number), default=Options.admin_port, metavar="N",
         help=f"the ambassador's admin port (default {Options.admin_port})")
     inject.set_defaults(func=run_inject)
     uninject = sub.add_parser(
@@ -60,17 +73,50 @@ def add_parser(sub: SubParsers,
 
 
 def _files(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--filename", action="append", metavar="FILE",
+    parser.add_argument("-f", "--filename", action="append", default=[], metavar="FILE",
                         help="manifest file (YAML, multi-document, JSON, kind: List); '-' or "
                              "none: standard input; repeatable")
 
 
-def _load(args: argparse.Namespace) -> list[tuple[str, Any]]:
+def access_log(text: str) -> str:
+    """`access-log=/dir/file` for --adapter: the file the adapter follows; an emptyDir is
+    mounted at its directory, so that must be a plain path (the file name may be a glob)."""
+    key, sep, path = text.partition("=")
+    if key != "access-log" or not sep or not path.startswith("/"):
+        raise ValueError(f"expected access-log=/absolute/path, got {text!r}")
+    if path.endswith("/") or posixpath.basename(path) in (".", ".."):
+        raise ValueError(f"{path!r} names a directory; expected the log file in it")
+    path = posixpath.normpath(path)
+    if any(char in posixpath.dirname(path) for char in "*?["):
+        raise ValueError(f"{path!r}: the directory cannot hold a glob (an emptyDir is mounted "
+                         f"there); only the file name can")
+    return path
+
+
+def run_inject(args: argparse.Namespace) -> int:
+    options = Options(image=args.image, classic=args.classic, podmonitor=args.podmonitor,
+                      access_logs=tuple(dict.fromkeys(args.adapter)),
+                      log_format=args.adapter_format, proxy_port=args.proxy_port,
+                      admin_port=args.admin_port)
+    ports = [options.proxy_port, options.admin_port]
+    if options.access_logs:
+        ports.append(options.adapter_admin_port)
+    if len(set(ports)) < len(ports):
+        raise ConfigError(f"--proxy-port, --admin-port: expected different ports (the adapter "
+                          f"uses {options.adapter_admin_port}), got {ports}")
+    return _transform(args.filename, lambda docs: inject_documents(docs, options))
+
+
+def run_uninject(args: argparse.Namespace) -> int:
+    return _transform(args.filename, uninject_aligned)
+
+
+def _load(sources: Sequence[str]) -> list[tuple[str, Any]]:
     """(source, parsed document) for every document of every input, in order."""
     import yaml
 
     loaded: list[tuple[str, Any]] = []
-    for name in args.filename or ["-"]:
+    for name in sources or ["-"]:
         try:
             text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
         except OSError as exc:
@@ -86,10 +132,11 @@ def _load(args: argparse.Namespace) -> list[tuple[str, Any]]:
     return loaded
 
 
-def _transform(args: argparse.Namespace, apply: Any) -> int:
+def _transform(sources: Sequence[str], apply: Transform) -> int:
+    """Read the sources, apply inject or uninject, write the result to stdout."""
     from redline.alerts.render import dump
 
-    loaded = _load(args)
+    loaded = _load(sources)
     flat: list[Doc] = [item for _, document in loaded for item in iter_documents(document)]
     try:
         result = apply(flat)
@@ -106,64 +153,62 @@ def _transform(args: argparse.Namespace, apply: Any) -> int:
             output.append({**document, "items": items})
             position += count
         else:
-            if result[position] is not None:
-                output.append(result[position])
+            item = result[position]
+            if item is not None:
+                output.append(item)
             position += 1
     output += [d for d in result[position:] if d is not None]
     sys.stdout.write("---\n".join(dump(document) for document in output))
     return 0
 
 
-def _options(args: argparse.Namespace) -> Options:
-    access_log = None
-    for item in args.adapter:
-        key, sep, value = item.partition("=")
-        if key != "access-log" or not sep or not value.startswith("/"):
-            raise ConfigError(f"--adapter: expected access-log=/absolute/path, got {item!r}")
-        access_log = value
-    return Options(image=args.image, classic=args.classic, podmonitor=args.podmonitor,
-                   access_log=access_log, log_format=args.adapter_format,
-                   proxy_port=args.proxy_port, admin_port=args.admin_port)
-
-
-def run_inject(args: argparse.Namespace) -> int:
-    options = _options(args)
-    return _transform(args, lambda docs: inject_documents(docs, options))
-
-
-def run_uninject(args: argparse.Namespace) -> int:
-    return _transform(args, uninject_aligned)
-
-
-def _add_webhook(sub: SubParsers,
-               common: argparse.ArgumentParser) -> None:
+def _add_webhook(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "webhook", parents=[common], help="mutating admission webhook that injects pods (TLS)",
         description="Serve a Kubernetes mutating admission webhook at /mutate over TLS; pods "
                     "of namespaces labelled redline.io/inject=enabled get redline's sidecars.")
-    parser.add_argument("--tls-cert", required=True, metavar="FILE", help="certificate (PEM)")
-    parser.add_argument("--tls-key", required=True, metavar="FILE", help="private key (PEM)")
-    parser.add_argument("--listen", type=flag_type(host_port), default=("0.0.0.0", 8443),
-                        metavar="H:P", help="where to listen (default 0.0.0.0:8443)")
-    parser.add_argument("--tls-reload", type=flag_type(positive_seconds), default=60.0,
-                        metavar="S", help="check the certificate files for a renewal every S "
-                                          "seconds and serve the new one (default 60)")
-    parser.add_argument("--image", default=Options.image, help="the sidecars' image")
-    parser.add_argument("--classic", action="store_true",
-                        help="inject a regular container (clusters before 1.29)")
+    add = parser.add_argument
+    default = ServerSettings()
+    add("--tls-cert", required=True, metavar="FILE", help="certificate (PEM)")
+    add("--tls-key", required=True, metavar="FILE", help="private key (PEM)")
+    add("--listen", type=flag_type(host_port), default=default.listen, metavar="H:P",
+        help="where to listen; port 0: any free port (default 0.0.0.0:8443)")
+    add("--tls-reload", type=flag_type(positive_seconds), default=60.0, metavar="S",
+        help="check the certificate files for a renewal every S seconds and serve the new one "
+             "(default 60)")
+    add("--threads", type=flag_type(positive_integer), default=default.threads, metavar="N",
+        help=f"connections served at once (default {default.threads})")
+    add("--handshake-timeout", type=flag_type(positive_seconds),
+        default=default.handshake_timeout, metavar="S",
+        help=f"drop a client that has not finished the TLS handshake after S seconds "
+             f"(default {default.handshake_timeout:g})")
+    add("--request-timeout", type=flag_type(positive_seconds),
+        default=default.request_timeout, metavar="S",
+        help=f"drop a client that sends or reads nothing for S seconds, and idle keep-alive "
+             f"connections (default {default.request_timeout:g})")
+    add("--drain-timeout", type=flag_type(positive_seconds), default=default.drain_timeout,
+        metavar="S", help=f"on SIGTERM, wait up to S seconds for requests in flight "
+                          f"(default {default.drain_timeout:g})")
+    add("--image", default=Options.image, help="the sidecars' image")
+    add("--classic", action="store_true",
+        help="inject a regular container (clusters before 1.29)")
     parser.set_defaults(func=run_webhook)
 
 
 def run_webhook(args: argparse.Namespace) -> int:
-    from redline.kubernetes.webhook import create_app  # flask loads only for the webhook
+    # flask and cheroot load only for the webhook
+    from redline.kubernetes.server import serve
+    from redline.kubernetes.tls_reload import ReloadingContext
+    from redline.kubernetes.webhook import create_app
 
+    settings = ServerSettings(listen=args.listen, threads=args.threads,
+                              handshake_timeout=args.handshake_timeout,
+                              request_timeout=args.request_timeout,
+                              drain_timeout=args.drain_timeout)
     try:
         tls = ReloadingContext(args.tls_cert, args.tls_key, args.tls_reload)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"--tls-cert/--tls-key: cannot load {args.tls_cert}: {exc}") from exc
     tls.start()
-    app = create_app(Options(image=args.image, classic=args.classic))
-    host, port = args.listen
-    log.info("webhook listening", extra={"listen": f"{host}:{port}"})
-    app.run(host=host, port=port, ssl_context=tls.context, threaded=True)
-    return 0
+    return serve(create_app(Options(image=args.image, classic=args.classic)), tls.context,
+                 settings)

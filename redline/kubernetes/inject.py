@@ -54,7 +54,7 @@ class Options:
     proxy_port: int = 15080
     admin_port: int = 9901
     adapter_admin_port: int = 9902
-    access_log: str | None = None
+    access_logs: tuple[str, ...] = ()  # absolute paths; with any, the adapter follows them all
     log_format: str = "nginx"
     requests: dict[str, str] = field(default_factory=lambda: {"cpu": "50m", "memory": "48Mi"})
     limits: dict[str, str] = field(default_factory=lambda: {"cpu": "500m", "memory": "128Mi"})
@@ -143,18 +143,24 @@ def ambassador(service: str, app_port: int, options: Options) -> Doc:
     return container
 
 
+def log_volumes(access_logs: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(volume name, directory): one emptyDir per directory the logs are in, in order."""
+    directories = dict.fromkeys(posixpath.dirname(path) for path in access_logs)
+    return [(LOG_VOLUME if index == 1 else f"{LOG_VOLUME}-{index}", directory)
+            for index, directory in enumerate(directories, start=1)]
+
+
 def adapter(service: str, options: Options) -> Doc:
-    assert options.access_log is not None
+    follow = [arg for path in options.access_logs for arg in ("--access-log", path)]
     return {
         "name": ADAPTER,
         "image": options.image,
-        "args": ["adapter", "--service", service, "--access-log", options.access_log,
-                 "--format", options.log_format,
+        "args": ["adapter", "--service", service, *follow, "--format", options.log_format,
                  "--admin", f"0.0.0.0:{options.adapter_admin_port}"],
         "ports": [{"name": "redline-adapter", "containerPort": options.adapter_admin_port}],
         "readinessProbe": _probe("/readyz", "redline-adapter", periodSeconds=5),
-        "volumeMounts": [{"name": LOG_VOLUME, "mountPath":
-                          posixpath.dirname(options.access_log), "readOnly": True}],
+        "volumeMounts": [{"name": name, "mountPath": directory, "readOnly": True}
+                         for name, directory in log_volumes(options.access_logs)],
         "resources": {"requests": dict(options.requests), "limits": dict(options.limits)},
         "securityContext": security_context(),
     }
@@ -194,16 +200,16 @@ def _inject_pod(doc: Doc, pod: Doc, options: Options) -> Doc:
     where = "containers" if options.classic else "initContainers"
     spec.setdefault(where, []).append(ambassador(service, port, options))
     record[where].append(AMBASSADOR)
-    if options.access_log:
+    if options.access_logs:
         if "volumes" not in spec:
             record["created"].append("volumes")
-        spec.setdefault("volumes", []).append({"name": LOG_VOLUME, "emptyDir": {}})
-        record["volumes"].append(LOG_VOLUME)
         if "volumeMounts" not in app:
             record["created"].append("app.volumeMounts")
-        app.setdefault("volumeMounts", []).append(
-            {"name": LOG_VOLUME, "mountPath": posixpath.dirname(options.access_log)})
-        record["mounts"].append({"container": app["name"], "volume": LOG_VOLUME})
+        for name, directory in log_volumes(options.access_logs):
+            spec.setdefault("volumes", []).append({"name": name, "emptyDir": {}})
+            record["volumes"].append(name)
+            app.setdefault("volumeMounts", []).append({"name": name, "mountPath": directory})
+            record["mounts"].append({"container": app["name"], "volume": name})
         spec["containers"].append(adapter(service, options))
         record["containers"].append(ADAPTER)
     for key, value in (("prometheus.io/scrape", "true"),

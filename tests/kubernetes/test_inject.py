@@ -122,7 +122,7 @@ def test_port_choice_annotation_unnamed_and_existing_annotations() -> None:
 def test_adapter_shares_the_log_directory() -> None:
     out = inject_documents(flat(documents((CORPUS / "deployment-with-service.yaml")
                                           .read_text())),
-                           Options(access_log="/var/log/app/access.log"))
+                           Options(access_logs=("/var/log/app/access.log",)))
     spec = out[0]["spec"]["template"]["spec"]
     assert spec["volumes"] == [{"name": "redline-logs", "emptyDir": {}}]
     app, adapter = spec["containers"]
@@ -145,3 +145,40 @@ def test_errors_name_the_workload(tmp_path: Path) -> None:
         in result.stderr
     result = redline("inject", "-f", str(tmp_path / "missing.yaml"))
     assert result.returncode == 2 and "missing.yaml: cannot read" in result.stderr
+
+
+def test_two_access_logs_are_both_read_and_both_shared(tmp_path: Path) -> None:
+    corpus = CORPUS / "deployment-with-service.yaml"
+    injected = redline("inject", "-f", str(corpus), "--adapter", "access-log=/var/log/app/a.log",
+                       "--adapter", "access-log=/srv/logs/b.log",
+                       "--adapter", "access-log=/var/log/app/c.log")
+    assert injected.returncode == 0, injected.stderr
+    out = documents(injected.stdout)
+    validate(tmp_path, out, "1.29.0")
+    spec = out[0]["spec"]["template"]["spec"]
+    # one emptyDir per directory, mounted in the app where it writes and read-only in the
+    # adapter, which follows every log
+    assert spec["volumes"] == [{"name": "redline-logs", "emptyDir": {}},
+                               {"name": "redline-logs-2", "emptyDir": {}}]
+    app, adapter = spec["containers"]
+    assert app["volumeMounts"] == [{"name": "redline-logs", "mountPath": "/var/log/app"},
+                                   {"name": "redline-logs-2", "mountPath": "/srv/logs"}]
+    assert adapter["volumeMounts"] == [
+        {"name": "redline-logs", "mountPath": "/var/log/app", "readOnly": True},
+        {"name": "redline-logs-2", "mountPath": "/srv/logs", "readOnly": True}]
+    args = adapter["args"]
+    assert [args[i + 1] for i, arg in enumerate(args) if arg == "--access-log"] == [
+        "/var/log/app/a.log", "/srv/logs/b.log", "/var/log/app/c.log"]
+    restored = redline("uninject", stdin=injected.stdout)
+    assert documents(restored.stdout) == documents(corpus.read_text())
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("access-log=/var/log/app/", "names a directory"),
+    ("access-log=/var/*/app/access.log", "the directory cannot hold a glob"),
+])
+def test_bad_adapter_flags_are_named(value: str, expected: str) -> None:
+    result = redline("inject", "--adapter", value,
+                     "-f", str(CORPUS / "deployment-with-service.yaml"))
+    assert result.returncode == 2
+    assert "--adapter" in result.stderr and expected in result.stderr, result.stderr

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +20,6 @@ import jsonpatch
 import pytest
 
 from redline.kubernetes.inject import Options, inject_documents
-from tests.process import free_port, wait_port
 
 POD: dict[str, Any] = {
     "apiVersion": "v1", "kind": "Pod",
@@ -35,35 +38,75 @@ def review(obj: Any, kind: str = "Pod") -> dict[str, Any]:
                         "namespace": "shop", "operation": "CREATE", "object": obj}}
 
 
+class Webhook:
+    """`redline webhook` as a process on a port of the system's choosing (--listen :0), found
+    from its "webhook listening" log line; its stderr kept line by line."""
+
+    def __init__(self, tls: Path, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "redline.cli", "webhook", "--tls-cert", str(tls / "cert.pem"),
+             "--tls-key", str(tls / "key.pem"), "--listen", "127.0.0.1:0", *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.listening: dict[str, Any] = {}
+        started = threading.Event()
+        self._reader = threading.Thread(target=self._read, args=(started,), daemon=True)
+        self._reader.start()
+        if not started.wait(20):
+            self.process.kill()
+            raise RuntimeError(f"the webhook did not start: {self.lines}")
+        self.port = int(str(self.listening["listen"]).rpartition(":")[2])
+        self.context = ssl.create_default_context(cafile=str(tls / "cert.pem"))
+
+    def _read(self, started: threading.Event) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+            if '"webhook listening"' in line:
+                self.listening = json.loads(line)
+                started.set()
+
+    def stop(self) -> int:
+        """SIGTERM; the exit code (-1 if it had to be killed)."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return -1
+        finally:
+            self._reader.join(5)
+            if self.process.stderr is not None:
+                self.process.stderr.close()
+
+
 @pytest.fixture(scope="module")
-def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, ssl.SSLContext]]:
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("tls")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                     str(tmp / "key.pem"), "-out", str(tmp / "cert.pem"), "-days", "2", "-subj",
                     "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
                    check=True, capture_output=True, timeout=60)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "redline.cli", "webhook", "--tls-cert", str(tmp / "cert.pem"),
-         "--tls-key", str(tmp / "key.pem"), "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, timeout=20)
-    context = ssl.create_default_context(cafile=str(tmp / "cert.pem"))
-    yield port, context
-    process.terminate()
-    process.wait(timeout=10)
+    return tmp
 
 
-def post(webhook: tuple[int, ssl.SSLContext], body: bytes) -> dict[str, Any]:
-    port, context = webhook
-    request = urllib.request.Request(f"https://127.0.0.1:{port}/mutate", data=body,
+@pytest.fixture(scope="module")
+def webhook(tls: Path) -> Iterator[Webhook]:
+    process = Webhook(tls)
+    yield process
+    process.stop()
+
+
+def post(webhook: Webhook, body: bytes) -> dict[str, Any]:
+    request = urllib.request.Request(f"https://127.0.0.1:{webhook.port}/mutate", data=body,
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+    with urllib.request.urlopen(request, context=webhook.context, timeout=10) as response:
         result: dict[str, Any] = json.loads(response.read())
     return result
 
 
-def test_patch_applied_equals_the_cli_injection(webhook: tuple[int, ssl.SSLContext]) -> None:
+def test_patch_applied_equals_the_cli_injection(webhook: Webhook) -> None:
     answer = post(webhook, json.dumps(review(POD)).encode())["response"]
     assert answer["allowed"] is True and answer["patchType"] == "JSONPatch"
     assert answer["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002"
@@ -76,7 +119,7 @@ def test_patch_applied_equals_the_cli_injection(webhook: tuple[int, ssl.SSLConte
     assert patched == expected
 
 
-def test_never_twice(webhook: tuple[int, ssl.SSLContext]) -> None:
+def test_never_twice(webhook: Webhook) -> None:
     injected = inject_documents([{**POD, "metadata": {**POD["metadata"], "name": "x"}}],
                                 Options())[0]
     answer = post(webhook, json.dumps(review(injected)).encode())["response"]
@@ -89,17 +132,73 @@ def test_never_twice(webhook: tuple[int, ssl.SSLContext]) -> None:
                ).encode(),  # no port: nothing to proxy
     json.dumps(review({"kind": "Service"}, kind="Service")).encode(),
 ])
-def test_anything_unexpected_fails_open(webhook: tuple[int, ssl.SSLContext],
+def test_anything_unexpected_fails_open(webhook: Webhook,
                                         body: bytes) -> None:
     answer = post(webhook, body)["response"]
     assert answer["allowed"] is True and "patch" not in answer
 
 
-def test_healthz_over_tls(webhook: tuple[int, ssl.SSLContext]) -> None:
-    port, context = webhook
-    with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=context,
-                                timeout=10) as response:
-        assert response.read() == b"ok\n"
+def healthz(webhook: Webhook, timeout: float = 10) -> bytes:
+    with urllib.request.urlopen(f"https://127.0.0.1:{webhook.port}/healthz",
+                                context=webhook.context, timeout=timeout) as response:
+        body: bytes = response.read()
+    return body
+
+
+def test_healthz_over_tls(webhook: Webhook) -> None:
+    assert healthz(webhook) == b"ok\n"
+
+
+def test_the_listening_line_names_the_port_it_serves_on(webhook: Webhook) -> None:
+    assert webhook.port != 0  # --listen 127.0.0.1:0: the port the system chose
+    assert webhook.listening["listen"] == f"127.0.0.1:{webhook.port}"
+    assert healthz(webhook) == b"ok\n"
+
+
+def test_a_client_that_never_finishes_its_handshake_holds_up_no_one(tls: Path) -> None:
+    webhook = Webhook(tls, "--handshake-timeout", "4")
+    try:
+        silent = socket.create_connection(("127.0.0.1", webhook.port), timeout=10)
+        partial = socket.create_connection(("127.0.0.1", webhook.port), timeout=10)
+        partial.sendall(b"\x16\x03\x01\x02\x00\x01")  # a ClientHello's first bytes, no more
+        connected = time.monotonic()
+        # Others are served at once, not after the stuck handshakes give up
+        assert healthz(webhook, timeout=3) == b"ok\n"
+        assert post(webhook, json.dumps(review(POD)).encode())["response"]["allowed"] is True
+        assert time.monotonic() - connected < 3.5
+        # and the stuck ones are dropped after --handshake-timeout
+        for stuck in (silent, partial):
+            with stuck:
+                assert stuck.recv(1) == b""
+        assert 3 < time.monotonic() - connected < 9
+    finally:
+        assert webhook.stop() == 0
+
+
+def test_sigterm_answers_the_request_in_flight_then_exits_0_with_json_logs(tls: Path) -> None:
+    webhook = Webhook(tls)
+    body = json.dumps(review(POD)).encode()
+    with socket.create_connection(("127.0.0.1", webhook.port), timeout=10) as raw, \
+            webhook.context.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+        conn.sendall(b"POST /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     b"application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+                     % len(body) + body[:10])
+        time.sleep(0.3)
+        webhook.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        conn.sendall(body[10:])
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["response"]["patchType"] == "JSONPatch"
+    assert webhook.stop() == 0
+    entries = [json.loads(line) for line in webhook.lines]  # JSON lines, nothing else
+    assert [e["msg"] for e in entries if e["msg"].startswith("webhook")] == [
+        "webhook listening", "webhook stopping", "webhook stopped"]
+    for entry in entries:
+        assert not any("\x1b" in str(value) for value in entry.values()), entry  # no colours
+        assert entry["logger"].startswith("redline"), entry
 
 
 def test_bad_certificate_is_a_config_error(tmp_path: Path) -> None:
