@@ -21,7 +21,11 @@ class Roots:
     # The network namespace whose counters are read: <procfs>/net is the reader's own, so a
     # pod without hostNetwork points this at <host procfs>/1/net, the host's (init's) netns.
     procfs_net: str = ""
-    cache: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # Not an __init__ argument, so that dataclasses.replace (one copy per scrape) starts each
+    # copy empty: as an argument, the copy shared its dict and served the first scrape's
+    # /proc/stat for ever.
+    cache: dict[str, str] = field(default_factory=dict, init=False, compare=False, hash=False,
+                                  repr=False)
 
     def proc(self, *parts: str) -> str:
         return os.path.join(self.procfs, *parts)

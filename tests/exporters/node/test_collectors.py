@@ -98,6 +98,21 @@ def test_a_kernel_without_psi_leaves_only_that_collector_out() -> None:
     assert get("node_load1") == 0.11
 
 
+def test_every_scrape_reads_proc_stat_anew(tmp_path: Path) -> None:
+    """cpu and stat share one read of /proc/stat per scrape, and only per scrape."""
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    stat = (FIXTURES / "psi" / "proc" / "stat").read_text()
+    (proc / "stat").write_text(stat)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(Roots(str(proc), str(tmp_path), str(tmp_path)),
+                                    ["cpu", "stat"]))
+    before = registry.get_sample_value("node_context_switches_total")
+    assert before is not None
+    (proc / "stat").write_text(stat.replace(f"ctxt {before:.0f}\n", f"ctxt {before + 5:.0f}\n"))
+    assert registry.get_sample_value("node_context_switches_total") == before + 5
+
+
 def test_garbage_sources_fail_their_collector_only(tmp_path: Path) -> None:
     proc = tmp_path / "proc"
     (proc / "sys" / "fs").mkdir(parents=True)
