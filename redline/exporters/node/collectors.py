@@ -12,7 +12,7 @@ import dataclasses
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
@@ -266,17 +266,30 @@ NODE_EXPORTER_EQUIVALENT = ("conntrack", "cpu", "diskstats", "filefd", "filesyst
                             "meminfo", "netdev", "netstat", "pressure", "stat", "vmstat")
 
 
+def check_collectors(names: Sequence[str]) -> list[str]:
+    """The names, when each is a collector (a typo must not silently drop a resource)."""
+    unknown = set(names) - set(COLLECTORS)
+    if unknown:
+        raise ValueError(f"unknown collectors {sorted(unknown)}; "
+                         f"expected some of {sorted(COLLECTORS)}")
+    return list(names)
+
+
+def collector_list(text: str) -> tuple[str, ...]:
+    """`--collectors`: comma-separated collector names, at least one."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise ValueError(f"expected one or more of {', '.join(COLLECTORS)}, got {text!r}")
+    return tuple(check_collectors(names))
+
+
 class NodeCollector:
     """All enabled collectors, each timed and isolated, as node_exporter reports them."""
 
     def __init__(self, roots: Roots, enabled: list[str] | None = None,
                  on_error: Callable[[str, Exception], None] | None = None) -> None:
         self.roots = roots
-        self.enabled = list(COLLECTORS) if enabled is None else enabled
-        unknown = set(self.enabled) - set(COLLECTORS)
-        if unknown:
-            raise ValueError(f"unknown collectors {sorted(unknown)}; "
-                             f"expected some of {sorted(COLLECTORS)}")
+        self.enabled = list(COLLECTORS) if enabled is None else check_collectors(enabled)
         self.on_error = on_error
 
     def collect(self) -> Iterator[Metric]:
