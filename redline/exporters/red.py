@@ -73,13 +73,18 @@ OTHER_METHOD = "_OTHER"
 _METHODS: dict[str | bytes, str] = {m: m for m in KNOWN_METHODS}
 _METHODS.update({m.encode(): m for m in KNOWN_METHODS})
 
+# error_type of a failure without a usable response (docs/metrics.md says when each occurs).
 TIMEOUT = "timeout"
 CONNECTION_REFUSED = "connection_refused"
 CONNECTION_RESET = "connection_reset"
 CLIENT_CLOSED = "client_closed"
 BAD_REQUEST = "bad_request"
+TLS_ERROR = "tls_error"  # TLS with the upstream failed: handshake, certificate, protocol
+CONNECT_ERROR = "connect_error"  # connecting failed otherwise: DNS, no route, ...
+INVALID_RESPONSE = "invalid_response"  # the upstream's response could not be framed
 TRANSPORT_ERRORS = frozenset({TIMEOUT, CONNECTION_REFUSED, CONNECTION_RESET, CLIENT_CLOSED,
-                              BAD_REQUEST})
+                              BAD_REQUEST, TLS_ERROR, CONNECT_ERROR, INVALID_RESPONSE})
+# Anything else a producer passes: the label's values stay a known, small set.
 OTHER_ERROR = "_OTHER"
 
 

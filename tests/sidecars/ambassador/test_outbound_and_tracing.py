@@ -87,7 +87,9 @@ def test_outbound_refuses_an_untrusted_certificate(https_upstream: UpstreamServe
     try:
         status, body = get(proc.port, "/say/x")
         assert status == 502 and b"TLS" in body
-        assert proc.value("http_client_request_duration_seconds_count", error_type="_OTHER") == 1
+        assert proc.value("http_client_request_duration_seconds_count", error_type="tls_error",
+                          http_response_status_code="502") == 1
+        assert proc.value("http_client_request_duration_seconds_count", error_type="_OTHER") == 0
     finally:
         assert proc.stop() == 0
 
