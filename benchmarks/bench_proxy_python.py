@@ -7,12 +7,16 @@ driven with fake transports (one keep-alive request/response exchange per iterat
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import pstats
 import time
+from collections.abc import Iterable
 
-from redline.sidecars.ambassador.connection import ClientSide, UpstreamSide
-from redline.sidecars.ambassador.proxy import Ambassador, AmbassadorConfig, Upstream
+from redline.sidecars.ambassador.config import AmbassadorConfig, Upstream
+from redline.sidecars.ambassador.http1_client import ClientSide
+from redline.sidecars.ambassador.http1_upstream import UpstreamSide
+from redline.sidecars.ambassador.proxy import Ambassador
 
 REQUEST = b"GET /users/1 HTTP/1.1\r\nHost: 127.0.0.1:18082\r\n\r\n"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 16:33:00 GMT\r\n"
@@ -20,16 +24,17 @@ RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 
             b"Connection: keep-alive\r\n\r\nok\n")
 
 
-class FakeTransport:
+class FakeTransport(asyncio.Transport):
     def __init__(self) -> None:
+        super().__init__()
         self.written = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written += len(data)
 
-    def writelines(self, chunks: list[bytes]) -> None:
+    def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
         for chunk in chunks:
-            self.write(chunk)
+            self.write(bytes(chunk))
 
     def is_closing(self) -> bool:
         return False
@@ -48,10 +53,10 @@ def build() -> tuple[ClientSide, UpstreamSide]:
     proxy = Ambassador(AmbassadorConfig(listen=("127.0.0.1", 0),
                                         upstream=Upstream("127.0.0.1", 1), admin=None))
     client = ClientSide(proxy)
-    client.connection_made(FakeTransport())  # type: ignore[arg-type]
-    upstream = UpstreamSide(client)
+    client.connection_made(FakeTransport())
+    upstream = UpstreamSide(client, client.pending, proxy)  # as if connected by the proxy
+    upstream.connection_made(FakeTransport())
     client.upstream = upstream
-    upstream.transport = FakeTransport()  # type: ignore[assignment]
     return client, upstream
 
 

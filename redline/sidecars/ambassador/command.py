@@ -7,22 +7,35 @@ import asyncio
 import os
 
 from redline.config import ConfigError
-from redline.exporters.instruments import validate_buckets
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater, load_routes
-from redline.flags import SubParsers, flag_type, host_port, positive_seconds
-from redline.sidecars.ambassador.proxy import Ambassador, AmbassadorConfig, Upstream
+from redline.flags import (
+    SubParsers,
+    buckets,
+    flag_type,
+    host_port,
+    positive_integer,
+    positive_seconds,
+    ratio,
+)
+from redline.sidecars.ambassador.config import (
+    MIN_HEADER_BYTES,
+    AmbassadorConfig,
+    Limits,
+    Upstream,
+)
+from redline.sidecars.ambassador.proxy import Ambassador
 
 
-def _ratio(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"expected a ratio from 0 to 1, got {text!r}")
+def header_bytes(text: str) -> int:
+    """--max-header-bytes: a whole number of at least MIN_HEADER_BYTES (config.py says why)."""
+    try:
+        value = positive_integer(text)
+    except ValueError:
+        value = 0
+    if value < MIN_HEADER_BYTES:
+        raise ValueError(f"expected a whole number of bytes >= {MIN_HEADER_BYTES}, got {text!r}")
     return value
-
-
-def _buckets(text: str) -> tuple[float, ...]:
-    return tuple(float(item) for item in text.split(",") if item.strip())
 
 
 def add_parser(sub: SubParsers,
@@ -47,7 +60,7 @@ def add_parser(sub: SubParsers,
     add("--mode", choices=("inbound", "outbound"), default="inbound",
         help="inbound records http_server_* with routes; outbound records http_client_*")
     add("--routes", metavar="FILE", help="routes file: patterns, ignores, cap (docs/metrics.md)")
-    add("--buckets", type=flag_type(_buckets), default=DEFAULT_BUCKETS, metavar="LIST",
+    add("--buckets", type=flag_type(buckets), default=DEFAULT_BUCKETS, metavar="LIST",
         help="duration buckets in seconds, comma-separated (default: OpenTelemetry's advice)")
     add("--record-sizes", action="store_true",
         help="also record request and response body size histograms")
@@ -65,14 +78,15 @@ def add_parser(sub: SubParsers,
         help="after SIGTERM keep serving this long while endpoints update (default 5)")
     add("--drain-timeout", type=flag_type(positive_seconds), default=30.0, metavar="S",
         help="after SIGTERM exit within this long, aborting what is left (default 30)")
-    add("--max-header-bytes", type=int, default=65536, metavar="N",
-        help="431 for request heads larger than this (default 65536)")
+    add("--max-header-bytes", type=flag_type(header_bytes), default=65536, metavar="N",
+        help=f"431 for request heads larger than this (default 65536, at least "
+             f"{MIN_HEADER_BYTES})")
     add("--keep-host", action="store_true",
         help="outbound: forward the app's Host header as it is instead of naming the upstream")
     add("--otlp-endpoint", default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), metavar="URL",
         help="send spans over OTLP/HTTP to this collector (default $OTEL_EXPORTER_OTLP_ENDPOINT; "
              "unset: no tracing)")
-    add("--trace-sample-ratio", type=flag_type(_ratio), default=0.01, metavar="F",
+    add("--trace-sample-ratio", type=flag_type(ratio), default=0.01, metavar="F",
         help="share of requests without a sampled parent that are traced (default 0.01)")
     parser.set_defaults(func=run)
 
@@ -81,17 +95,13 @@ def config_from_args(args: argparse.Namespace) -> AmbassadorConfig:
     routes = load_routes(args.routes) if args.routes else RouteTemplater()
     if args.upstream_ca and not os.path.isfile(args.upstream_ca):
         raise ConfigError(f"--upstream-ca: {args.upstream_ca}: expected a readable CA file")
-    try:
-        buckets = validate_buckets(args.buckets)
-    except ValueError as exc:
-        raise ConfigError(f"--buckets: {exc}") from exc
+    limits = Limits(max_header_bytes=args.max_header_bytes, header_timeout=args.header_timeout,
+                    upstream_timeout=args.upstream_timeout, idle_timeout=args.idle_timeout)
     return AmbassadorConfig(
         listen=args.listen, upstream=args.upstream, admin=args.admin, service=args.service,
-        mode=args.mode, routes=routes, buckets=buckets, record_sizes=args.record_sizes,
-        upstream_ca=args.upstream_ca, upstream_timeout=args.upstream_timeout,
-        connect_timeout=args.connect_timeout, header_timeout=args.header_timeout,
-        idle_timeout=args.idle_timeout, drain_delay=args.drain_delay,
-        drain_timeout=args.drain_timeout, max_header_bytes=args.max_header_bytes,
+        mode=args.mode, routes=routes, buckets=args.buckets, record_sizes=args.record_sizes,
+        upstream_ca=args.upstream_ca, connect_timeout=args.connect_timeout, limits=limits,
+        drain_delay=args.drain_delay, drain_timeout=args.drain_timeout,
         keep_host=args.keep_host, otlp_endpoint=args.otlp_endpoint or None,
         trace_sample_ratio=args.trace_sample_ratio,
     )

@@ -1,21 +1,23 @@
-"""The ambassador process: listener, upstream connections, timeouts, admin port and drain."""
+"""The ambassador process: it owns the listener and every connection it accepted, the
+observer, the upstream connector, the self metrics, the timeout sweeper, the admin port and the
+drain. Connections reach it only through `handler.ConnectionOwner`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from time import monotonic
 from typing import TYPE_CHECKING
 
 from redline.admin import AdminServer
 from redline.exporters.exposition import new_registry
 from redline.exporters.instruments import Counter, Gauge, InstrumentCollector
-from redline.exporters.red import DEFAULT_BUCKETS, ClientRecorder, ServerRecorder
-from redline.exporters.routes import RouteTemplater
-from redline.sidecars.ambassador.connection import ClientSide, UpstreamSide, connect_error
+from redline.exporters.red import ClientRecorder, ServerRecorder
+from redline.sidecars.ambassador.config import AmbassadorConfig
+from redline.sidecars.ambassador.connector import Connector
+from redline.sidecars.ambassador.handler import ConnectFailed, Connection
+from redline.sidecars.ambassador.listener import HTTP1, Listener
 from redline.sidecars.ambassador.observe import InboundObserver, Observer, OutboundObserver, Tracer
 from redline.signals import until_stopped
 
@@ -23,60 +25,6 @@ if TYPE_CHECKING:
     from redline.sidecars.ambassador.tracing import OtelTracer
 
 log = logging.getLogger("redline.ambassador")
-
-
-@dataclass(frozen=True)
-class Upstream:
-    host: str
-    port: int
-    tls: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> Upstream:
-        """`H:P`, `http://H:P` or `https://H[:P]` (TLS originated by the ambassador)."""
-        tls = text.startswith("https://")
-        rest = text.split("://", 1)[1] if "://" in text else text
-        if "://" in text and not text.startswith(("http://", "https://")):
-            raise ValueError(f"expected http:// or https://, got {text!r}")
-        rest = rest.rstrip("/")
-        host, sep, port = rest.rpartition(":")
-        if not sep or not port.isdigit():
-            if not tls or not rest:
-                raise ValueError(f"expected HOST:PORT or an http(s) URL, got {text!r}")
-            host, port = rest, "443"
-        if not host or not 0 < int(port) < 65536:
-            raise ValueError(f"expected HOST:PORT with a port from 1 to 65535, got {text!r}")
-        return cls(host.strip("[]"), int(port), tls)
-
-
-@dataclass
-class AmbassadorConfig:
-    listen: tuple[str, int]
-    upstream: Upstream
-    admin: tuple[str, int] | None = ("0.0.0.0", 9901)
-    service: str = "unknown_service"
-    mode: str = "inbound"
-    routes: RouteTemplater = field(default_factory=RouteTemplater)
-    buckets: tuple[float, ...] = DEFAULT_BUCKETS
-    record_sizes: bool = False
-    upstream_ca: str | None = None
-    upstream_timeout: float = 60.0
-    connect_timeout: float = 5.0
-    header_timeout: float = 10.0
-    idle_timeout: float = 75.0
-    drain_delay: float = 5.0
-    drain_timeout: float = 30.0
-    max_header_bytes: int = 65536
-    keep_host: bool = False
-    otlp_endpoint: str | None = None
-    trace_sample_ratio: float = 0.01
-
-    def authority(self) -> bytes:
-        """host[:port] as a Host header names the upstream (the port only when not default)."""
-        default = 443 if self.upstream.tls else 80
-        host = self.upstream.host
-        host = f"[{host}]" if ":" in host else host
-        return (host if self.upstream.port == default else f"{host}:{self.upstream.port}").encode()
 
 
 class _SelfMetrics:
@@ -108,9 +56,10 @@ class _SelfMetrics:
 class Ambassador:
     def __init__(self, config: AmbassadorConfig) -> None:
         self.config = config
+        self.limits = config.limits
         self.tracer = _make_tracer(config)
         tracer: Tracer | None = self.tracer
-        self.connections: set[ClientSide] = set()
+        self.connections: set[Connection] = set()
         self.draining = False  # /readyz answers 503
         self.shutting_down = False  # listener closed; idle connections are closed
         self.metrics = _SelfMetrics()
@@ -127,27 +76,20 @@ class Ambassador:
             self.observer = InboundObserver(server, config.routes, tracer)
             red_collector = server.collector()
         self.registry = new_registry("ambassador", red_collector, self.metrics.collector())
-        self.ssl_context = self._ssl_context() if config.upstream.tls else None
+        self.connector = Connector(config.upstream, config.connect_timeout, config.upstream_ca)
+        # HTTP/1 is the only protocol handler so far (listener.py).
+        self.listener = Listener(config.listen, HTTP1, self)
         self.admin = AdminServer(self.registry, self.readiness)
         self.listen_port = 0
         self.admin_port = 0
-        self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._ready_cache: tuple[float, bool, str] = (0.0, False, "")
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.config.upstream_ca)
-        context.set_alpn_protocols(["http/1.1"])
-        return context
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        host, port = self.config.listen
-        self._server = await loop.create_server(
-            lambda: ClientSide(self), host, port, reuse_address=True, backlog=2048)
-        self.listen_port = self._server.sockets[0].getsockname()[1]
+        host = self.config.listen[0]
+        self.listen_port = await self.listener.start()
         if self.config.admin is not None:
             self.admin_port = await self.admin.start(*self.config.admin)
         self._spawn(self._sweep())
@@ -166,8 +108,7 @@ class Ambassador:
                                     "open_connections": len(self.connections)})
         await asyncio.sleep(max(0.0, min(config.drain_delay, config.drain_timeout)))
         self.shutting_down = True
-        if self._server is not None:
-            self._server.close()
+        self.listener.close()
         for connection in list(self.connections):
             if connection.idle():
                 connection.close()
@@ -193,12 +134,12 @@ class Ambassador:
 
     # --- called by connections ---------------------------------------------------------------
 
-    def connection_opened(self, connection: ClientSide) -> None:
+    def connection_opened(self, connection: Connection) -> None:
         self.connections.add(connection)
         self.metrics.opened.inc(("client",))
         self.metrics.open.add(("client",), 1)
 
-    def connection_closed(self, connection: ClientSide) -> None:
+    def connection_closed(self, connection: Connection) -> None:
         self.connections.discard(connection)
         self.metrics.open.add(("client",), -1)
 
@@ -215,25 +156,8 @@ class Ambassador:
     def count_retry(self) -> None:
         self.metrics.retries.inc(())
 
-    def open_upstream(self, upstream: UpstreamSide) -> None:
-        self._spawn(self._connect(upstream))
-
-    async def _connect(self, upstream: UpstreamSide) -> None:
-        loop = asyncio.get_running_loop()
-        target = self.config.upstream
-        try:
-            await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: upstream, target.host, target.port, ssl=self.ssl_context,
-                    server_hostname=target.host if self.ssl_context else None),
-                self.config.connect_timeout)
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
-            error, detail = connect_error(exc)
-            log.warning("upstream connect failed", extra={"error": error, "detail": detail})
-            client = upstream.client
-            if client.upstream is upstream and not client.closed:
-                client.connect_failed(error, detail)
-            return
+    def open_upstream(self, protocol: asyncio.Protocol, failed: ConnectFailed) -> None:
+        self._spawn(self.connector.connect(protocol, failed))
 
     # --- readiness and timeouts --------------------------------------------------------------
 
@@ -256,8 +180,8 @@ class Ambassador:
         return ready, detail
 
     async def _sweep(self) -> None:
-        config = self.config
-        shortest = min(config.header_timeout, config.upstream_timeout, config.idle_timeout)
+        limits = self.limits
+        shortest = min(limits.header_timeout, limits.upstream_timeout, limits.idle_timeout)
         interval = min(1.0, max(0.02, shortest / 10))
         while True:
             await asyncio.sleep(interval)

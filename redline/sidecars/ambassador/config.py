@@ -1,0 +1,87 @@
+"""The ambassador's typed configuration: where to listen and forward, and every limit.
+
+`command.py` builds an AmbassadorConfig from flags; nothing below it sees argparse. The limits a
+connection enforces are gathered in `Limits` so that a reader finds each one in one place, with
+its default and (where there is one) its flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from redline.exporters.red import DEFAULT_BUCKETS
+from redline.exporters.routes import RouteTemplater
+
+# The smallest --max-header-bytes: below this, ordinary browser requests (cookies, user agent,
+# accept headers) would get 431; a lower limit is a typo, not a policy.
+MIN_HEADER_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class Upstream:
+    host: str
+    port: int
+    tls: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Upstream:
+        """`H:P`, `http://H:P` or `https://H[:P]` (TLS originated by the ambassador)."""
+        tls = text.startswith("https://")
+        rest = text.split("://", 1)[1] if "://" in text else text
+        if "://" in text and not text.startswith(("http://", "https://")):
+            raise ValueError(f"expected http:// or https://, got {text!r}")
+        rest = rest.rstrip("/")
+        host, sep, port = rest.rpartition(":")
+        if not sep or not port.isdigit():
+            if not tls or not rest:
+                raise ValueError(f"expected HOST:PORT or an http(s) URL, got {text!r}")
+            host, port = rest, "443"
+        if not host or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT with a port from 1 to 65535, got {text!r}")
+        return cls(host.strip("[]"), int(port), tls)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one connection may cost: sizes in bytes, times in seconds."""
+
+    max_header_bytes: int = 65536  # --max-header-bytes: 431 above
+    header_timeout: float = 10.0  # --header-timeout: 408 when a head takes longer
+    upstream_timeout: float = 60.0  # --upstream-timeout: 504 when nothing moves for this long
+    idle_timeout: float = 75.0  # --idle-timeout: idle keep-alive connections are closed
+    # Fixed: no flag, as no app has needed another value.
+    connect_queue_bytes: int = 256 * 1024  # client reading pauses above, while connecting
+    max_response_head: int = 65536  # a larger response head is a broken upstream
+    replay_bytes: int = 64 * 1024  # kept of the requests in flight to send them again
+
+    def __post_init__(self) -> None:
+        if self.max_header_bytes < MIN_HEADER_BYTES:
+            raise ValueError(f"max_header_bytes: expected at least {MIN_HEADER_BYTES} bytes, "
+                             f"got {self.max_header_bytes}")
+
+
+@dataclass
+class AmbassadorConfig:
+    listen: tuple[str, int]
+    upstream: Upstream
+    admin: tuple[str, int] | None = ("0.0.0.0", 9901)
+    service: str = "unknown_service"
+    mode: str = "inbound"
+    routes: RouteTemplater = field(default_factory=RouteTemplater)
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    record_sizes: bool = False
+    upstream_ca: str | None = None
+    connect_timeout: float = 5.0
+    limits: Limits = field(default_factory=Limits)
+    drain_delay: float = 5.0
+    drain_timeout: float = 30.0
+    keep_host: bool = False
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float = 0.01
+
+    def authority(self) -> bytes:
+        """host[:port] as a Host header names the upstream (the port only when not default)."""
+        default = 443 if self.upstream.tls else 80
+        host = self.upstream.host
+        host = f"[{host}]" if ":" in host else host
+        return (host if self.upstream.port == default else f"{host}:{self.upstream.port}").encode()

@@ -1,0 +1,355 @@
+"""The HTTP/1 handler: one client connection and the upstream connection paired with it.
+
+Bytes go through unchanged: each chunk the client sends is framed (to find request heads and
+body ends) and written upstream as it is; the upstream side writes each response chunk to the
+client before framing it. Pairing one upstream connection with each client connection keeps
+pipelining trivially correct: the upstream answers in order and so do we.
+
+The only exceptions to "unchanged": a request head may be replaced by its rewrite (tracing adds
+`traceparent`), an incomplete request head is held back until complete (so a malformed one never
+reaches the app), and the ambassador answers by itself when it cannot forward (400, 431, 502,
+504), always in order behind earlier responses, and then closes the connection. One request may
+be sent twice, after the keep-alive race (replay.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from time import monotonic
+from typing import cast
+
+from redline.exporters.red import BAD_REQUEST, CLIENT_CLOSED, CONNECTION_RESET, TIMEOUT
+from redline.sidecars.ambassador.handler import ConnectionOwner
+from redline.sidecars.ambassador.http1 import (
+    Body,
+    ProtocolError,
+    error_response,
+    parse_request_head,
+    request_body,
+)
+from redline.sidecars.ambassador.http1_upstream import UpstreamSide
+from redline.sidecars.ambassador.observe import Exchange
+from redline.sidecars.ambassador.replay import IDEMPOTENT, Replay
+
+log = logging.getLogger("redline.ambassador")
+
+
+class ClientSide(asyncio.Protocol):
+    def __init__(self, owner: ConnectionOwner) -> None:
+        self.owner = owner
+        self.observer = owner.observer
+        self.limits = owner.limits
+        self.max_head = self.limits.max_header_bytes
+        self.transport: asyncio.Transport | None = None
+        self.upstream: UpstreamSide | None = None
+        self.pending: deque[Exchange] = deque()
+        self.held = b""  # an incomplete request head, not forwarded yet
+        self.head_since = 0.0  # when the held head started arriving
+        self.body: Body | None = None  # the request body being forwarded
+        self.raw = False  # forwarding client bytes without framing (upgrade asked or granted)
+        self.raw_after_body = False
+        self.tunnel = False  # upgrade granted: both directions are raw for good
+        self.closed = False
+        self.rejecting = False  # the ambassador answers itself once earlier responses are out
+        self.deferred: bytes | None = None
+        self.last_read = monotonic()
+        self.last_upstream_read = self.last_read
+        self.replay = Replay(self.limits.replay_bytes)
+
+    # --- client events ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream connection always gets a Transport (uvloop's is not a subclass of it).
+        self.transport = cast(asyncio.Transport, transport)
+        self.owner.connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        now = monotonic()
+        self.last_read = now
+        if self.rejecting or self.closed:
+            return
+        if self.raw:
+            self._to_upstream(data)
+            return
+        if self.held:
+            data = self.held + data
+            self.held = b""
+        try:
+            self._frame_requests(data, now)
+        except ProtocolError as exc:
+            # Inside a body already partly forwarded: the app saw a broken request too, so
+            # there is no clean answer to give; record and close both sides.
+            log.debug("bad request body", extra={"error": str(exc)})
+            if self.pending:
+                self.observer.finish(self.pending[-1], None, BAD_REQUEST, now)
+            self.owner.count_rejected("bad_body")
+            self.close()
+
+    def _frame_requests(self, data: bytes, now: float) -> None:
+        pos = 0
+        end = len(data)
+        mark = 0  # data[mark:pos] is framed and not yet forwarded
+        rewritten: list[bytes] | None = None
+        while pos < end:
+            body = self.body
+            if body is not None:
+                pos = body.consume(data, pos)
+                if body.done:
+                    self.body = None
+                    if self.raw_after_body:
+                        self.raw = True
+                continue
+            if self.raw:
+                break  # an upgrade was asked: the rest is forwarded as it is
+            if data[pos:pos + 2] == b"\r\n":  # RFC 9112 2.2: ignore empty lines before a request
+                pos += 2
+                continue
+            head_end = data.find(b"\r\n\r\n", pos)
+            if head_end < 0 or head_end + 4 - pos > self.max_head:
+                if end - pos > self.max_head:
+                    self._forward(data, mark, pos, rewritten)
+                    self._reject(data[pos:pos + 32], 431, "request head too large")
+                    return
+                self.held = data[pos:]
+                if not self.head_since:
+                    self.head_since = now
+                break
+            head_end += 4
+            self.head_since = 0.0
+            raw_head = data[pos:head_end]
+            try:
+                exchange = self._start_exchange(raw_head, now)
+            except ProtocolError as exc:
+                self._forward(data, mark, pos, rewritten)
+                self._reject(raw_head[:32], exc.status, str(exc))
+                return
+            if exchange.head_rewrite is not None:
+                if rewritten is None:
+                    rewritten = []
+                rewritten += (data[mark:pos], exchange.head_rewrite)
+                mark = head_end
+            pos = head_end
+        stop = end - len(self.held)
+        if rewritten is None and mark == 0 and stop == end:
+            self._to_upstream(data)  # the common case, without a copy or another call
+        else:
+            self._forward(data, mark, stop, rewritten)
+
+    def _start_exchange(self, raw_head: bytes, now: float) -> Exchange:
+        head = parse_request_head(raw_head)
+        exchange = self.observer.begin(head, raw_head, now)
+        exchange.close = head.close
+        self.pending.append(exchange)
+        if head.method not in IDEMPOTENT or head.upgrade:
+            self.replay.forbid()
+        self.body = request_body(head)
+        if head.upgrade:
+            # Forward what follows unframed until the upstream grants or declines the upgrade.
+            if self.body is None:
+                self.raw = True
+            else:
+                self.raw_after_body = True
+        return exchange
+
+    def _forward(self, data: bytes, mark: int, stop: int, rewritten: list[bytes] | None) -> None:
+        if rewritten is None:
+            if mark == 0 and stop == len(data):
+                self._to_upstream(data)
+            elif stop > mark:
+                self._to_upstream(data[mark:stop])
+            return
+        rewritten.append(data[mark:stop])
+        self._to_upstream(b"".join(rewritten))
+
+    def eof_received(self) -> bool:
+        # As nginx (499) and Envoy do: a client that ends its side while a request is in
+        # flight has given up on it. Closing records what is pending as client_closed and
+        # frees the upstream connection.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        now = monotonic()
+        while self.pending:
+            exchange = self.pending.popleft()
+            self.observer.finish(exchange, exchange.status, CLIENT_CLOSED, now)
+        if self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+        self.owner.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+    # --- towards the upstream --------------------------------------------------------------
+
+    def _to_upstream(self, data: bytes) -> None:
+        self.replay.record(data)
+        upstream = self.upstream
+        if upstream is None:
+            upstream = self.upstream = UpstreamSide(self, self.pending, self.owner)
+            self.owner.open_upstream(upstream, upstream.connect_failed)
+        upstream.write(data)
+
+    # --- what the upstream side tells ------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.rejecting:
+            self.transport.resume_reading()
+
+    def response_complete(self, now: float) -> bool:
+        pending = self.pending
+        exchange = pending.popleft()
+        self.observer.finish(exchange, exchange.status, None, now)
+        upstream = self.upstream
+        if upstream is not None:
+            if pending:
+                self.replay.forbid()  # the bytes of the next requests are not told apart
+            else:
+                self.replay.restart(upstream.bytes_in)
+        if exchange.close:
+            self.close()
+            return False
+        if not pending:
+            if self.deferred is not None:
+                self._send_and_close(self.deferred)
+                return False
+            if self.owner.shutting_down and self.idle():
+                self.close()
+                return False
+        transport = self.transport
+        return not self.closed and transport is not None and not transport.is_closing()
+
+    def upgrade_granted(self, now: float) -> None:
+        self.tunnel = self.raw = True
+        self.response_complete(now)
+
+    def upgrade_declined(self) -> None:
+        self.raw = self.raw_after_body = False  # HTTP goes on
+
+    def upstream_failed(self, status: int | None, error: str, detail: str) -> None:
+        """The upstream refused, reset or timed out. The first exchange still waiting for its
+        response head gets `status` (502/504); every other one in flight is recorded as failed."""
+        now = monotonic()
+        upstream = self.upstream
+        answered = upstream is not None and upstream.response_bytes_seen
+        self.upstream = None
+        if upstream is not None:
+            upstream.abort()
+        first = True
+        while self.pending:
+            exchange = self.pending.popleft()
+            if first and not answered and status is not None:
+                self.observer.finish(exchange, status, error, now)
+                self.write(error_response(status, detail))
+            else:
+                self.observer.finish(exchange, exchange.status if first else None, error, now)
+            first = False
+        self.close()
+
+    def upstream_closed(self, upstream: UpstreamSide, now: float) -> None:
+        """The upstream ended its side of the connection."""
+        if upstream is not self.upstream or self.closed:
+            return
+        if upstream.ends_by_close:
+            self.upstream = None
+            self.response_complete(now)  # the close delimits this response
+            self.close()
+        elif self.tunnel:
+            self.upstream = None
+            self.close()
+        elif self.pending:
+            if not self._send_again(upstream):
+                self.upstream_failed(502, CONNECTION_RESET,
+                                     "the upstream closed the connection before responding")
+        else:
+            self.upstream = None  # an idle keep-alive connection; the next request opens one
+
+    def _send_again(self, closed: UpstreamSide) -> bool:
+        """The requests in flight sent again on a new connection, if they may be."""
+        replay = self.replay.take(closed.answered, closed.bytes_in)
+        if replay is None:
+            return False
+        self.upstream = None
+        self.owner.count_retry()
+        for data in replay:  # a new UpstreamSide: it has not answered, so this happens once
+            self._to_upstream(data)
+        return True
+
+    def connect_failed(self, upstream: UpstreamSide, error: str, detail: str) -> None:
+        if upstream is self.upstream and not self.closed:
+            self.upstream_failed(504 if error == TIMEOUT else 502, error, detail)
+
+    # --- the ambassador's own answers ------------------------------------------------------
+
+    def _reject(self, start_of_head: bytes, status: int, detail: str) -> None:
+        """Answer a request the ambassador will not forward, after the earlier responses."""
+        self.rejecting = True
+        self.held = b""
+        method = start_of_head.split(b" ", 1)[0]
+        self.observer.rejected(method, status, BAD_REQUEST)
+        self.owner.count_rejected("head_too_large" if status == 431 else "bad_request")
+        response = error_response(status, detail)
+        if self.pending:
+            self.deferred = response
+            self.pause_reading()
+        else:
+            self._send_and_close(response)
+
+    def check_timeouts(self, now: float) -> None:
+        """Called about every tenth of the shortest timeout by the owner's sweeper."""
+        limits = self.limits
+        if self.head_since and now - self.head_since > limits.header_timeout:
+            # A slow or stalled client (slowloris); not a request yet, so no RED observation.
+            self.head_since = 0.0
+            self.held = b""
+            self.rejecting = True
+            self.owner.count_rejected("header_timeout")
+            response = error_response(408, "request head not received in time")
+            if self.pending:
+                self.deferred = response
+            else:
+                self._send_and_close(response)
+            return
+        if self.pending and not self.tunnel:
+            last = max(self.last_read, self.last_upstream_read, self.pending[0].start)
+            if now - last > limits.upstream_timeout:
+                self.upstream_failed(504, TIMEOUT, "the upstream did not answer in time")
+        elif self.idle() and now - max(self.last_read, self.last_upstream_read) \
+                > limits.idle_timeout:
+            self.close()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def idle(self) -> bool:
+        return not (self.pending or self.held or self.body is not None or self.tunnel
+                    or self.rejecting)
+
+    def _send_and_close(self, response: bytes) -> None:
+        self.write(response)
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()  # flushes what is buffered, then connection_lost
+        if self.upstream is not None:
+            self.upstream.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()

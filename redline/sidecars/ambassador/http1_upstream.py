@@ -1,0 +1,216 @@
+"""The upstream half of an HTTP/1 connection pair: the connection to the app (or dependency)
+opened for one client connection.
+
+Each chunk the upstream sends is written to the client first and framed afterwards, so framing
+never delays a byte; framing finds the response heads (status, for the exchange at the head of
+the line) and where each response ends. The client side owns the line of exchanges in flight
+(`pending`) and everything that outlives this connection (the replay, the deferred answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from time import monotonic
+from typing import Protocol, cast
+
+from redline.exporters.red import INVALID_RESPONSE
+from redline.sidecars.ambassador.handler import ConnectionOwner
+from redline.sidecars.ambassador.http1 import (
+    Body,
+    ProtocolError,
+    UntilCloseBody,
+    parse_response_head,
+    response_body,
+)
+from redline.sidecars.ambassador.observe import Exchange
+
+log = logging.getLogger("redline.ambassador")
+
+
+class Downstream(Protocol):
+    """What the upstream side needs from the client connection it serves."""
+
+    closed: bool
+    last_upstream_read: float
+
+    def write(self, data: bytes) -> None: ...
+
+    def response_complete(self, now: float) -> bool:
+        """The oldest exchange's response ended; False once the client takes no more."""
+        ...
+
+    def upgrade_granted(self, now: float) -> None: ...
+
+    def upgrade_declined(self) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def upstream_failed(self, status: int | None, error: str, detail: str) -> None: ...
+
+    def upstream_closed(self, upstream: UpstreamSide, now: float) -> None: ...
+
+    def connect_failed(self, upstream: UpstreamSide, error: str, detail: str) -> None: ...
+
+
+class UpstreamSide(asyncio.Protocol):
+    def __init__(self, client: Downstream, pending: deque[Exchange],
+                 owner: ConnectionOwner) -> None:
+        self.client = client
+        # The client's line of exchanges in flight, oldest first: responses come in its order.
+        self.pending = pending
+        self.owner = owner
+        self.observer = owner.observer
+        limits = owner.limits
+        self.queue_limit = limits.connect_queue_bytes
+        self.max_head = limits.max_response_head
+        self.transport: asyncio.Transport | None = None
+        # Until connected, what the client sends is queued; then this is the transport's own
+        # write, so forwarding a chunk costs no check.
+        self.write: Callable[[bytes], None] = self._enqueue
+        self.queue: list[bytes] = []
+        self.queued = 0
+        self.held = b""  # an incomplete response head (already forwarded; kept to parse)
+        self.body: Body | None = None
+        self.response_bytes_seen = False  # bytes of the current response reached the client
+        self.answered = False  # a whole response came over this connection
+        self.tunnel = False  # an upgrade was granted: bytes go through unframed from now on
+        self.bytes_in = 0
+        self.gone = False
+
+    @property
+    def ends_by_close(self) -> bool:
+        """The response being forwarded is delimited by the close of the connection."""
+        return isinstance(self.body, UntilCloseBody)
+
+    def _enqueue(self, data: bytes) -> None:
+        self.queue.append(data)
+        self.queued += len(data)
+        if self.queued > self.queue_limit:
+            self.client.pause_reading()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream connection always gets a Transport (uvloop's is not a subclass of it).
+        stream = cast(asyncio.Transport, transport)
+        self.transport = stream
+        self.write = stream.write
+        self.owner.upstream_opened()
+        if self.client.closed or self.gone:
+            stream.close()
+            return
+        if self.queue:
+            stream.writelines(self.queue)
+            if self.queued > self.queue_limit:
+                self.client.resume_reading()
+            self.queue = []
+            self.queued = 0
+
+    def connect_failed(self, error: str, detail: str) -> None:
+        self.client.connect_failed(self, error, detail)
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        now = monotonic()
+        client.last_upstream_read = now
+        self.bytes_in += len(data)
+        client.write(data)
+        if self.tunnel:
+            return
+        if self.held:
+            data = self.held + data
+            self.held = b""
+        try:
+            self._frame_responses(data, now)
+            # Has the client got part of a response that is not finished? Then a 502 can no
+            # longer be sent if the upstream fails (derived, so pipelined chunks get it right).
+            self.response_bytes_seen = bool(self.held) or self.body is not None
+        except ProtocolError as exc:
+            log.warning("unparsable response from upstream", extra={"error": str(exc)})
+            self.owner.count_rejected("bad_response")
+            client.upstream_failed(None, INVALID_RESPONSE, str(exc))
+
+    def _frame_responses(self, data: bytes, now: float) -> None:
+        client = self.client
+        pending = self.pending
+        pos = 0
+        end = len(data)
+        while pos < end:
+            body = self.body
+            if body is not None:
+                pos = body.consume(data, pos)
+                if body.done:
+                    self.body = None
+                    self.answered = True
+                    if not client.response_complete(now):
+                        return
+                continue
+            head_end = data.find(b"\r\n\r\n", pos)
+            if head_end < 0:
+                if end - pos > self.max_head:
+                    raise ProtocolError("response head too large", 502)
+                self.held = data[pos:]
+                return
+            head_end += 4
+            if not pending:
+                raise ProtocolError("response without a request", 502)
+            head = parse_response_head(data[pos:head_end])
+            pos = head_end
+            exchange = pending[0]
+            status = head.status
+            if status == 101 or (exchange.method == b"CONNECT" and 200 <= status < 300):
+                exchange.status = status  # duration of an upgrade ends at the 101
+                self.tunnel = self.answered = True
+                client.upgrade_granted(now)
+                return  # everything after the 101 is the tunnel's
+            if status < 200:
+                continue  # interim (100 Continue, 103 Early Hints); the final one follows
+            if exchange.upgrade:
+                client.upgrade_declined()
+            exchange.status = status
+            exchange.close = exchange.close or head.close
+            if (exchange.streaming or head.event_stream) and exchange.record:
+                # Streaming routes are timed to the first byte; the exchange stays in line.
+                self.observer.finish(exchange, status, None, now)
+            self.body = response_body(head, exchange.method)
+            if self.body is None:
+                self.answered = True
+                if not client.response_complete(now):
+                    return
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.upstream_gone()
+        if self.gone:  # we closed it ourselves; the client side already knows
+            return
+        self.gone = True
+        self.client.upstream_closed(self, monotonic())
+
+    def pause_writing(self) -> None:
+        self.client.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.client.resume_reading()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.gone = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.gone = True
+        if self.transport is not None:
+            self.transport.abort()
