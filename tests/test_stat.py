@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from redline.config import ConfigError
-from redline.stat.command import stat
+from redline.stat.command import StatConfig, stat
 from tests.dashboards.test_end_to_end import stack  # noqa: F401 -- the fixture
 from tests.process import free_port
 
@@ -29,7 +29,7 @@ def test_services_routes_and_nodes(stack: dict[str, Any]) -> None:  # noqa: F811
     lines = services.stdout.splitlines()
     assert lines[0].split() == ["SERVICE", "RPS", "SUCCESS", "P50", "P95", "P99"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert set(rows) == {"shop", "web"}
+    assert set(rows) == {"shop", "web", "other"}  # other: its rejected requests
     assert float(rows["shop"][1]) > 0
     assert rows["shop"][2].endswith("%") and float(rows["shop"][2][:-1]) < 100  # 503s sent
     routes = run("--prometheus", url(stack), "--service", "shop", "--by", "route",
@@ -56,6 +56,6 @@ def test_no_redline_metrics_is_a_clear_error() -> None:
         return []
 
     with pytest.raises(ConfigError, match="has no RED metrics in the last 1m"):
-        stat("http://p:9090", "services", None, False, "1m", run_query=empty)
+        stat(StatConfig("http://p:9090"), run_query=empty)
     with pytest.raises(ConfigError, match="has no node_cpu_seconds_total"):
-        stat("http://p:9090", "nodes", None, False, "1m", run_query=empty)
+        stat(StatConfig("http://p:9090", what="nodes"), run_query=empty)

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from redline.config import ConfigError
-from redline.exporters.instruments import validate_buckets
 from redline.exporters.red import DEFAULT_BUCKETS
-from redline.flags import SubParsers, flag_type
+from redline.flags import SubParsers, buckets, flag_type
 
-if TYPE_CHECKING:  # the rule builders load only when the command runs (grafanalib is heavy)
-    from redline.alerts.render import Group
-    from redline.alerts.spec import Spec
+if TYPE_CHECKING:  # the rule builders load only when the command runs
+    from redline.alerts.generate import Output, RuleOptions
 
 
 def _rate(text: str) -> float:
-    value = float(text)
-    if value < 0:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
         raise ValueError(f"expected requests per second >= 0, got {text!r}")
     return value
+
+
+def _label(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"expected a label as NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def add_parser(sub: SubParsers,
@@ -39,8 +47,7 @@ def add_parser(sub: SubParsers,
     add("--format", choices=("prometheus", "operator", "grafana"), default="prometheus",
         help="rule files for Prometheus, a PrometheusRule object for the Prometheus Operator, "
              "or Grafana-managed alert rules as a provisioning file (default prometheus)")
-    add("--buckets", type=flag_type(lambda t: tuple(float(x) for x in t.split(",") if x)),
-        default=DEFAULT_BUCKETS, metavar="LIST",
+    add("--buckets", type=flag_type(buckets), default=DEFAULT_BUCKETS, metavar="LIST",
         help="histogram buckets the latency thresholds must be among (default: the RED ones)")
     add("--min-request-rate", type=flag_type(_rate), default=0.02, metavar="R",
         help="burn-rate alerts stay silent below this many requests per second over their "
@@ -57,63 +64,51 @@ def add_parser(sub: SubParsers,
         help="grafana: the folder the rules go to (default redline)")
     add("--name", default="redline", help="operator: the PrometheusRule's name")
     add("--namespace", help="operator: the PrometheusRule's namespace")
-    add("--rule-label", action="append", default=[], metavar="K=V",
+    add("--rule-label", action="append", type=flag_type(_label), default=[], metavar="K=V",
         help="operator: a label the Prometheus ruleSelector matches; repeatable "
              "(default role=alert-rules)")
     parser.set_defaults(func=run)
 
 
-def build_groups(spec: Spec | None, args: argparse.Namespace) -> dict[str, list[Group]]:
-    """File stem -> rule groups."""
-    from redline.alerts import health_rules, red_rules, slo_rules, use_rules
-    from redline.alerts.render import group
-    from redline.alerts.spec import Spec
+@dataclass(frozen=True)
+class AlertsConfig:
+    slo: Path | None
+    out: Path | None  # None: standard output
+    buckets: tuple[float, ...]
+    options: RuleOptions
+    output: Output
 
-    files: dict[str, list[Group]] = {}
-    empty = Spec("30d", 30 * 86400, ())
-    if spec is not None:
-        files["redline-slo"] = [
-            group("redline-slo-recording", slo_rules.recording_rules(spec)),
-            group("redline-slo-alerts", slo_rules.alert_rules(
-                spec, min_request_rate=args.min_request_rate, runbook_url=args.runbook_url)),
-        ]
-    files["redline-red"] = [group("redline-red-recording", red_rules.recording_rules())]
-    files["redline-use"] = [group("redline-use-recording", use_rules.RECORDING),
-                            group("redline-use-alerts", use_rules.alert_rules(args.runbook_url))]
-    files["redline-health"] = [group("redline-health", health_rules.alert_rules(
-        spec or empty, job_regex=args.sidecar_job_regex, runbook_url=args.runbook_url))]
-    return files
+
+def config(args: argparse.Namespace) -> AlertsConfig:
+    from redline.alerts.generate import Output, RuleOptions
+
+    return AlertsConfig(
+        slo=Path(args.slo) if args.slo else None,
+        out=Path(args.out) if args.out else None,
+        buckets=tuple(args.buckets),
+        options=RuleOptions(min_request_rate=args.min_request_rate,
+                            runbook_url=args.runbook_url,
+                            sidecar_job_regex=args.sidecar_job_regex),
+        output=Output(format=args.format, name=args.name, namespace=args.namespace,
+                      labels=dict(args.rule_label) or {"role": "alert-rules"},
+                      grafana_datasource_uid=args.grafana_datasource_uid,
+                      grafana_folder=args.grafana_folder))
 
 
 def run(args: argparse.Namespace) -> int:
-    from redline.alerts.grafana import provisioning_file
-    from redline.alerts.render import operator_object, prometheus_file
+    return write(config(args))
+
+
+def write(cfg: AlertsConfig) -> int:
+    from redline.alerts.generate import build_groups, render
     from redline.alerts.spec import load_spec
 
-    try:
-        buckets = validate_buckets(args.buckets)
-    except ValueError as exc:
-        raise ConfigError(f"--buckets: {exc}") from exc
-    spec = load_spec(args.slo, buckets) if args.slo else None
-    files = build_groups(spec, args)
-    if args.format == "grafana":
-        outputs = {"redline-alerts.grafana.yaml": provisioning_file(
-            [g for groups in files.values() for g in groups],
-            datasource_uid=args.grafana_datasource_uid, folder=args.grafana_folder)}
-    elif args.format == "operator":
-        labels = dict(item.split("=", 1) for item in args.rule_label if "=" in item) or \
-            {"role": "alert-rules"}
-        outputs = {f"{args.name}.prometheusrule.yaml": operator_object(
-            [g for groups in files.values() for g in groups], args.name, args.namespace,
-            labels)}
-    else:
-        outputs = {f"{stem}.rules.yaml": prometheus_file(groups)
-                   for stem, groups in files.items()}
-    if args.out is None:
+    spec = load_spec(cfg.slo, cfg.buckets) if cfg.slo else None
+    outputs = render(build_groups(spec, cfg.options), cfg.output)
+    if cfg.out is None:
         sys.stdout.write("---\n".join(outputs.values()))
         return 0
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    cfg.out.mkdir(parents=True, exist_ok=True)
     for name, text in outputs.items():
-        (out / name).write_text(text)
+        (cfg.out / name).write_text(text)
     return 0

@@ -29,17 +29,17 @@ from grafanalib.core import (
     Target,
 )
 
-from redline.alerts.render import Group, dump
-from redline.alerts.slo_rules import Rule
+from redline.alerts.render import dump
+from redline.alerts.rules import AlertingRule, Group, is_alert
 
 
-def _uid(rule: Rule) -> str:
+def _uid(rule: AlertingRule) -> str:
     """Stable across regenerations: the same alert and labels give the same uid."""
-    key = rule["alert"] + repr(sorted(rule.get("labels", {}).items()))
+    key = rule["alert"] + repr(sorted(rule["labels"].items()))
     return "redline-" + hashlib.sha256(key.encode()).hexdigest()[:31]
 
 
-def grafana_rule(rule: Rule, datasource_uid: str) -> AlertRulev9:
+def grafana_rule(rule: AlertingRule, datasource_uid: str) -> AlertRulev9:
     return AlertRulev9(
         title=rule["alert"],
         uid=_uid(rule),
@@ -50,9 +50,9 @@ def grafana_rule(rule: Rule, datasource_uid: str) -> AlertRulev9:
             AlertExpression(refId="C", expression="$B > 0", expressionType=EXP_TYPE_MATH),
         ],
         condition="C",
-        labels=dict(rule.get("labels", {})),
-        annotations=dict(rule.get("annotations", {})),
-        evaluateFor=rule.get("for", "0s"),
+        labels=dict(rule["labels"]),
+        annotations=dict(rule["annotations"]),
+        evaluateFor=rule["for"],
         noDataAlertState=ALERTRULE_STATE_DATA_OK,  # no series: the condition does not hold
         errorAlertState=ALERTRULE_STATE_DATA_ERROR,
         timeRangeFrom=600,
@@ -80,7 +80,7 @@ def provisioning_file(groups: list[Group], *, datasource_uid: str, folder: str,
                       interval: str = "1m") -> str:
     provisioned = []
     for group in groups:
-        alerts = [rule for rule in group["rules"] if "alert" in rule]
+        alerts = [rule for rule in group["rules"] if is_alert(rule)]
         if not alerts:
             continue  # recording rules stay in Prometheus
         built = AlertGroup(name=group["name"], folder=folder, evaluateInterval=interval,

@@ -2,42 +2,40 @@
 
 from __future__ import annotations
 
-from redline.alerts.slo_rules import Rule
+from redline.alerts.rules import VALUE_0F, VALUE_PERCENT, AlertingRule, alert, template
 from redline.alerts.spec import Spec
-from redline.exporters.red import SERVER_DURATION, SERVER_UNTIMED
+from redline.queries import HTTP_SERVER, eq, regex, series
 
 
-def alert_rules(spec: Spec, *, job_regex: str, runbook_url: str) -> list[Rule]:
-    def alert(name: str, expr: str, duration: str, summary: str, description: str,
-              **labels: str) -> Rule:
-        return {"alert": name, "expr": expr, "for": duration,
-                "labels": {"severity": "ticket", **labels},
-                "annotations": {"summary": summary, "description": description,
-                                "runbook_url": f"{runbook_url}#{name.lower()}"}}
-
+def alert_rules(spec: Spec, *, job_regex: str, runbook_url: str) -> list[AlertingRule]:
+    service = template("$labels.service_name")
+    source = template("$labels.source")
     rules = [
-        alert("RedlineSidecarDown", f'up{{job=~"{job_regex}"}} == 0', "5m",
-              "A redline sidecar cannot be scraped",
-              "{{ $labels.job }} at {{ $labels.instance }} has not answered Prometheus for "
-              "5 minutes; its service's RED metrics are missing."),
-        alert("RedlineRouteOverflow", "increase(redline_route_overflow_total[1h]) > 0", "0m",
-              "{{ $labels.service_name }} has more routes than the cap",
-              "{{ printf \"%.0f\" $value }} requests of {{ $labels.service_name }} were "
-              "recorded as /{other} in the last hour: add route patterns for them or raise "
-              "max_routes."),
+        alert("RedlineSidecarDown", f"{series('up', regex('job', job_regex))} == 0",
+              for_="5m", severity="ticket", summary="A redline sidecar cannot be scraped",
+              description=f"{template('$labels.job')} at {template('$labels.instance')} has "
+                          f"not answered Prometheus for 5 minutes; its service's RED metrics "
+                          f"are missing.", runbook_url=runbook_url),
+        alert("RedlineRouteOverflow", "increase(redline_route_overflow_total[1h]) > 0",
+              for_="0m", severity="ticket", summary=f"{service} has more routes than the cap",
+              description=f"{template(VALUE_0F)} requests of {service} were recorded as "
+                          f"/{{other}} in the last hour: add route patterns for them or raise "
+                          f"max_routes.", runbook_url=runbook_url),
         alert("RedlineAdapterParseErrors",
               "rate(redline_adapter_parse_errors_total[15m])\n/\n"
-              "rate(redline_adapter_lines_total[15m]) > 0.01", "15m",
-              "The adapter cannot read the log lines of {{ $labels.source }}",
-              "{{ $value | humanizePercentage }} of the lines of {{ $labels.source }} do not "
-              "parse: is --format right?"),
+              "rate(redline_adapter_lines_total[15m]) > 0.01", for_="15m", severity="ticket",
+              summary=f"The adapter cannot read the log lines of {source}",
+              description=f"{template(VALUE_PERCENT)} of the lines of {source} do not parse: "
+                          f"is --format right?", runbook_url=runbook_url),
     ]
     for slo in spec.slos:
+        own = eq("service_name", slo.service)
         rules.append(alert(
             "RedlineREDMetricsAbsent",
-            f'absent({SERVER_DURATION}_count{{service_name="{slo.service}"}})\n'
-            f'and\nabsent({SERVER_UNTIMED}{{service_name="{slo.service}"}})', "15m",
-            f"No RED metrics for {slo.service}",
-            f"{slo.service} has an SLO but no request metrics for 15 minutes: its alerts "
-            f"cannot fire.", service_name=slo.service))
+            "\nand\n".join(f"absent({series(name, own)})"
+                           for name in HTTP_SERVER.request_counters), for_="15m",
+            severity="ticket", summary=f"No RED metrics for {slo.service}",
+            description=f"{slo.service} has an SLO but no request metrics for 15 minutes: its "
+                        f"alerts cannot fire.", runbook_url=runbook_url,
+            service_name=slo.service))
     return rules

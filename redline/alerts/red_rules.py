@@ -1,40 +1,50 @@
-"""RED recording rules for the dashboards: rate, errors and duration per service and route.
+"""RED recording rules for the overview dashboard written with `redline dashboards --recorded`:
+rate, errors and duration per service, errors and duration per service and route.
 
-Requests come from two metrics (the histogram's _count and the adapter's untimed counter).
-`label_replace` gives each a `source` label before they are joined with `or`, so `or` never
-drops a series that happens to have the same labels in both, and the sum works when either
-metric is missing.
+Only what that dashboard reads is recorded (tests/dashboards check it): each rule is evaluated
+over every service's series every interval, so one without a reader is pure cost. The
+expressions are the dashboards' own (redline/queries.py) with a 5m window.
 """
 
 from __future__ import annotations
 
-from redline.alerts.slo_rules import Rule
-from redline.exporters.red import SERVER_DURATION, SERVER_UNTIMED
+from redline import queries
+from redline.alerts.rules import RecordingRule, recording
+from redline.queries import HTTP_SERVER, SERVICE, SERVICE_ROUTE
 
-_LEVELS = {"service": "service_name", "service_route": "service_name, http_route"}
-
-
-def _requests(by: str, matcher: str = "") -> str:
-    return (f"sum by ({by}) (\n"
-            f'  label_replace(rate({SERVER_DURATION}_count{matcher}[5m]), '
-            f'"source", "histogram", "", "")\n'
-            f"  or\n"
-            f'  label_replace(rate({SERVER_UNTIMED}{matcher}[5m]), '
-            f'"source", "untimed", "", "")\n'
-            f")")
+WINDOW = "5m"
+LEVELS = {"service": SERVICE, "service_route": SERVICE_ROUTE}
 
 
-def recording_rules() -> list[Rule]:
-    rules: list[Rule] = []
-    for level, by in _LEVELS.items():
-        rules += [
-            {"record": f"{level}:http_server_requests:rate5m", "expr": _requests(by)},
-            {"record": f"{level}:http_server_errors:rate5m",
-             "expr": _requests(by, '{error_type!=""}')},
-            {"record": f"{level}:http_server_errors:ratio_rate5m",
-             "expr": f"{level}:http_server_errors:rate5m\n/\n"
-                     f"{level}:http_server_requests:rate5m"},
-            {"record": f"{level}_le:{SERVER_DURATION}_bucket:rate5m",
-             "expr": f"sum by ({by}, le) (rate({SERVER_DURATION}_bucket[5m]))"},
-        ]
-    return rules
+def requests_name(level: str) -> str:
+    return f"{level}:http_server_requests:rate{WINDOW}"
+
+
+def errors_name(level: str) -> str:
+    return f"{level}:http_server_errors:rate{WINDOW}"
+
+
+def error_ratio_name(level: str) -> str:
+    return f"{level}:http_server_errors:ratio_rate{WINDOW}"
+
+
+def buckets_name(level: str) -> str:
+    return f"{level}_le:{HTTP_SERVER.bucket}:rate{WINDOW}"
+
+
+def recording_rules() -> list[RecordingRule]:
+    service = LEVELS["service"]
+    return [
+        recording(requests_name("service"),
+                  queries.requests(HTTP_SERVER, (), service, WINDOW)),
+        recording(errors_name("service"), queries.errors(HTTP_SERVER, (), service, WINDOW)),
+        recording(error_ratio_name("service"),
+                  f"{errors_name('service')}\n/\n{requests_name('service')}"),
+        recording(buckets_name("service"),
+                  queries.sum_rate(HTTP_SERVER.bucket, (), (*service, "le"), WINDOW)),
+        recording(errors_name("service_route"),
+                  queries.errors(HTTP_SERVER, (), LEVELS["service_route"], WINDOW)),
+        recording(buckets_name("service_route"),
+                  queries.sum_rate(HTTP_SERVER.bucket, (), (*LEVELS["service_route"], "le"),
+                                   WINDOW)),
+    ]

@@ -6,9 +6,7 @@ from typing import Any
 
 import yaml
 
-from redline.alerts.slo_rules import Rule
-
-Group = dict[str, Any]
+from redline.alerts.rules import Group
 
 
 class _Dumper(yaml.SafeDumper):
@@ -30,10 +28,6 @@ _Dumper.add_representer(str, _string)
 def dump(document: Any) -> str:
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1_000_000,
                      default_flow_style=False, allow_unicode=True)
-
-
-def group(name: str, rules: list[Rule]) -> Group:
-    return {"name": name, "rules": rules}
 
 
 def prometheus_file(groups: list[Group]) -> str:

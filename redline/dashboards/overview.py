@@ -6,14 +6,16 @@ from typing import Any
 
 from grafanalib.core import BarGauge, Table, TimeSeries
 
+from redline import queries
+from redline.alerts import red_rules
 from redline.dashboards import red, use
 from redline.dashboards.common import dashboard, target
 from redline.dashboards.layout import Layout
+from redline.queries import ALL_SERVICES, HTTP_SERVER, NODE, SERVICE, SERVICE_ROUTE, series
 
 RED_UID = "redline-red-overview"
 USE_UID = "redline-use-cluster"
-ALL = 'service_name!=""'
-RATE = "[$__rate_interval]"
+RATE = "$__rate_interval"
 
 
 def _link_to(uid: str, variable: str, field: str) -> dict[str, Any]:
@@ -23,23 +25,53 @@ def _link_to(uid: str, variable: str, field: str) -> dict[str, Any]:
                 "url": f"/d/{uid}?var-{variable}=${{__value.raw}}&${{__url_time_range}}"}]}]}
 
 
-def red_overview() -> dict[str, Any]:
-    errors = f'{ALL},error_type!=""'
+class RedQueries:
+    """The overview's expressions, from the raw histograms with the dashboard's rate interval
+    (any Prometheus, no rules needed)."""
+
+    def requests(self) -> str:
+        return queries.requests(HTTP_SERVER, [ALL_SERVICES], SERVICE, RATE)
+
+    def error_ratio(self) -> str:
+        return queries.error_ratio(HTTP_SERVER, [ALL_SERVICES], SERVICE, RATE)
+
+    def quantile(self, q: float, group: tuple[str, ...] = SERVICE) -> str:
+        return queries.latency_quantile(q, HTTP_SERVER, [ALL_SERVICES], group, RATE)
+
+    def route_errors(self) -> str:
+        return queries.errors(HTTP_SERVER, [ALL_SERVICES], SERVICE_ROUTE, RATE)
+
+
+class RecordedRedQueries(RedQueries):
+    """The same from redline's RED recording rules (redline/alerts/red_rules.py; 5m windows):
+    for many services on one Prometheus or a central VictoriaMetrics, where the raw queries
+    read every bucket of every service. No fallback to the raw series: PromQL evaluates both
+    sides of an `or`, so a fallback would cost the raw query whether or not rules exist."""
+
+    def requests(self) -> str:
+        return red_rules.requests_name("service")
+
+    def error_ratio(self) -> str:
+        return red_rules.error_ratio_name("service")
+
+    def quantile(self, q: float, group: tuple[str, ...] = SERVICE) -> str:
+        level = "service" if tuple(group) == SERVICE else "service_route"
+        return f"histogram_quantile({q:g}, {red_rules.buckets_name(level)})"
+
+    def route_errors(self) -> str:
+        return red_rules.errors_name("service_route")
+
+
+def red_overview(recorded: bool = False) -> dict[str, Any]:
+    red_queries = RecordedRedQueries() if recorded else RedQueries()
     layout = Layout()
     layout.row("Services")
     layout.add(Table(
         title="Services", description="Click a service for its RED dashboard.",
-        targets=[target(red.requests(ALL, by="service_name"), ref="A", instant=True,
-                        table=True),
-                 target(f"sum by (service_name) (rate({red.COUNT}{{{errors}}}{RATE}))\n/\n"
-                        f"sum by (service_name) (rate({red.COUNT}{{{ALL}}}{RATE}))",
-                        ref="B", instant=True, table=True),
-                 target(f"histogram_quantile(0.5, sum by (le, service_name) "
-                        f"(rate({red.BUCKET}{{{ALL}}}{RATE})))", ref="C", instant=True,
-                        table=True),
-                 target(f"histogram_quantile(0.99, sum by (le, service_name) "
-                        f"(rate({red.BUCKET}{{{ALL}}}{RATE})))", ref="D", instant=True,
-                        table=True)],
+        targets=[target(red_queries.requests(), ref="A", instant=True, table=True),
+                 target(red_queries.error_ratio(), ref="B", instant=True, table=True),
+                 target(red_queries.quantile(0.5), ref="C", instant=True, table=True),
+                 target(red_queries.quantile(0.99), ref="D", instant=True, table=True)],
         transformations=[
             {"id": "merge", "options": {}},
             {"id": "organize", "options": {
@@ -52,22 +84,21 @@ def red_overview() -> dict[str, Any]:
     layout.add(BarGauge(
         title="Top routes by errors per second", format="reqps", orientation="horizontal",
         displayMode="gradient", calc="lastNotNull",
-        targets=[target(f"topk(10, sum by (service_name, http_route) "
-                        f"(rate({red.COUNT}{{{errors}}}{RATE})))",
+        targets=[target(f"topk(10, {red_queries.route_errors()})",
                         "{{service_name}} {{http_route}}", instant=True)]), 12, 9)
     layout.add(BarGauge(
         title="Top routes by p99", format="s", orientation="horizontal",
         displayMode="gradient", calc="lastNotNull",
-        targets=[target(f"topk(10, histogram_quantile(0.99, sum by (le, service_name, "
-                        f"http_route) (rate({red.BUCKET}{{{ALL}}}{RATE}))))",
+        targets=[target(f"topk(10, {red_queries.quantile(0.99, SERVICE_ROUTE)})",
                         "{{service_name}} {{http_route}}", instant=True)]), 12, 9)
     layout.row("Traffic")
     layout.add(TimeSeries(
         title="Requests by service", unit="reqps", stacking={"mode": "normal"},
-        targets=[target(red.requests(ALL, by="service_name"), "{{service_name}}")]), 24, 8)
+        targets=[target(red_queries.requests(), "{{service_name}}")]), 24, 8)
     return dashboard(
         title="redline / RED overview", uid=RED_UID, tags=["redline", "red"],
-        description="Every service's rate, errors and duration; click through to a service.",
+        description="Every service's rate, errors and duration; click through to a service."
+                    + (" From redline's RED recording rules." if recorded else ""),
         panels=layout.panels, variables=[],
         links=[{"title": "RED service", "type": "link", "url": f"/d/{red.UID}",
                 "keepTime": True},
@@ -78,43 +109,42 @@ def red_overview() -> dict[str, Any]:
 
 
 def use_cluster() -> dict[str, Any]:
-    cpus = 'count(node_cpu_seconds_total{mode="idle"})'
+    cpus = f"count({queries.series('node_cpu_seconds_total', queries.ONE_PER_CPU)})"
+    node = queries.by(NODE)
     layout = Layout()
     layout.row("Utilisation: each node's share of the cluster (stacks to at most 100%)")
     layout.add(TimeSeries(
         title="CPU", unit="percentunit", stacking={"mode": "normal"},
-        targets=[target(f'sum by (instance) (rate(node_cpu_seconds_total'
-                        f'{{mode!~"idle|iowait|steal"}}{RATE}))\n/ scalar({cpus})',
-                        "{{instance}}")]), 12, 8)
+        targets=[target(f"sum{node} (rate({series('node_cpu_seconds_total', queries.CPU_BUSY)}"
+                        f"[{RATE}]))\n/ scalar({cpus})", "{{instance}}")]), 12, 8)
     layout.add(TimeSeries(
         title="Memory", unit="percentunit", stacking={"mode": "normal"},
-        targets=[target("sum by (instance) (node_memory_MemTotal_bytes - "
+        targets=[target(f"sum{node} (node_memory_MemTotal_bytes - "
                         "node_memory_MemAvailable_bytes)\n"
                         "/ scalar(sum(node_memory_MemTotal_bytes))", "{{instance}}")]), 12, 8)
     layout.add(TimeSeries(
         title="Disk busy", unit="percentunit", stacking={"mode": "normal"},
-        targets=[target(f"sum by (instance) (rate(node_disk_io_time_seconds_total{RATE}))\n"
+        targets=[target(f"sum{node} (rate(node_disk_io_time_seconds_total[{RATE}]))\n"
                         f"/ scalar(count(node_disk_io_time_seconds_total))",
                         "{{instance}}")]), 12, 8)
     layout.add(TimeSeries(
         title="Network traffic", unit="Bps", stacking={"mode": "normal"},
-        targets=[target(f"sum by (instance) (rate(node_network_receive_bytes_total{RATE}) "
-                        f"+ rate(node_network_transmit_bytes_total{RATE}))",
+        targets=[target(f"sum{node} (rate(node_network_receive_bytes_total[{RATE}]) "
+                        f"+ rate(node_network_transmit_bytes_total[{RATE}]))",
                         "{{instance}}")]), 12, 8)
     layout.row("Saturation and errors")
     layout.add(TimeSeries(
         title="CPU pressure (PSI)", unit="percentunit",
-        targets=[target(f"rate(node_pressure_cpu_waiting_seconds_total{RATE})",
+        targets=[target(queries.pressure("cpu", (), RATE),
                         "{{instance}}")]), 8, 8)
     layout.add(TimeSeries(
         title="Memory pressure (PSI)", unit="percentunit",
-        targets=[target(f"rate(node_pressure_memory_waiting_seconds_total{RATE})",
+        targets=[target(queries.pressure("memory", (), RATE),
                         "{{instance}}")]), 8, 8)
     layout.add(BarGauge(
         title="Fullest filesystem per node", format="percentunit", orientation="horizontal",
         displayMode="gradient", calc="lastNotNull", max=1,
-        targets=[target(f"max by (instance) (1 - node_filesystem_avail_bytes"
-                        f"{{{use.FS_FILTER}}} / node_filesystem_size_bytes{{{use.FS_FILTER}}})",
+        targets=[target(queries.aggregate("max", NODE, queries.filesystem_used(())),
                         "{{instance}}", instant=True)]), 8, 8)
     return dashboard(
         title="redline / USE cluster", uid=USE_UID, tags=["redline", "use"],

@@ -6,35 +6,39 @@ from typing import Any
 
 from grafanalib.core import Heatmap, Stat, Table, TableSortByField, TimeSeries
 
+from redline import queries
 from redline.dashboards.common import dashboard, query_variable, target
 from redline.dashboards.layout import Layout
-from redline.exporters.red import (
-    CLIENT_DURATION,
-    SERVER_ACTIVE,
-    SERVER_DURATION,
-    SERVER_UNTIMED,
-)
+from redline.exporters.red import SERVER_ACTIVE
+from redline.queries import HTTP_CLIENT, HTTP_SERVER, eq, regex, series
 
 UID = "redline-red-service"
-S = 'service_name="$service",http_route=~"$route"'
-RATE = "[$__rate_interval]"
-COUNT = f"{SERVER_DURATION}_count"
-BUCKET = f"{SERVER_DURATION}_bucket"
+RATE = "$__rate_interval"
+SERVICE = eq("service_name", "$service")
+S = (SERVICE, regex("http_route", "$route"))  # the service and the routes chosen
 
 
-def requests(selector: str = S, by: str = "") -> str:
-    """Timed and untimed requests per second (access logs without a request time count)."""
-    group = f" by ({by})" if by else ""
-    if by:
-        return (f"sum{group} (\n  label_replace(rate({COUNT}{{{selector}}}{RATE}), "
-                f'"source", "histogram", "", "")\n  or\n  label_replace(rate({SERVER_UNTIMED}'
-                f'{{{selector}}}{RATE}), "source", "untimed", "", "")\n)')
-    return (f"(sum(rate({COUNT}{{{selector}}}{RATE})) or vector(0))\n+ "
-            f"(sum(rate({SERVER_UNTIMED}{{{selector}}}{RATE})) or vector(0))")
+def requests(group: tuple[str, ...] = ()) -> str:
+    return queries.requests(HTTP_SERVER, S, group, RATE)
 
 
-def quantile(q: float, by: str = "le") -> str:
-    return f"histogram_quantile({q}, sum by ({by}) (rate({BUCKET}{{{S}}}{RATE})))"
+def error_ratio(group: tuple[str, ...] = ()) -> str:
+    return queries.error_ratio(HTTP_SERVER, S, group, RATE)
+
+
+def quantile(q: float, group: tuple[str, ...] = ()) -> str:
+    return queries.latency_quantile(q, HTTP_SERVER, S, group, RATE)
+
+
+def sidecar_health() -> list[str]:
+    """Route overflow (labelled by service) and the ambassador's own counters (not labelled:
+    kept for the scrape targets of the chosen service only, see queries.of_sidecars)."""
+    def own(metric: str) -> str:
+        return queries.of_sidecars(queries.rate(metric, RATE), [SERVICE])
+
+    return [queries.sum_rate("redline_route_overflow_total", [SERVICE], (), RATE),
+            f"sum by (reason) (\n{own('redline_ambassador_rejected_total')}\n)",
+            f"sum(\n{own('redline_ambassador_upstream_retries_total')}\n)"]
 
 
 def stat(title: str, expr: str, unit: str, thresholds: list[tuple[str, float | None]],
@@ -45,12 +49,11 @@ def stat(title: str, expr: str, unit: str, thresholds: list[tuple[str, float | N
 
 
 def build() -> dict[str, Any]:
-    errors = f'{S},error_type!=""'
     layout = Layout()
     layout.row("Golden signals")
     layout.add(stat("Requests", requests(), "reqps", [("blue", None)],
                     "Requests per second, timed and untimed."), 4, 4)
-    layout.add(stat("Errors", f"({requests(errors)})\n/\n({requests()})", "percentunit",
+    layout.add(stat("Errors", error_ratio(), "percentunit",
                     [("green", None), ("orange", 0.001), ("red", 0.01)],
                     "Share of requests with an error_type (5xx and transport failures)."), 4, 4)
     layout.add(stat("p50", quantile(0.5), "s", [("green", None), ("orange", 0.25),
@@ -59,25 +62,24 @@ def build() -> dict[str, Any]:
                                                  ("red", 2.5)], "99th percentile duration."),
                4, 4)
     layout.add(stat("Error budget left",
-                    'slo:error_budget:remaining_ratio{service_name="$service",'
-                    'slo="availability"}', "percentunit",
+                    series("slo:error_budget:remaining_ratio", SERVICE,
+                           eq("slo", "availability")), "percentunit",
                     [("red", None), ("orange", 0.25), ("green", 0.5)],
                     "Of the availability SLO's budget over its period (needs an SLO and "
                     "redline's rules; empty otherwise)."), 4, 4)
-    layout.add(stat("In flight", f'sum({SERVER_ACTIVE}{{service_name="$service"}})', "short",
+    layout.add(stat("In flight", f"sum({series(SERVER_ACTIVE, SERVICE)})", "short",
                     [("blue", None)], "Requests in flight at the ambassador."), 4, 4)
 
     layout.row("Rate and errors")
     layout.add(TimeSeries(
         title="Requests by status class", unit="reqps", stacking={"mode": "normal"},
         targets=[target(
-            f'sum by (class) (label_replace(rate({COUNT}{{{S}}}{RATE}), "class", "${{1}}xx", '
-            f'"http_response_status_code", "([0-9]).."))', "{{class}}")]), 12, 8)
+            f'sum by (class) (label_replace({requests(("http_response_status_code",))}, '
+            f'"class", "${{1}}xx", "http_response_status_code", "([0-9]).."))',
+            "{{class}}")]), 12, 8)
     layout.add(TimeSeries(
         title="Error ratio by route", unit="percentunit",
-        targets=[target(f"sum by (http_route) (rate({COUNT}{{{errors}}}{RATE}))\n/\n"
-                        f"sum by (http_route) (rate({COUNT}{{{S}}}{RATE}))",
-                        "{{http_route}}")]), 12, 8)
+        targets=[target(error_ratio(("http_route",)), "{{http_route}}")]), 12, 8)
 
     layout.row("Duration")
     layout.add(TimeSeries(
@@ -87,19 +89,18 @@ def build() -> dict[str, Any]:
                  target(quantile(0.99), "p99", ref="C", exemplar=True)]), 12, 8)
     layout.add(Heatmap(
         title="Latency distribution", dataFormat="tsbuckets", hideZeroBuckets=True,
-        targets=[target(f"sum by (le) (increase({BUCKET}{{{S}}}{RATE}))", "{{le}}")],
+        targets=[target(f"sum by (le) (increase({series(HTTP_SERVER.bucket, S)}[{RATE}]))",
+                        "{{le}}")],
         extraJson={"type": "heatmap", "options": {"calculate": False,
                                                   "yAxis": {"unit": "s"}}}), 12, 8)
 
     layout.row("Routes")
     layout.add(Table(
         title="Routes", description="Sort by any column.",
-        targets=[target(requests(by="http_route"), ref="A", instant=True, table=True),
-                 target(f"sum by (http_route) (rate({COUNT}{{{errors}}}{RATE}))\n/\n"
-                        f"sum by (http_route) (rate({COUNT}{{{S}}}{RATE}))",
-                        ref="B", instant=True, table=True),
-                 target(quantile(0.5, "le, http_route"), ref="C", instant=True, table=True),
-                 target(quantile(0.99, "le, http_route"), ref="D", instant=True, table=True)],
+        targets=[target(requests(("http_route",)), ref="A", instant=True, table=True),
+                 target(error_ratio(("http_route",)), ref="B", instant=True, table=True),
+                 target(quantile(0.5, ("http_route",)), ref="C", instant=True, table=True),
+                 target(quantile(0.99, ("http_route",)), ref="D", instant=True, table=True)],
         transformations=[
             {"id": "merge", "options": {}},
             {"id": "organize", "options": {
@@ -112,17 +113,17 @@ def build() -> dict[str, Any]:
     layout.row("Dependencies and sidecar")
     layout.add(TimeSeries(
         title="Outbound calls: p99 by dependency", unit="s",
-        targets=[target(
-            f"histogram_quantile(0.99, sum by (le, server_address) (rate({CLIENT_DURATION}"
-            f'_bucket{{service_name="$service"}}{RATE})))', "{{server_address}}")]), 12, 8)
+        targets=[target(queries.latency_quantile(0.99, HTTP_CLIENT, [SERVICE],
+                                                 ("server_address",), RATE),
+                        "{{server_address}}")]), 12, 8)
+    overflow, rejected, retries = sidecar_health()
     layout.add(TimeSeries(
         title="Sidecar health", unit="short",
-        targets=[target(f'sum(rate(redline_route_overflow_total{{service_name="$service"}}'
-                        f"{RATE}))", "route overflow /s", ref="A"),
-                 target(f"sum by (reason) (rate(redline_ambassador_rejected_total{RATE}))",
-                        "rejected: {{reason}}", ref="B"),
-                 target(f"sum(rate(redline_ambassador_upstream_retries_total{RATE}))",
-                        "keep-alive retries /s", ref="C")]), 12, 8)
+        description="Route overflow, and the rejections and keep-alive retries of the "
+                    "ambassadors that serve this service.",
+        targets=[target(overflow, "route overflow /s", ref="A"),
+                 target(rejected, "rejected: {{reason}}", ref="B"),
+                 target(retries, "keep-alive retries /s", ref="C")]), 12, 8)
 
     return dashboard(
         title="redline / RED service", uid=UID, tags=["redline", "red"],
@@ -131,9 +132,9 @@ def build() -> dict[str, Any]:
         panels=layout.panels,
         variables=[
             query_variable("service", "Service",
-                           f"label_values({COUNT}, service_name)"),
+                           f"label_values({HTTP_SERVER.count}, service_name)"),
             query_variable("route", "Route",
-                           f'label_values({COUNT}{{service_name="$service"}}, http_route)',
+                           f"label_values({series(HTTP_SERVER.count, SERVICE)}, http_route)",
                            include_all=True, multi=True),
         ],
         links=[{"title": "USE nodes", "type": "dashboards", "tags": ["use"],

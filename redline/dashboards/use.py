@@ -7,59 +7,68 @@ from typing import Any
 
 from grafanalib.core import Stat, TimeSeries
 
+from redline import queries
 from redline.dashboards.common import dashboard, query_variable, target
 from redline.dashboards.layout import Layout
+from redline.queries import FILESYSTEM, ONE_PER_CPU, eq, ne, series
 
 UID = "redline-use-node"
-NODE = 'instance="$instance"'
-RATE = "[$__rate_interval]"
-FS_FILTER = 'fstype!="",mountpoint!=""'  # real filesystems, as the alerts select them
-FS = f"{NODE},{FS_FILTER}"
+NODE = eq("instance", "$instance")
+RATE = "$__rate_interval"
+NOT_IDLE = ne("mode", "idle")
+
+
+def _rate(metric: str, *matchers: str) -> str:
+    return queries.rate(series(metric, NODE, *matchers), RATE)
+
+
+def _on_node(metric: str, *matchers: str) -> str:
+    return series(metric, NODE, *matchers)
+
+
+def _ratio(used: str, total: str, *matchers: str) -> str:
+    return f"{_on_node(used, *matchers)} / {_on_node(total, *matchers)}"
+
 
 # resource -> (utilisation, saturation, errors); None where USE has no sensible signal.
 GRID: list[tuple[str, tuple[str, str] | None, tuple[str, str] | None,
                  tuple[str, str] | None]] = [
     ("CPU",
-     (f"1 - avg(sum without (mode) (rate(node_cpu_seconds_total{{{NODE},"
-      f'mode=~"idle|iowait|steal"}}{RATE})))', "percentunit"),
-     (f"rate(node_pressure_cpu_waiting_seconds_total{{{NODE}}}{RATE})\n"
-      f"or\nnode_load1{{{NODE}}} / count(node_cpu_seconds_total{{{NODE},mode=\"idle\"}})",
+     (queries.cpu_utilisation([NODE], RATE, ()), "percentunit"),
+     (f"{queries.pressure('cpu', [NODE], RATE)}\n"
+      f"or\n{_on_node('node_load1')} / count({_on_node('node_cpu_seconds_total', ONE_PER_CPU)})",
       "percentunit"),
      None),
     ("Memory",
-     (f"1 - node_memory_MemAvailable_bytes{{{NODE}}} / node_memory_MemTotal_bytes{{{NODE}}}",
-      "percentunit"),
-     (f"rate(node_pressure_memory_waiting_seconds_total{{{NODE}}}{RATE})", "percentunit"),
-     (f"increase(node_vmstat_oom_kill{{{NODE}}}[1h])", "short")),
+     (queries.memory_utilisation([NODE]), "percentunit"),
+     (queries.pressure("memory", [NODE], RATE), "percentunit"),
+     (f"increase({_on_node('node_vmstat_oom_kill')}[1h])", "short")),
     ("Disk",
-     (f"max(rate(node_disk_io_time_seconds_total{{{NODE}}}{RATE}))", "percentunit"),
-     (f"max(rate(node_disk_io_time_weighted_seconds_total{{{NODE}}}{RATE}))", "short"),
-     (f"sum(increase(node_disk_io_errors_total{{{NODE}}}[1h]))", "short")),
+     (f"max({_rate('node_disk_io_time_seconds_total')})", "percentunit"),
+     (f"max({_rate('node_disk_io_time_weighted_seconds_total')})", "short"),
+     (f"sum(increase({_on_node('node_disk_io_errors_total')}[1h]))", "short")),
     ("Network",
-     (f"max(rate(node_network_receive_bytes_total{{{NODE}}}{RATE})\n"
-      f"/ on (instance, device) node_network_speed_bytes{{{NODE}}} > 0)", "percentunit"),
-     (f"sum(rate(node_network_receive_drop_total{{{NODE}}}{RATE})\n"
-      f"+ rate(node_network_transmit_drop_total{{{NODE}}}{RATE}))", "pps"),
-     (f"sum(rate(node_network_receive_errs_total{{{NODE}}}{RATE})\n"
-      f"+ rate(node_network_transmit_errs_total{{{NODE}}}{RATE}))", "pps")),
+     (f"max({_rate('node_network_receive_bytes_total')}\n"
+      f"/ on (instance, device) {_on_node('node_network_speed_bytes')} > 0)", "percentunit"),
+     (f"sum({_rate('node_network_receive_drop_total')}\n"
+      f"+ {_rate('node_network_transmit_drop_total')})", "pps"),
+     (f"sum({_rate('node_network_receive_errs_total')}\n"
+      f"+ {_rate('node_network_transmit_errs_total')})", "pps")),
     ("Filesystem",
-     (f"max(1 - node_filesystem_avail_bytes{{{FS}}} / node_filesystem_size_bytes{{{FS}}})",
+     (f"max({queries.filesystem_used([NODE])})", "percentunit"),
+     (f"max(1 - {_ratio('node_filesystem_files_free', 'node_filesystem_files', *FILESYSTEM)})",
       "percentunit"),
-     (f"max(1 - node_filesystem_files_free{{{FS}}} / node_filesystem_files{{{FS}}})",
-      "percentunit"),
-     (f"max(node_filesystem_device_error{{{FS}}})", "short")),
+     (f"max({_on_node('node_filesystem_device_error', *FILESYSTEM)})", "short")),
     ("File descriptors",
-     (f"node_filefd_allocated{{{NODE}}} / node_filefd_maximum{{{NODE}}}", "percentunit"),
+     (_ratio("node_filefd_allocated", "node_filefd_maximum"), "percentunit"),
      None, None),
     ("Tasks",
-     (f"node_processes_threads{{{NODE}}} / node_processes_max_threads{{{NODE}}}",
-      "percentunit"),
-     (f"node_procs_blocked{{{NODE}}}", "short"), None),
+     (_ratio("node_processes_threads", "node_processes_max_threads"), "percentunit"),
+     (_on_node("node_procs_blocked"), "short"), None),
     ("Connection tracking",
-     (f"node_nf_conntrack_entries{{{NODE}}} / node_nf_conntrack_entries_limit{{{NODE}}}",
-      "percentunit"),
+     (_ratio("node_nf_conntrack_entries", "node_nf_conntrack_entries_limit"), "percentunit"),
      None,
-     (f"rate(node_nf_conntrack_stat_drop{{{NODE}}}{RATE})", "pps")),
+     (_rate("node_nf_conntrack_stat_drop"), "pps")),
 ]
 
 _THRESHOLDS = {
@@ -90,28 +99,24 @@ def build() -> dict[str, Any]:
     layout.row("CPU and memory")
     layout.add(TimeSeries(
         title="CPU by mode", unit="percentunit", stacking={"mode": "normal"},
-        targets=[target(f'avg by (mode) (rate(node_cpu_seconds_total{{{NODE},mode!="idle"}}'
-                        f"{RATE}))", "{{mode}}")]), 12, 8)
+        targets=[target(f"avg by (mode) ({_rate('node_cpu_seconds_total', NOT_IDLE)})",
+                        "{{mode}}")]), 12, 8)
     layout.add(TimeSeries(
         title="Pressure stall (PSI)", unit="percentunit",
-        targets=[target(f"rate(node_pressure_{r}_waiting_seconds_total{{{NODE}}}{RATE})",
-                        f"{r} waiting", ref=ref)
+        targets=[target(queries.pressure(r, [NODE], RATE), f"{r} waiting", ref=ref)
                  for r, ref in (("cpu", "A"), ("memory", "B"), ("io", "C"))]), 12, 8)
     layout.row("Disks, network, filesystems")
     layout.add(TimeSeries(
         title="Disk busy", unit="percentunit",
-        targets=[target(f"rate(node_disk_io_time_seconds_total{{{NODE}}}{RATE})",
-                        "{{device}}")]), 8, 8)
+        targets=[target(_rate("node_disk_io_time_seconds_total"), "{{device}}")]), 8, 8)
     layout.add(TimeSeries(
         title="Network traffic", unit="Bps",
-        targets=[target(f"rate(node_network_receive_bytes_total{{{NODE}}}{RATE})",
-                        "{{device}} in", ref="A"),
-                 target(f"rate(node_network_transmit_bytes_total{{{NODE}}}{RATE})",
-                        "{{device}} out", ref="B")]), 8, 8)
+        targets=[target(_rate("node_network_receive_bytes_total"), "{{device}} in", ref="A"),
+                 target(_rate("node_network_transmit_bytes_total"), "{{device}} out",
+                        ref="B")]), 8, 8)
     layout.add(TimeSeries(
         title="Filesystem used", unit="percentunit",
-        targets=[target(f"1 - node_filesystem_avail_bytes{{{FS}}} / "
-                        f"node_filesystem_size_bytes{{{FS}}}", "{{mountpoint}}")]), 8, 8)
+        targets=[target(queries.filesystem_used([NODE]), "{{mountpoint}}")]), 8, 8)
     return dashboard(
         title="redline / USE node", uid=UID, tags=["redline", "use"],
         description="Utilisation, saturation and errors of one node (Brendan Gregg's USE "

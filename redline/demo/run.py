@@ -115,7 +115,7 @@ class Measure:
         by = direct.RED_BY
         try:
             red = {column: stat.query(url, expr)
-                   for column, expr in stat.red_queries(WINDOW, "", by).items()}
+                   for column, expr in stat.red_queries(WINDOW, (), by).items()}
             use = {column: stat.query(url, expr)
                    for column, expr in stat.use_queries(WINDOW).items()}
             alerts = json.loads(_fetch(f"{url}/api/v1/alerts"))["data"]["alerts"]

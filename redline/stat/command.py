@@ -9,48 +9,55 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from redline import queries
 from redline.config import ConfigError
-from redline.exporters.red import SERVER_DURATION, SERVER_UNTIMED
-from redline.flags import SubParsers
+from redline.flags import SubParsers, flag_type
+from redline.queries import HTTP_SERVER, NODE, ONE_PER_CPU, eq, series
 
-COUNT = f"{SERVER_DURATION}_count"
-BUCKET = f"{SERVER_DURATION}_bucket"
 Row = dict[str, float]
 Key = tuple[str, ...]
+Query = Callable[[str, str], list[dict[str, Any]]]
 
 
-def red_queries(window: str, selector: str, by: tuple[str, ...]) -> dict[str, str]:
-    labels = ", ".join(by)
-    requests = (f"sum by ({labels}) (\n  label_replace(rate({COUNT}{{{selector}}}[{window}]), "
-                f'"source", "histogram", "", "")\n  or\n  label_replace(rate({SERVER_UNTIMED}'
-                f'{{{selector}}}[{window}]), "source", "untimed", "", ""))')
-    errors_selector = f'{selector},error_type!=""' if selector else 'error_type!=""'
-    errors = requests.replace(f"{{{selector}}}", f"{{{errors_selector}}}")
-    queries = {"RPS": requests, "SUCCESS": f"1 - ({errors} or {requests} * 0) / {requests}"}
+@dataclass(frozen=True)
+class StatConfig:
+    prometheus: str = "http://127.0.0.1:9090"
+    what: str = "services"  # or "nodes"
+    service: str | None = None
+    by_route: bool = False
+    window: str = "1m"
+
+
+def red_queries(window: str, matchers: Sequence[str], by: Sequence[str]) -> dict[str, str]:
+    requests = queries.requests(HTTP_SERVER, matchers, by, window)
+    errors = queries.errors(HTTP_SERVER, matchers, by, window)
+    # A group without any error has no error series: `or ... * 0` makes its success 100%.
+    result = {"RPS": requests, "SUCCESS": f"1 - ({errors} or {requests} * 0) / {requests}"}
     for q in (50, 95, 99):
-        queries[f"P{q}"] = (f"histogram_quantile({q / 100}, sum by (le, {labels}) "
-                            f"(rate({BUCKET}{{{selector}}}[{window}])))")
-    return queries
+        result[f"P{q}"] = queries.latency_quantile(q / 100, HTTP_SERVER, matchers, by, window)
+    return result
 
 
 def use_queries(window: str) -> dict[str, str]:
+    on_node = f"on ({', '.join(NODE)})"
+    cpus = queries.aggregate("count", NODE, series("node_cpu_seconds_total", ONE_PER_CPU))
     return {
-        "CPU": f'1 - avg by (instance) (sum without (mode) (rate(node_cpu_seconds_total'
-               f'{{mode=~"idle|iowait|steal"}}[{window}])))',
-        "CPU-PSI": f"rate(node_pressure_cpu_waiting_seconds_total[{window}])",
-        "LOAD/CPU": 'node_load1 / on (instance) count by (instance) '
-                    '(node_cpu_seconds_total{mode="idle"})',
-        "MEM": "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
-        "MEM-PSI": f"rate(node_pressure_memory_waiting_seconds_total[{window}])",
-        "DISK": f"max by (instance) (rate(node_disk_io_time_seconds_total[{window}]))",
-        "FS": 'max by (instance) (1 - node_filesystem_avail_bytes{fstype!=""} / '
-              'node_filesystem_size_bytes{fstype!=""})',
+        "CPU": queries.cpu_utilisation((), window, NODE),
+        "CPU-PSI": queries.pressure("cpu", (), window),
+        "LOAD/CPU": f"node_load1 / {on_node} {cpus}",
+        "MEM": queries.memory_utilisation(()),
+        "MEM-PSI": queries.pressure("memory", (), window),
+        "DISK": queries.aggregate("max", NODE, queries.rate("node_disk_io_time_seconds_total",
+                                                            window)),
+        "FS": queries.aggregate("max", NODE, queries.filesystem_used(())),
     }
 
 
@@ -101,25 +108,37 @@ def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
     return result
 
 
-def stat(prometheus: str, what: str, service: str | None, by_route: bool, window: str,
-         run_query: Callable[[str, str], list[dict[str, Any]]] = query) -> str:
-    if what == "nodes":
-        queries = use_queries(window)
-        results = {column: run_query(prometheus, expr) for column, expr in queries.items()}
+def stat(config: StatConfig, run_query: Query = query) -> str:
+    prometheus, window = config.prometheus, config.window
+    if config.what == "nodes":
+        use = use_queries(window)
+        results = {column: run_query(prometheus, expr) for column, expr in use.items()}
         if not results["CPU"]:
             raise ConfigError(f"Prometheus at {prometheus} has no node_cpu_seconds_total: is it "
                               f"scraping redline's node exporter (or node_exporter)?")
-        return table(collect(results, ("instance",)), ("instance",), list(queries))
-    by = ("service_name", "http_route") if by_route else ("service_name",)
-    selector = f'service_name="{service}"' if service else ""
-    queries = red_queries(window, selector, by)
-    results = {column: run_query(prometheus, expr) for column, expr in queries.items()}
+        return table(collect(results, NODE), NODE, list(use))
+    by = queries.SERVICE_ROUTE if config.by_route else queries.SERVICE
+    matchers = [eq("service_name", config.service)] if config.service else []
+    red = red_queries(window, matchers, by)
+    results = {column: run_query(prometheus, expr) for column, expr in red.items()}
     if not results["RPS"]:
-        known = run_query(prometheus, f"count({COUNT}) or count({SERVER_UNTIMED})")
-        what_missing = f"service {service!r}" if service and known else "RED metrics"
+        known = run_query(prometheus, " or ".join(
+            f"count({name})" for name in HTTP_SERVER.request_counters))
+        what_missing = f"service {config.service!r}" if config.service and known \
+            else "RED metrics"
         raise ConfigError(f"Prometheus at {prometheus} has no {what_missing} in the last "
                           f"{window}: is it scraping redline's sidecars?")
-    return table(collect(results, by), by, list(queries))
+    return table(collect(results, by), by, list(red))
+
+
+_WINDOW = re.compile(r"([0-9]+(ms|[smhdwy]))+")
+
+
+def window(text: str) -> str:
+    """A PromQL duration: `1m`, `30s`, `1h30m`."""
+    if not _WINDOW.fullmatch(text):
+        raise ValueError(f"expected a PromQL duration such as 30s, 1m or 1h30m, got {text!r}")
+    return text
 
 
 def add_parser(sub: SubParsers,
@@ -135,12 +154,13 @@ def add_parser(sub: SubParsers,
     parser.add_argument("--service", metavar="NAME", help="one service only")
     parser.add_argument("--by", choices=("service", "route"), default="service",
                         help="one row per service (default) or per route")
-    parser.add_argument("--window", default="1m", metavar="DURATION",
+    parser.add_argument("--window", type=flag_type(window), default="1m", metavar="DURATION",
                         help="rate window (default 1m)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(stat(args.prometheus, args.what, args.service, args.by == "route", args.window),
-          end="")
+    config = StatConfig(prometheus=args.prometheus, what=args.what, service=args.service,
+                        by_route=args.by == "route", window=args.window)
+    print(stat(config), end="")
     return 0

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from redline.alerts.slo_rules import BURN_WINDOWS, route_regex
+from redline.alerts.slo_rules import BURN_WINDOWS
 from redline.alerts.spec import load_spec
 from redline.config import ConfigError
+from redline.queries import route_regex
+from tests.conftest import promtool_path
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "prometheus"
@@ -73,8 +75,23 @@ def test_burn_factors_scale_with_the_period() -> None:
     assert [w.factor(twenty_eight) for w in BURN_WINDOWS] == [13.44, 5.6, 2.8, 0.9333]
 
 
-def test_route_patterns_become_anchored_alternatives() -> None:
-    assert route_regex(("/api/*", "/users/{id}")) == "/api/.*|/users/\\\\{id\\\\}"
+def test_route_patterns_become_re2_alternatives() -> None:
+    assert route_regex(("/api/*", "/users/{id}")) == "/api/.*|/users/\\{id\\}"
+
+
+def test_rule_files_pass_promtool_lint(rule_dir: Path) -> None:
+    result = subprocess.run(
+        [promtool_path(), "check", "rules", "--lint=all", *map(str, rule_dir.glob("*.rules.yaml"))],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_states_its_pending_time() -> None:
+    """`for` is written on every alert, 0m included, never left to Prometheus' default."""
+    alerts = [rule for path in DEPLOY.glob("*.rules.yaml")
+              for group in yaml.safe_load(path.read_text())["groups"]
+              for rule in group["rules"] if "alert" in rule]
+    assert alerts and [r["alert"] for r in alerts if "for" not in r] == []
 
 
 def test_committed_rules_are_what_the_generator_writes(tmp_path: Path) -> None:

@@ -18,8 +18,10 @@ from redline.dashboards.extensions import SCHEMA_VERSION
 from tests.conftest import promtool_path
 
 REPO = Path(__file__).resolve().parents[2]
-# Exactly what Grafana reads: the JSON the encoder writes.
+# Exactly what Grafana reads: the JSON the encoder writes; the recorded overview as well.
 BUILT = {name: json.loads(to_json(build())) for name, build in dashboards().items()}
+BUILT["recorded/redline-red-overview.json"] = json.loads(to_json(
+    dashboards(recorded=True)["redline-red-overview.json"]()))
 VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
@@ -101,3 +103,30 @@ def test_committed_dashboards_are_current(tmp_path: Path) -> None:
         committed = REPO / "deploy" / "grafana" / generated.relative_to(tmp_path)
         assert committed.read_text() == generated.read_text(), \
             f"{committed} is stale; regenerate with `redline dashboards`"
+
+
+def test_the_recorded_overview_reads_every_red_recording_rule() -> None:
+    """redline-red.rules.yaml exists for `redline dashboards --recorded`: each series it records
+    is read by that overview or by a rule that is, and the overview reads nothing else."""
+    from redline.alerts.red_rules import recording_rules
+
+    recorded = json.loads(to_json(dashboards(recorded=True)["redline-red-overview.json"]()))
+    exprs = [t["expr"] for _, t in targets(recorded)]
+    rules = recording_rules()
+    read = {rule["record"] for rule in rules if any(rule["record"] in e for e in exprs)}
+    read |= {rule["record"] for rule in rules
+             for reader in rules if reader["record"] in read and rule["record"] in reader["expr"]}
+    assert read == {rule["record"] for rule in rules}
+    assert not [e for e in exprs if "_count" in e or "[" in e], "raw series in the recorded one"
+    raw = BUILT["redline-red-overview.json"]
+    assert [p["title"] for p in recorded["panels"]] == [p["title"] for p in raw["panels"]]
+
+
+def test_the_recorded_overview_is_a_flag_away(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "redline.cli", "dashboards", "--recorded",
+                             "--out", str(tmp_path)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    overview = (tmp_path / "dashboards" / "redline-red-overview.json").read_text()
+    assert "service:http_server_requests:rate5m" in overview
+    assert overview != (REPO / "deploy/grafana/dashboards/redline-red-overview.json").read_text()

@@ -1,5 +1,6 @@
-"""End to end: real Prometheus scrapes a real ambassador (inbound and outbound), adapter and node
-exporter under load, with redline's rules loaded; every dashboard query returns data."""
+"""End to end: real Prometheus scrapes real ambassadors (inbound and outbound for `shop`, inbound
+for `other`), an adapter and the node exporter under load, with redline's rules loaded; every
+dashboard query returns data, and a service's panels show that service only."""
 
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ from typing import Any
 import pytest
 import yaml
 
+from redline import queries
+from redline.alerts.generate import RuleOptions, build_groups
 from redline.alerts.render import prometheus_file
 from redline.alerts.spec import load_spec
 from redline.dashboards.command import dashboards
 from redline.dashboards.common import to_json
-from tests.alerts.test_promtool import args as alert_args
 from tests.dashboards.test_dashboards import substitute, targets
 from tests.process import SidecarProcess, free_port, wait_port
 from tests.sidecars.ambassador.conftest import AmbassadorProcess
@@ -92,9 +94,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     spec = directory / "slo.yaml"
     spec.write_text("slos:\n  - service: shop\n    availability: 99\n"
                     "    latency: {threshold: 0.25, target: 95}\n")
-    from redline.alerts.command import build_groups
-
-    for stem, groups in build_groups(load_spec(spec), alert_args()).items():
+    for stem, groups in build_groups(load_spec(spec), RuleOptions()).items():
         (directory / f"{stem}.rules.yaml").write_text(prometheus_file(groups))
     log = directory / "access.log"
     log.touch()
@@ -103,21 +103,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                                     "--drain-delay", "0")
         outbound = AmbassadorProcess("--mode", "outbound", "--upstream",
                                      f"127.0.0.1:{upstream.port}", "--drain-delay", "0")
+        # Another service's ambassador, which only ever rejects (its own reason, 431).
+        other = SidecarProcess("ambassador", "--listen", "127.0.0.1:0", "--upstream",
+                               f"127.0.0.1:{upstream.port}", "--drain-delay", "0",
+                               "--max-header-bytes", "1024", started="ambassador listening",
+                               service_name="other")
         adapter = SidecarProcess("adapter", "--access-log", str(log), "--poll-interval", "0.1",
                                  started="adapter started", service_name="web")
         node = SidecarProcess("node-exporter", "--listen", "127.0.0.1:0",
                               started="node exporter listening", service=False)
         prometheus = Prometheus(directory, {
             "shop-redline": inbound.admin_port, "shop-redline-outbound": outbound.admin_port,
-            "web-redline-adapter": adapter.admin_port, "node": node.admin_port})
+            "other-redline": other.admin_port, "web-redline-adapter": adapter.admin_port,
+            "node": node.admin_port})
         try:
             load(inbound.port, outbound.port, log, seconds=12)
+            with socket.create_connection(("127.0.0.1", listen_port(other)), timeout=10) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nX-Big: " + b"x" * 4096 + b"\r\n\r\n")
+                sock.recv(1024)
             time.sleep(3)  # a few more scrapes and rule evaluations
             yield {"prometheus": prometheus, "node": f"127.0.0.1:{node.admin_port}"}
         finally:
             prometheus.stop()
-            for proc in (inbound, outbound, adapter, node):
+            for proc in (inbound, outbound, other, adapter, node):
                 proc.stop()
+
+
+def listen_port(ambassador: SidecarProcess) -> int:
+    return int(str(ambassador.started["listen"]).rsplit(":", 1)[1])
 
 
 def load(inbound: int, outbound: int, log: Path, seconds: float) -> None:
@@ -176,3 +189,46 @@ def test_the_adapter_service_fills_the_red_dashboard(stack: dict[str, Any]) -> N
     for panel, t in targets(dashboard):
         if panel["title"] in ("p99", "Routes", "Error ratio by route", "Latency"):
             assert stack["prometheus"].query(substitute(t["expr"], values)), panel["title"]
+
+
+def test_sidecar_health_shows_the_chosen_services_ambassadors_only(
+        stack: dict[str, Any]) -> None:
+    prometheus = stack["prometheus"]
+    dashboard = json.loads(to_json(dashboards()["redline-red-service.json"]()))
+    panel = next(p for p in dashboard["panels"] if p["title"] == "Sidecar health")
+    rejected, retries = (t["expr"] for t in panel["targets"] if t["refId"] in ("B", "C"))
+    values = {"service": "shop", "route": ".*", "__rate_interval": "1m"}
+    # Both ambassadors rejected something: shop a non-HTTP line, other a 431.
+    assert {s["metric"]["job"] for s in prometheus.query(
+        "redline_ambassador_rejected_total")} == {"shop-redline", "other-redline"}
+
+    def reasons(service: str) -> set[str]:
+        found = prometheus.query(substitute(rejected, {**values, "service": service}))
+        return {sample["metric"]["reason"] for sample in found}
+
+    assert reasons("shop") == {"bad_request"}
+    assert reasons("other") == {"head_too_large"}
+    assert reasons("nobody") == set()
+    assert prometheus.query(substitute(retries, values))
+    assert not prometheus.query(substitute(retries, {**values, "service": "nobody"}))
+    # The scrape targets the panel keeps for shop: its inbound and outbound ambassadors.
+    kept = queries.of_sidecars("redline_ambassador_upstream_retries_total",
+                               [queries.eq("service_name", "shop")])
+    assert {s["metric"]["job"] for s in prometheus.query(kept)} == {
+        "shop-redline", "shop-redline-outbound"}
+
+
+def test_the_recorded_overview_shows_what_the_raw_one_shows(stack: dict[str, Any]) -> None:
+    """With redline's RED rules loaded, the `--recorded` overview has data in every panel, for
+    the same services as the raw overview."""
+    prometheus = stack["prometheus"]
+    recorded, raw = (json.loads(to_json(dashboards(recorded=flag)["redline-red-overview.json"]()))
+                     for flag in (True, False))
+    values = {"__rate_interval": "1m"}
+    for (panel, ours), (_, theirs) in zip(targets(recorded), targets(raw), strict=True):
+        mine = prometheus.query(ours["expr"])
+        assert mine, f"{panel['title']} ({ours['refId']}) has no data"
+        if panel["title"] in ("Services", "Requests by service"):
+            expected = prometheus.query(substitute(theirs["expr"], values))
+            assert {s["metric"].get("service_name") for s in mine} == \
+                {s["metric"].get("service_name") for s in expected}, panel["title"]

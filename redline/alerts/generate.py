@@ -1,0 +1,70 @@
+"""SLO spec and options -> rule groups per file -> the files' text, for each output format."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from redline.alerts import health_rules, red_rules, slo_rules, use_rules
+from redline.alerts.render import operator_object, prometheus_file
+from redline.alerts.rules import Group, group
+from redline.alerts.spec import Spec
+
+
+@dataclass(frozen=True)
+class RuleOptions:
+    """What the rules depend on besides the SLO spec."""
+
+    min_request_rate: float = 0.02  # burn-rate alerts stay silent below this, per second
+    runbook_url: str = "docs/alerts.md"  # base of runbook_url; #alertname is appended
+    sidecar_job_regex: str = ".*redline.*"  # Prometheus job names of redline's sidecars
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where the groups go: `prometheus` rule files, one `operator` PrometheusRule, or
+    `grafana`-managed alert rules."""
+
+    format: str = "prometheus"
+    name: str = "redline"  # operator: the PrometheusRule's name
+    namespace: str | None = None
+    labels: Mapping[str, str] = field(default_factory=lambda: {"role": "alert-rules"})
+    grafana_datasource_uid: str = "prometheus"
+    grafana_folder: str = "redline"
+
+
+def build_groups(spec: Spec | None, options: RuleOptions) -> dict[str, list[Group]]:
+    """File stem -> rule groups."""
+    files: dict[str, list[Group]] = {}
+    if spec is not None:
+        files["redline-slo"] = [
+            group("redline-slo-recording", slo_rules.recording_rules(spec)),
+            group("redline-slo-alerts", slo_rules.alert_rules(
+                spec, min_request_rate=options.min_request_rate,
+                runbook_url=options.runbook_url)),
+        ]
+    files["redline-red"] = [group("redline-red-recording", red_rules.recording_rules())]
+    files["redline-use"] = [group("redline-use-recording", use_rules.RECORDING),
+                            group("redline-use-alerts", use_rules.alert_rules(
+                                options.runbook_url))]
+    files["redline-health"] = [group("redline-health", health_rules.alert_rules(
+        spec or Spec("30d", 30 * 86400, ()), job_regex=options.sidecar_job_regex,
+        runbook_url=options.runbook_url))]
+    return files
+
+
+def render(files: dict[str, list[Group]], output: Output) -> dict[str, str]:
+    """File name -> text."""
+    every = [g for groups in files.values() for g in groups]
+    if output.format == "grafana":
+        # grafanalib loads only for this format: it is heavy, and the others do not need it.
+        from redline.alerts.grafana import provisioning_file
+
+        return {"redline-alerts.grafana.yaml": provisioning_file(
+            every, datasource_uid=output.grafana_datasource_uid, folder=output.grafana_folder)}
+    if output.format == "operator":
+        return {f"{output.name}.prometheusrule.yaml": operator_object(
+            every, output.name, output.namespace, dict(output.labels))}
+    if output.format == "prometheus":
+        return {f"{stem}.rules.yaml": prometheus_file(groups) for stem, groups in files.items()}
+    raise ValueError(f"format: expected prometheus, operator or grafana, got {output.format!r}")

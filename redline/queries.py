@@ -1,0 +1,222 @@
+"""The PromQL that dashboards, recording and alerting rules and `redline stat` share.
+
+Pure functions from metric names, label matchers, grouping labels and a window to PromQL text.
+Nothing here knows Grafana or rule files: a dashboard passes `$__rate_interval` as the window and
+`$service` as a value, a rule passes `5m` and a service name.
+
+- **Selectors** are built by `series(metric, *matchers)` from matchers (`eq`, `ne`, `regex`),
+  never by hand in an f-string, so values are quoted and escaped in one place.
+- **Grouping labels are parameters** (`by=SERVICE`, `by=("service_name", "http_route")`): the
+  label sets below are the one place a label kept through every aggregation (a `cluster` label
+  for a central ruler over many clusters) is added.
+- **Metric names are parameters**: `RequestMetrics` names one request histogram and its untimed
+  counter; `HTTP_SERVER` and `HTTP_CLIENT` are today's, a gRPC or TCP one is another instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redline.exporters.instruments import format_bound
+from redline.exporters.red import CLIENT_DURATION, SERVER_DURATION, SERVER_UNTIMED
+
+Labels = Sequence[str]
+Matchers = Sequence[str]
+
+# --- grouping labels: what every aggregation keeps ------------------------------------------
+
+SERVICE: tuple[str, ...] = ("service_name",)
+SERVICE_ROUTE: tuple[str, ...] = (*SERVICE, "http_route")
+NODE: tuple[str, ...] = ("instance",)
+# What one scrape target is: the labels Prometheus gives every series of one sidecar process.
+SCRAPE_TARGET: tuple[str, ...] = ("instance", "job")
+
+
+# --- selectors -------------------------------------------------------------------------------
+
+def _quote(value: str) -> str:
+    """A PromQL double-quoted string's content: backslashes and quotes escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def eq(label: str, value: str) -> str:
+    return f'{label}="{_quote(value)}"'
+
+
+def ne(label: str, value: str) -> str:
+    return f'{label}!="{_quote(value)}"'
+
+
+def regex(label: str, pattern: str) -> str:
+    """`label=~"pattern"`; `pattern` is RE2 as written (its backslashes are escaped here)."""
+    return f'{label}=~"{_quote(pattern)}"'
+
+
+def not_regex(label: str, pattern: str) -> str:
+    return f'{label}!~"{_quote(pattern)}"'
+
+
+def series(metric: str, *matchers: str | Matchers) -> str:
+    """`metric{a="1",b!=""}` from matchers and sequences of matchers; empty ones are dropped,
+    and the bare name is returned when none is left."""
+    flat: list[str] = []
+    for item in matchers:
+        flat.extend([item] if isinstance(item, str) else item)
+    kept = [m for m in flat if m]
+    return metric + ("{" + ",".join(kept) + "}" if kept else "")
+
+
+def by(labels: Labels) -> str:
+    """` by (a, b)`, or nothing for no labels (aggregate everything)."""
+    return f" by ({', '.join(labels)})" if labels else ""
+
+
+def rate(selector: str, window: str) -> str:
+    return f"rate({selector}[{window}])"
+
+
+def sum_rate(metric: str, matchers: Matchers, group: Labels, window: str) -> str:
+    return aggregate("sum", group, rate(series(metric, matchers), window))
+
+
+def aggregate(operator: str, group: Labels, expr: str) -> str:
+    """`sum by (a) (expr)`, or `sum(expr)` over no labels."""
+    return f"{operator}{by(group)} ({expr})" if group else f"{operator}({expr})"
+
+
+# --- RED ---------------------------------------------------------------------------------------
+
+ALL_SERVICES = ne("service_name", "")
+
+
+@dataclass(frozen=True)
+class RequestMetrics:
+    """One kind of request: its duration histogram (base name, without _count/_bucket), the
+    counter of requests known without a duration (or None), and the matcher of failed ones."""
+
+    duration: str
+    untimed: str | None = None
+    error: str = ne("error_type", "")
+
+    @property
+    def count(self) -> str:
+        return f"{self.duration}_count"
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.duration}_bucket"
+
+
+    @property
+    def request_counters(self) -> tuple[str, ...]:
+        """Every metric that counts requests: the histogram's _count and the untimed one."""
+        return (self.count,) if self.untimed is None else (self.count, self.untimed)
+
+
+HTTP_SERVER = RequestMetrics(SERVER_DURATION, untimed=SERVER_UNTIMED)
+HTTP_CLIENT = RequestMetrics(CLIENT_DURATION)
+
+
+def requests(metrics: RequestMetrics, matchers: Matchers, group: Labels, window: str) -> str:
+    """Requests per second, timed (the histogram's _count) and untimed (access logs without a
+    request time) together.
+
+    Grouped, each side gets a `source` label before `or`, so `or` never drops a series that
+    has the same labels in both, and the sum works when either metric is missing. Ungrouped,
+    each side falls back to 0: a total is 0, not empty, for a service seen only one way."""
+    if metrics.untimed is None:
+        return sum_rate(metrics.count, matchers, group, window)
+    if not group:
+        return " + ".join(f"({sum_rate(name, matchers, (), window)} or vector(0))"
+                          for name in (metrics.count, metrics.untimed))
+    sides = [f'label_replace({rate(series(name, matchers), window)}, "source", "{source}", '
+             f'"", "")' for name, source in ((metrics.count, "histogram"),
+                                             (metrics.untimed, "untimed"))]
+    return aggregate("sum", group, f"\n  {sides[0]}\n  or\n  {sides[1]}\n")
+
+
+def errors(metrics: RequestMetrics, matchers: Matchers, group: Labels, window: str) -> str:
+    """Failed requests per second, counted as `requests` counts them."""
+    return requests(metrics, [*matchers, metrics.error], group, window)
+
+
+def error_ratio(metrics: RequestMetrics, matchers: Matchers, group: Labels,
+                window: str) -> str:
+    """Failed requests over all requests: a ratio of sums over the same sources."""
+    return (f"({errors(metrics, matchers, group, window)})\n/\n"
+            f"({requests(metrics, matchers, group, window)})")
+
+
+def latency_quantile(q: float, metrics: RequestMetrics, matchers: Matchers, group: Labels,
+                     window: str) -> str:
+    return (f"histogram_quantile({q:g}, "
+            f"{sum_rate(metrics.bucket, matchers, ('le', *group), window)})")
+
+
+def le_matcher(threshold: float) -> str:
+    """The bucket at `threshold`, as redline writes `le` (0.25, 1.0) and as OpenTelemetry
+    exporters do (1)."""
+    written = format_bound(threshold)
+    if threshold.is_integer():
+        return regex("le", f"{written}|{int(threshold)}")
+    return eq("le", written)
+
+
+def route_regex(routes: Sequence[str]) -> str:
+    """Route patterns (`/api/*`, `/users/{id}`) as one RE2 alternation (anchored by PromQL)."""
+    alternatives = []
+    for route in routes:
+        alternatives.append("".join(
+            ".*" if char == "*" else "\\" + char if char in r".+?()[]{}|^$\\" else char
+            for char in route))
+    return "|".join(alternatives)
+
+
+def of_sidecars(expr: str, service_matchers: Matchers) -> str:
+    """`expr` (a sidecar's self metric, which has no service_name) kept only for the scrape
+    targets that export RED series of the chosen service.
+
+    A sidecar is known by its scrape target: the inbound ambassador exports the route overflow
+    count from start-up, the outbound one its client gauge after its first call. `group` is 1
+    whatever the gauge's value (an idle service's in-flight gauge is 0)."""
+    identity = " or ".join(series(name, service_matchers) for name in (
+        "redline_route_overflow_total", "http_server_active_requests",
+        "http_client_active_requests"))
+    target = ", ".join(SCRAPE_TARGET)
+    return f"{expr}\n* on ({target}) group_left ()\ngroup by ({target}) ({identity})"
+
+
+# --- USE ---------------------------------------------------------------------------------------
+
+# Real filesystems: node_exporter's own and container runtimes' pseudo mounts have no fstype or
+# mountpoint. The one filter the alerts, the dashboards and `redline stat` select with.
+FILESYSTEM: tuple[str, ...] = (ne("fstype", ""), ne("mountpoint", ""))
+CPU_IDLE = regex("mode", "idle|iowait|steal")
+CPU_BUSY = not_regex("mode", "idle|iowait|steal")
+ONE_PER_CPU = eq("mode", "idle")  # node_cpu_seconds_total has one idle series per CPU
+
+
+def cpu_utilisation(matchers: Matchers, window: str, group: Labels | None = None) -> str:
+    """1 - the idle share of every CPU, averaged over CPUs: `group=None` keeps every label but
+    `cpu` (a recording rule), otherwise averaged by `group` (`()` for one node)."""
+    idle = rate(series("node_cpu_seconds_total", matchers, CPU_IDLE), window)
+    busy = f"sum without (mode) ({idle})"
+    return "1 - " + (f"avg without (cpu) ({busy})" if group is None
+                     else aggregate("avg", group, busy))
+
+
+def memory_utilisation(matchers: Matchers) -> str:
+    return (f"1 - {series('node_memory_MemAvailable_bytes', matchers)} / "
+            f"{series('node_memory_MemTotal_bytes', matchers)}")
+
+
+def pressure(resource: str, matchers: Matchers, window: str) -> str:
+    """PSI: the share of time some task waited for `resource` (cpu, memory, io)."""
+    return rate(series(f"node_pressure_{resource}_waiting_seconds_total", matchers), window)
+
+
+def filesystem_used(matchers: Matchers) -> str:
+    """Used share of each real filesystem."""
+    return (f"1 - {series('node_filesystem_avail_bytes', matchers, FILESYSTEM)} / "
+            f"{series('node_filesystem_size_bytes', matchers, FILESYSTEM)}")

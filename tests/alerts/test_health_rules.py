@@ -1,0 +1,69 @@
+"""Alerts on redline's own sidecars under promtool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.alerts.conftest import availability_series, gauge, promtool_test
+
+
+def test_health_alerts(rule_dir: Path) -> None:
+    promtool_test(rule_dir, [
+        {"interval": "1m", "input_series": [
+            gauge("up", 'job="checkout-redline",instance="10.0.0.7:9901"', "1 1 0x20"),
+            gauge("up", 'job="node",instance="node-1:9100"', "0x20"),  # not redline's
+            gauge("redline_route_overflow_total", 'service_name="checkout"', "0 0 5 9x20"),
+            gauge("redline_adapter_lines_total", 'source="/logs/access.log"', "0+1000x30"),
+            gauge("redline_adapter_parse_errors_total", 'source="/logs/access.log"',
+                  "0+50x30"),
+         ],
+         "alert_rule_test": [
+             {"eval_time": "10m", "alertname": "RedlineSidecarDown",
+              "exp_alerts": [{
+                  "exp_labels": {"severity": "ticket", "job": "checkout-redline",
+                                 "instance": "10.0.0.7:9901"},
+                  "exp_annotations": {
+                      "summary": "A redline sidecar cannot be scraped",
+                      "description": "checkout-redline at 10.0.0.7:9901 has not answered "
+                                     "Prometheus for 5 minutes; its service's RED metrics are "
+                                     "missing.",
+                      "runbook_url": "docs/alerts.md#redlinesidecardown"}}]},
+             {"eval_time": "20m", "alertname": "RedlineRouteOverflow",
+              "exp_alerts": [{
+                  "exp_labels": {"severity": "ticket", "service_name": "checkout"},
+                  "exp_annotations": {
+                      "summary": "checkout has more routes than the cap",
+                      "description": "9 requests of checkout were recorded as /{other} in "
+                                     "the last hour: add route patterns for them or raise "
+                                     "max_routes.",
+                      "runbook_url": "docs/alerts.md#redlinerouteoverflow"}}]},
+             {"eval_time": "25m", "alertname": "RedlineAdapterParseErrors",
+              "exp_alerts": [{
+                  "exp_labels": {"severity": "ticket", "source": "/logs/access.log"},
+                  "exp_annotations": {
+                      "summary": "The adapter cannot read the log lines of /logs/access.log",
+                      "description": "5% of the lines of /logs/access.log do not parse: is "
+                                     "--format right?",
+                      "runbook_url": "docs/alerts.md#redlineadapterparseerrors"}}]},
+             {"eval_time": "20m", "alertname": "RedlineREDMetricsAbsent",
+              "exp_alerts": [{
+                  "exp_labels": {"severity": "ticket", "service_name": service},
+                  "exp_annotations": {
+                      "summary": f"No RED metrics for {service}",
+                      "description": f"{service} has an SLO but no request metrics for 15 "
+                                     f"minutes: its alerts cannot fire.",
+                      "runbook_url": "docs/alerts.md#redlineredmetricsabsent"}}
+                  for service in ("checkout", "search")]},
+         ]},
+        {"interval": "1m", "input_series": availability_series(60, 0),
+         "alert_rule_test": [
+             {"eval_time": "20m", "alertname": "RedlineREDMetricsAbsent",
+              "exp_alerts": [{
+                  "exp_labels": {"severity": "ticket", "service_name": "search"},
+                  "exp_annotations": {
+                      "summary": "No RED metrics for search",
+                      "description": "search has an SLO but no request metrics for 15 "
+                                     "minutes: its alerts cannot fire.",
+                      "runbook_url": "docs/alerts.md#redlineredmetricsabsent"}}]},
+         ]},
+    ])
