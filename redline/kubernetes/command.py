@@ -98,12 +98,13 @@ def run_inject(args: argparse.Namespace) -> int:
                       access_logs=tuple(dict.fromkeys(args.adapter)),
                       log_format=args.adapter_format, proxy_port=args.proxy_port,
                       admin_port=args.admin_port)
-    ports = [options.proxy_port, options.admin_port]
-    if options.access_logs:
-        ports.append(options.adapter_admin_port)
-    if len(set(ports)) < len(ports):
-        raise ConfigError(f"--proxy-port, --admin-port: expected different ports (the adapter "
-                          f"uses {options.adapter_admin_port}), got {ports}")
+    ports = (options.proxy_port, options.admin_port)
+    if ports[0] == ports[1]:
+        raise ConfigError(f"--proxy-port, --admin-port: expected two different ports, got "
+                          f"{ports[0]} for both")
+    if options.access_logs and options.adapter_admin_port in ports:
+        raise ConfigError(f"--proxy-port, --admin-port: {options.adapter_admin_port} is the "
+                          f"adapter's admin port; expected another")
     return _transform(args.filename, lambda docs: inject_documents(docs, options))
 
 

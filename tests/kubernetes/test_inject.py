@@ -182,3 +182,16 @@ def test_bad_adapter_flags_are_named(value: str, expected: str) -> None:
                      "-f", str(CORPUS / "deployment-with-service.yaml"))
     assert result.returncode == 2
     assert "--adapter" in result.stderr and expected in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    (["--proxy-port", "0"], "argument --proxy-port: expected a port from 1 to 65535, got '0'"),
+    (["--admin-port", "http"], "argument --admin-port: expected a port from 1 to 65535"),
+    (["--proxy-port", "9901"], "--proxy-port, --admin-port: expected two different ports, "
+                               "got 9901 for both"),
+    (["--admin-port", "9902", "--adapter", "access-log=/var/log/app/access.log"],
+     "--proxy-port, --admin-port: 9902 is the adapter's admin port"),
+])
+def test_ports_that_cannot_work_are_refused(flags: list[str], expected: str) -> None:
+    result = redline("inject", *flags, "-f", str(CORPUS / "deployment-with-service.yaml"))
+    assert result.returncode == 2 and expected in result.stderr, result.stderr

@@ -208,3 +208,16 @@ def test_bad_certificate_is_a_config_error(tmp_path: Path) -> None:
                              str(tmp_path / "cert.pem")], capture_output=True, text=True,
                             timeout=30, check=False)
     assert result.returncode == 2 and "--tls-cert/--tls-key: cannot load" in result.stderr
+
+
+def test_a_port_in_use_is_a_config_error_naming_listen(tls: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "redline.cli", "webhook", "--tls-cert", str(tls / "cert.pem"),
+             "--tls-key", str(tls / "key.pem"), "--listen", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2, result.stderr
+    assert f"--listen: cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
