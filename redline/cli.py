@@ -8,8 +8,11 @@ wins. Config errors exit with code 2 and a message naming the file, the key and 
 from __future__ import annotations
 
 import argparse
+import difflib
+import errno
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -61,6 +64,12 @@ def _registrars(command: str | None) -> list[Registrar]:
 
 def build_parser(environ: dict[str, str] | None = None,
                  command: str | None = None) -> argparse.ArgumentParser:
+    return _build_parsers(environ, command)[0]
+
+
+def _build_parsers(environ: dict[str, str] | None, command: str | None
+                   ) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The `redline` parser and each subcommand's own parser, by name."""
     parser = argparse.ArgumentParser(
         prog="redline",
         description="RED metrics for services and USE metrics for nodes.",
@@ -77,7 +86,17 @@ def build_parser(environ: dict[str, str] | None = None,
     env = os.environ if environ is None else environ
     for subparser in sub.choices.values():
         _apply_environment(subparser, env)
-    return parser
+        example = next((flag for action in subparser._actions for flag in action.option_strings
+                        if flag.startswith("--") and flag not in _COMMON_FLAGS), None)
+        if example is not None:
+            variable = ENV_PREFIX + example[2:].upper().replace("-", "_")
+            subparser.epilog = (f"Every flag can also be set by an environment variable "
+                                f"REDLINE_<FLAG>, e.g. {variable} for {example}; the "
+                                f"command line wins.")
+    return parser, sub.choices
+
+
+_COMMON_FLAGS = ("--help", "--log-format", "--log-level")
 
 
 def _apply_environment(parser: argparse.ArgumentParser, environ: dict[str, str] | os._Environ[str]
@@ -117,10 +136,56 @@ def _convert(action: argparse.Action, variable: str, raw: str) -> object:
     return value
 
 
+def _check_flags(parser: argparse.ArgumentParser, arguments: list[str]) -> None:
+    """Unknown flags get the subcommand's usage and the nearest known flag, before argparse
+    would stop at a missing required flag or print the top-level usage."""
+    flags = [flag for action in parser._actions for flag in action.option_strings]
+    for argument in arguments:
+        if argument == "--":
+            return
+        name = argument.split("=", 1)[0]
+        if name.startswith("--") and not any(flag.startswith(name) for flag in flags):
+            close = difflib.get_close_matches(name, flags, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            parser.error(f"unrecognized arguments: {argument}{hint}")
+
+
+# What a failed bind means, for the errors a user can fix with a flag.
+_BIND_ERRORS = {
+    errno.EADDRINUSE: "address already in use (another process listens there)",
+    errno.EADDRNOTAVAIL: "not an address of this machine",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+}
+
+
+def _bind_error(args: argparse.Namespace, exc: OSError) -> str | None:
+    """A message naming the H:P flag whose address could not be bound, or None when `exc`
+    is not a bind error. asyncio names the address in its message (`('0.0.0.0', 9901)`);
+    servers that do not are matched to the only address flag, or all of them are named."""
+    reason = _BIND_ERRORS.get(exc.errno or 0)
+    if reason is None:
+        return None
+    addresses = {dest: value for dest, value in vars(args).items()
+                 if isinstance(value, tuple) and len(value) == 2
+                 and isinstance(value[0], str) and isinstance(value[1], int) and value[1]}
+    if not addresses:
+        return None
+    mentioned = {int(port) for port in re.findall(r"(\d{1,5})\)", str(exc))}
+    named = [dest for dest, (_, port) in addresses.items() if port in mentioned] \
+        or list(addresses)
+    taken = ", ".join(f"--{dest.replace('_', '-')} {addresses[dest][0]}:{addresses[dest][1]}"
+                      for dest in named)
+    options = " or ".join(f"--{dest.replace('_', '-')} H:P" for dest in named)
+    return f"{taken}: {reason}; choose another address with {options}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    args: argparse.Namespace | None = None
     try:
-        arguments = sys.argv[1:] if argv is None else list(argv)
-        parser = build_parser(command=arguments[0] if arguments else None)
+        parser, subparsers = _build_parsers(None, arguments[0] if arguments else None)
+        if arguments and arguments[0] in subparsers:
+            _check_flags(subparsers[arguments[0]], arguments[1:])
         args = parser.parse_args(arguments)
         if args.command is None:
             parser.print_help()
@@ -130,6 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args)
     except ConfigError as exc:
         print(f"redline: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as exc:
+        message = _bind_error(args, exc) if args is not None else None
+        if message is None:
+            raise
+        print(f"redline: {message}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,33 @@ def test_config_errors_exit_2_naming_file_and_key(tmp_path: Path) -> None:
     result = run("routes", "/a", env={"REDLINE_LOG_FORMAT": "xml"})
     assert result.returncode == 2
     assert "REDLINE_LOG_FORMAT: expected one of json, text, got 'xml'" in result.stderr
+
+
+def test_a_busy_port_names_the_flag_and_exits_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("node-exporter", "--listen", f"127.0.0.1:{port}")
+        assert result.returncode == 2
+        assert result.stderr == (
+            f"redline: --listen 127.0.0.1:{port}: address already in use (another process "
+            "listens there); choose another address with --listen H:P\n")
+        result = run("ambassador", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9",
+                     "--admin", f"127.0.0.1:{port}")
+        assert result.returncode == 2
+        assert f"redline: --admin 127.0.0.1:{port}: address already in use" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_flag_gets_the_subcommands_usage_and_a_suggestion() -> None:
+    result = run("ambassador", "--lisen", "127.0.0.1:0", "--upstream", "127.0.0.1:9")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: redline ambassador")
+    assert result.stderr.endswith(
+        "redline ambassador: error: unrecognized arguments: --lisen (did you mean --listen?)\n")
+
+
+def test_help_names_the_environment_variables() -> None:
+    result = run("node-exporter", "--help")
+    assert "REDLINE_LISTEN for --listen" in " ".join(result.stdout.split())
