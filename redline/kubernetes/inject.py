@@ -158,7 +158,10 @@ def adapter(service: str, options: Options) -> Doc:
         "args": ["adapter", "--service", service, *follow, "--format", options.log_format,
                  "--admin", f"0.0.0.0:{options.adapter_admin_port}"],
         "ports": [{"name": "redline-adapter", "containerPort": options.adapter_admin_port}],
-        "readinessProbe": _probe("/readyz", "redline-adapter", periodSeconds=5),
+        # No readiness probe: the adapter is off the traffic path, and a regular container's
+        # readiness gates the pod's, so a log it cannot read would take the app out of its
+        # Service. That is the adapter's problem to report (source_up 0, the health alerts).
+        "livenessProbe": _probe("/healthz", "redline-adapter", periodSeconds=10),
         "volumeMounts": [{"name": name, "mountPath": directory, "readOnly": True}
                          for name, directory in log_volumes(options.access_logs)],
         "resources": {"requests": dict(options.requests), "limits": dict(options.limits)},

@@ -129,6 +129,10 @@ def test_adapter_shares_the_log_directory() -> None:
     assert adapter["name"] == ADAPTER
     assert app["volumeMounts"] == [{"name": "redline-logs", "mountPath": "/var/log/app"}]
     assert adapter["volumeMounts"][0]["readOnly"] is True
+    # The adapter is not on the traffic path: an unreadable log must not take the app's pod
+    # out of its Service (a regular container's readiness gates the pod's). Liveness only.
+    assert "readinessProbe" not in adapter
+    assert adapter["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert uninject_documents(out) == flat(documents(
         (CORPUS / "deployment-with-service.yaml").read_text()))
 
