@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,9 +23,10 @@ __all__ = ["SidecarProcess", "free_port", "wait_port"]
 class SidecarProcess:
     def __init__(self, subcommand: str, *args: str, started: str,
                  env: dict[str, str] | None = None, service: bool = True,
-                 service_name: str = "shop") -> None:
+                 service_name: str = "shop", prefix: Sequence[str] = ()) -> None:
+        """`prefix`: a command the process runs under (e.g. setpriv with fewer privileges)."""
         sidecar = ["--admin", "127.0.0.1:0", "--service", service_name] if service else []
-        command = [sys.executable, "-m", "redline.cli", subcommand, *sidecar, *args]
+        command = [*prefix, sys.executable, "-m", "redline.cli", subcommand, *sidecar, *args]
         self.proc = subprocess.Popen(
             command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
             env={**os.environ, **(env or {})})

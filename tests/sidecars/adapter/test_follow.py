@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import os
 import random
-import shlex
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import promtool_check_metrics, tool_path
 from tests.process import SidecarProcess
 
 
 class AdapterProcess(SidecarProcess):
-    def __init__(self, *args: str) -> None:
-        super().__init__("adapter", "--poll-interval", "0.05", *args, started="adapter started")
+    def __init__(self, *args: str, prefix: Sequence[str] = ()) -> None:
+        super().__init__("adapter", "--poll-interval", "0.05", *args, started="adapter started",
+                         prefix=prefix)
 
 
 def line(i: int, status: int = 200) -> str:
@@ -104,27 +103,20 @@ def test_garbage_binary_and_huge_lines_are_counted_and_skipped(tmp_path: Path) -
         assert adapter.stop() == 0
 
 
-@pytest.fixture
-def without_root_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Adapters started in the test cannot read a file of mode 000. Root could (it has
-    CAP_DAC_OVERRIDE), so as root they run under `setpriv` without that capability and
-    CAP_DAC_READ_SEARCH: the kernel's own permission check then denies them as anyone else."""
+def without_root_reads() -> list[str]:
+    """A command prefix under which a file of mode 000 cannot be read. Root could read it
+    (it has CAP_DAC_OVERRIDE), so as root the process runs under `setpriv` without that
+    capability and CAP_DAC_READ_SEARCH: the kernel's own permission check then denies it."""
     if os.geteuid() != 0:
-        return
-    wrapper = tmp_path / "python-without-dac"
-    wrapper.write_text(f"#!/bin/sh\nexec {shlex.quote(tool_path('setpriv'))} "
-                       f"--bounding-set=-dac_override,-dac_read_search "
-                       f"{shlex.quote(sys.executable)} \"$@\"\n")
-    wrapper.chmod(0o755)
-    monkeypatch.setattr(sys, "executable", str(wrapper))  # what SidecarProcess starts
+        return []
+    return [tool_path("setpriv"), "--bounding-set=-dac_override,-dac_read_search"]
 
 
-@pytest.mark.usefixtures("without_root_reads")
 def test_an_unreadable_log_is_down_and_logged_once_until_it_can_be_read(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     append(log, "".join(line(i) for i in range(20)))  # before start: not to be read
     log.chmod(0)
-    adapter = AdapterProcess("--access-log", str(log))
+    adapter = AdapterProcess("--access-log", str(log), prefix=without_root_reads())
     try:
         append(log, "".join(line(i) for i in range(20, 30)))  # while unreadable: not lost
         assert adapter.wait_value("redline_adapter_read_errors_total", 4, source=str(log)) >= 4
