@@ -161,8 +161,10 @@ def test_tracing_spans_traceparent_and_exemplars(
         span = spans[0]
         assert (span["trace_id"], span["span_id"], span["parent_id"]) == (trace_id, span_id, "")
         assert span["name"] == "GET /users/{id}" and span["service"] == "shop"
-        assert span["attributes"]["http.route"] == "/users/{id}"  # type: ignore[index]
-        assert span["attributes"]["http.response.status_code"] == 200  # type: ignore[index]
+        attributes = span["attributes"]
+        assert isinstance(attributes, dict)
+        assert attributes["http.route"] == "/users/{id}"
+        assert attributes["http.response.status_code"] == 200
         exposition = proc.metrics_text("application/openmetrics-text; version=1.0.0")
         exemplars = re.findall(r'# \{trace_id="([0-9a-f]{32})"\}', exposition)
         assert exemplars == [trace_id]
