@@ -5,10 +5,10 @@ one file read.
 period: 30d                    # optional, default 30d
 slos:
   - service: checkout          # matches the service_name label
-    availability: 99.9         # percent of requests without error_type
+    availability: 99.9         # percent (not a ratio) of requests without error_type
     latency:                   # optional
       threshold: 0.25          # seconds; must be a histogram bucket boundary
-      target: 99               # percent of requests at or under the threshold
+      target: 99               # percent (not a ratio) of requests at or under the threshold
     routes: ["/api/*"]         # optional; default all routes
 ```
 """
@@ -85,9 +85,19 @@ def build_spec(document: Node, buckets: Sequence[float] = DEFAULT_BUCKETS) -> Sp
 
 
 def _objective(node: Node) -> float:
+    """A percentage, as sloth's `objective: 99.9`. A value up to 1 is refused rather than read
+    as a percent: `0.999` is almost always OpenSLO's ratio for 99.9 %, and as 0.999 % it would
+    give alerts that can never fire."""
     value = node.value
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 100:
-        raise node.error("a percentage strictly between 0 and 100")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise node.error("a percentage such as 99.9")
+    if 0 < value < 1:
+        raise ConfigError(
+            f"{node.source}: {node.path}: expected a percentage such as 99.9, got {value!r}, "
+            f"which reads as {value!r} %; if you meant the ratio {value!r}, write "
+            f"{value * 100:.10g}")
+    if not 1 < value < 100:
+        raise node.error("a percentage above 1 and below 100, such as 99.9")
     return float(value)
 
 

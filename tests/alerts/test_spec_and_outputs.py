@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,19 @@ def spec_file(tmp_path: Path, text: str) -> Path:
     ("text", "message"),
     [
         ("slos:\n  - service: a\n    availability: 100\n",
-         r"slos\[0\]\.availability: expected a percentage strictly between 0 and 100"),
+         r"slos\[0\]\.availability: expected a percentage above 1 and below 100, such as "
+         r"99\.9, got 100"),
+        # OpenSLO's ratios would be 0.999 % and 0.99 %: alerts that never fire. Refused.
+        ("slos:\n  - service: a\n    availability: 0.999\n",
+         r"^slo\.yaml: slos\[0\]\.availability: expected a percentage such as 99\.9, got "
+         r"0\.999, which reads as 0\.999 %; if you meant the ratio 0\.999, write 99\.9$"),
+        ("slos:\n  - service: a\n    latency: {threshold: 0.25, target: 0.95}\n",
+         r"slos\[0\]\.latency\.target: expected a percentage such as 99\.9, got 0\.95, "
+         r"which reads as 0\.95 %; if you meant the ratio 0\.95, write 95$"),
+        ("slos:\n  - service: a\n    availability: 1\n",
+         r"slos\[0\]\.availability: expected a percentage above 1 and below 100"),
+        ("slos:\n  - service: a\n    availability: '99.9'\n",
+         r"slos\[0\]\.availability: expected a percentage such as 99\.9, got '99\.9'"),
         ("slos:\n  - service: a\n    availability: 0\n", r"slos\[0\]\.availability"),
         ("slos:\n  - service: a\n    availability: 99.9\n  - service: b\n    latency:\n"
          "      threshold: 0.3\n      target: 99\n",
@@ -56,8 +69,17 @@ def spec_file(tmp_path: Path, text: str) -> Path:
     ],
 )
 def test_bad_specs_name_the_path(tmp_path: Path, text: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError) as raised:
         load_spec(spec_file(tmp_path, text))
+    assert re.search(message, str(raised.value).removeprefix(f"{tmp_path}/")), raised.value
+
+
+def test_a_ratio_objective_stops_the_command(tmp_path: Path) -> None:
+    path = spec_file(tmp_path, "slos:\n  - service: a\n    availability: 0.999\n")
+    result = redline("alerts", "--slo", str(path))
+    assert result.returncode == 2 and not result.stdout
+    assert "slos[0].availability: expected a percentage such as 99.9" in result.stderr
+    assert "write 99.9" in result.stderr
 
 
 def test_custom_buckets_admit_other_thresholds(tmp_path: Path) -> None:
