@@ -3,6 +3,7 @@ their lines."""
 
 from __future__ import annotations
 
+from redline.config import ConfigError
 from redline.exporters.red import ServerRecorder
 from redline.sidecars.adapter.config import AdapterConfig
 from redline.sidecars.adapter.pipeline import LogPipeline
@@ -24,10 +25,19 @@ class LogSource:
 
     def read_once(self) -> None:
         """Every matched file from its start to its end, then close them (`--once`, which sets
-        from_start)."""
-        while self.tailer.poll():
-            pass
-        self.tailer.close()
+        from_start). A pattern that matches no file, or a file that cannot be read, is a config
+        error here: live, the source is down until the file appears or can be read, but with
+        `--once` nothing waits for that, and metrics without its lines would look complete."""
+        try:
+            while True:
+                read = self.tailer.poll()
+                problem = self.problem()
+                if problem is not None:
+                    raise ConfigError(f"--access-log: {problem}")
+                if not read:
+                    return
+        finally:
+            self.tailer.close()
 
     def up(self) -> bool:
         return self.problem() is None

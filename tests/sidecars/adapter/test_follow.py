@@ -10,27 +10,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-from tests.conftest import promtool_check_metrics, tool_path
-from tests.process import SidecarProcess
-
-
-class AdapterProcess(SidecarProcess):
-    def __init__(self, *args: str, prefix: Sequence[str] = ()) -> None:
-        super().__init__("adapter", "--poll-interval", "0.05", *args, started="adapter started",
-                         prefix=prefix)
-
-
-def line(i: int, status: int = 200) -> str:
-    return (f'10.1.{i % 256}.{i % 200} - - [26/Nov/2026:16:00:00 +0000] "GET /items/{i} HTTP/1.1"'
-            f' {status} {i % 5000} "-" "Mozilla/5.0" 0.{i % 1000:03d} -\n')
-
-
-def append(path: Path, text: str | bytes) -> None:
-    with path.open("ab") as handle:
-        handle.write(text.encode() if isinstance(text, str) else text)
+from tests.conftest import promtool_check_metrics
+from tests.sidecars.adapter.helpers import (
+    AdapterProcess,
+    append,
+    line,
+    without_root_reads,
+)
 
 
 def test_starts_at_the_end_unless_from_start(tmp_path: Path) -> None:
@@ -101,15 +89,6 @@ def test_garbage_binary_and_huge_lines_are_counted_and_skipped(tmp_path: Path) -
         promtool_check_metrics(adapter.metrics_text().encode())
     finally:
         assert adapter.stop() == 0
-
-
-def without_root_reads() -> list[str]:
-    """A command prefix under which a file of mode 000 cannot be read. Root could read it
-    (it has CAP_DAC_OVERRIDE), so as root the process runs under `setpriv` without that
-    capability and CAP_DAC_READ_SEARCH: the kernel's own permission check then denies it."""
-    if os.geteuid() != 0:
-        return []
-    return [tool_path("setpriv"), "--bounding-set=-dac_override,-dac_read_search"]
 
 
 def test_an_unreadable_log_is_down_and_logged_once_until_it_can_be_read(tmp_path: Path) -> None:
