@@ -49,12 +49,14 @@ def add_parser(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     app.add_argument("--listen", type=flag_type(host_port), default=("127.0.0.1", 8080),
                      metavar="H:P", help="where to listen (default 127.0.0.1:8080)")
     app.add_argument("--role", choices=("app", "dependency"), default="app",
-                     help="the shop app, or the payment service its checkout calls")
+                     help="the shop app, or the payment service its checkout calls "
+                          "(default app)")
     app.add_argument("--access-log", metavar="PATH",
                      help="append an nginx-style access log here (for the adapter)")
     app.add_argument("--dependency", metavar="URL",
                      help="base URL of the payment service (the outbound ambassador)")
-    app.add_argument("--seed", type=int, help="random seed, for reproducible behaviour")
+    app.add_argument("--seed", type=int, metavar="N",
+                     help="random seed, for reproducible behaviour")
     app.set_defaults(func=run_app)
 
     load = sub.add_parser(
@@ -68,7 +70,8 @@ def add_parser(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     load.add_argument("--concurrency", type=flag_type(positive_integer), default=8, metavar="N",
                       help="concurrent clients (default 8)")
     load.add_argument("--duration", type=flag_type(positive_seconds), default=float("inf"),
-                      metavar="S", help="seconds to run (default: until SIGTERM or Ctrl-C)")
+                      metavar="S",
+                      help="seconds to run (default: no limit, until SIGTERM or Ctrl-C)")
     load.add_argument("--seed", type=int, metavar="N", help="random seed")
     load.set_defaults(func=run_load_command)
 

@@ -68,16 +68,16 @@ def add_parser(sub: SubParsers,
     add("--apache-time-unit", choices=("us", "ms", "s"), default="us",
         help="unit of the number after an apache combined line: us for %%D, s for %%T "
              "(default us)")
-    add("--json-field", type=flag_type(_json_fields), action="append", default=[],
-        metavar="FIELD=NAMES",
+    add("--json-field", type=flag_type(_json_fields), action="append", metavar="FIELD=NAMES",
         help="json format: where FIELD (method, path, status, duration, duration_ms) is; "
-             "dotted names reach into objects; repeatable")
+             "dotted names reach into objects; repeatable (default: the usual names, "
+             "docs/adapter.md)")
     add("--admin", type=flag_type(host_port), default=("0.0.0.0", 9902), metavar="H:P",
         help="admin port for /metrics, /healthz, /readyz (default 0.0.0.0:9902)")
     add("--routes", metavar="FILE", help="routes file: patterns, ignores, cap (docs/metrics.md)")
     add("--buckets", type=flag_type(buckets), default=DEFAULT_BUCKETS, metavar="LIST",
-        help="duration buckets in seconds, increasing, comma-separated (default OpenTelemetry's "
-             "advice)")
+        help="duration buckets in seconds, increasing, comma-separated (default "
+             f"OpenTelemetry's advice: {','.join(f'{b:g}' for b in DEFAULT_BUCKETS)})")
     add("--from-start", action="store_true",
         help="read files present at start from their beginning (default: from their end)")
     add("--once", action="store_true",
