@@ -1,9 +1,18 @@
-"""What every redline dashboard shares: the datasource variable, targets, ids, JSON output.
+"""What every redline dashboard shares: the datasource variable, targets, tables, ids, JSON.
 
-Every panel and target queries `${datasource}`, a datasource variable, and the dashboard
-declares an `__inputs` entry for it, so the same JSON works through Grafana's Import UI (which
-asks for the datasource) and through file provisioning (where the variable picks the default
-Prometheus datasource).
+One JSON serves both ways of loading a dashboard:
+
+- Every panel, target and query variable reads the `datasource` variable
+  (`{"type": "prometheus", "uid": "${datasource}"}`), a variable of type `datasource`.
+- `__inputs` declares `DS_PROMETHEUS` and the variable's default (`current`) is
+  `${DS_PROMETHEUS}`. Grafana's Import dialog asks for it and writes the uid chosen there into
+  that default, so the import's choice is the one used (and can still be switched later).
+- File provisioning substitutes nothing: the default names no datasource, so Grafana selects
+  the variable's first option, the first Prometheus datasource by name.
+
+Panels never name `${DS_PROMETHEUS}` themselves: after an import they would hold a fixed uid
+and ignore the variable, and under provisioning they would name a datasource that does not
+exist.
 """
 
 from __future__ import annotations
@@ -16,13 +25,14 @@ from grafanalib.core import DataSourceInput, RowPanel, Target, Template, Templat
 
 from redline.dashboards.extensions import current_schema, with_exemplars
 
-DATASOURCE = "${datasource}"
+DATASOURCE_INPUT = "DS_PROMETHEUS"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 ALLOWED_PANEL_TYPES = {"timeseries", "stat", "table", "heatmap", "bargauge", "row"}
 
 
 def datasource_variable() -> Template:
     return Template(name="datasource", label="Data source", query="prometheus",
-                    type="datasource", default="Prometheus")
+                    type="datasource", default=f"${{{DATASOURCE_INPUT}}}")
 
 
 def query_variable(name: str, label: str, query: str, *, include_all: bool = False,
@@ -33,10 +43,30 @@ def query_variable(name: str, label: str, query: str, *, include_all: bool = Fal
 
 
 def target(expr: str, legend: str = "", *, ref: str = "A", instant: bool = False,
-           table: bool = False, exemplar: bool = False) -> Target:
-    built = Target(expr=expr, legendFormat=legend, refId=ref, instant=instant,
-                   format="table" if table else "time_series", datasource=DATASOURCE)
+           table: bool = False, heatmap: bool = False, exemplar: bool = False) -> Target:
+    """`heatmap`: Prometheus histogram buckets, which Grafana sorts by `le` and de-accumulates
+    (as time series, each bucket would also count every smaller one)."""
+    fmt = "table" if table else "heatmap" if heatmap else "time_series"
+    built = Target(expr=expr, legendFormat=legend, refId=ref, instant=instant, format=fmt,
+                   datasource=DATASOURCE)
     return with_exemplars(built) if exemplar else built
+
+
+def table_columns(key: str, title: str, values: list[tuple[str, str]]
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A table of instant queries A, B, ... (one per value in `values`, as (title, unit)):
+    merged into one row per `key` label, columns renamed, each value column with its unit.
+    The transformations and the overrides that set the units, for Table()."""
+    refs = [chr(ord("A") + index) for index in range(len(values))]
+    renames = {key: title} | {f"Value #{ref}": name for ref, (name, _) in zip(refs, values,
+                                                                             strict=True)}
+    transformations = [
+        {"id": "merge", "options": {}},
+        {"id": "organize", "options": {"excludeByName": {"Time": True},
+                                       "renameByName": renames}}]
+    overrides = [{"matcher": {"id": "byName", "options": name},
+                  "properties": [{"id": "unit", "value": unit}]} for name, unit in values]
+    return transformations, overrides
 
 
 def dashboard(*, title: str, uid: str, tags: list[str], panels: list[Any],
@@ -49,7 +79,7 @@ def dashboard(*, title: str, uid: str, tags: list[str], panels: list[Any],
     built = _Dashboard(
         title=title, uid=uid, tags=tags, panels=panels, links=links, description=description,
         templating=Templating(list=[datasource_variable(), *variables]),
-        inputs=[DataSourceInput(name="DS_PROMETHEUS", label="Prometheus",
+        inputs=[DataSourceInput(name=DATASOURCE_INPUT, label="Prometheus",
                                 pluginId="prometheus", pluginName="Prometheus",
                                 description="The Prometheus that scrapes redline")],
         timezone="browser", refresh="30s", editable=True, graphTooltip=1,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from grafanalib.core import BarGauge, Table, TimeSeries
+from grafanalib.core import Table, TimeSeries
 
 from redline import queries
 from redline.alerts import red_rules
 from redline.dashboards import red, use
-from redline.dashboards.common import dashboard, target
+from redline.dashboards.common import dashboard, table_columns, target
+from redline.dashboards.extensions import CurrentBarGauge
 from redline.dashboards.layout import Layout
 from redline.queries import ALL_SERVICES, HTTP_SERVER, NODE, SERVICE, SERVICE_ROUTE, series
 
@@ -62,35 +63,39 @@ class RecordedRedQueries(RedQueries):
         return red_rules.errors_name("service_route")
 
 
+def bar_gauge(title: str, unit: str, expr: str, legend: str,
+              thresholds: list[tuple[str, float | None]], max_value: float | None = None
+              ) -> CurrentBarGauge:
+    """Horizontal bars of an instant query, coloured by `thresholds` (colour from value)."""
+    return CurrentBarGauge(
+        title=title, format=unit, orientation="horizontal", displayMode="gradient",
+        calc="lastNotNull", min=0, max=max_value,
+        thresholds=[{"color": color, "value": value} for color, value in thresholds],
+        targets=[target(expr, legend, instant=True)])
+
+
 def red_overview(recorded: bool = False) -> dict[str, Any]:
     red_queries = RecordedRedQueries() if recorded else RedQueries()
     layout = Layout()
     layout.row("Services")
+    transformations, units = table_columns("service_name", "Service", red.RED_COLUMNS)
     layout.add(Table(
         title="Services", description="Click a service for its RED dashboard.",
         targets=[target(red_queries.requests(), ref="A", instant=True, table=True),
                  target(red_queries.error_ratio(), ref="B", instant=True, table=True),
                  target(red_queries.quantile(0.5), ref="C", instant=True, table=True),
                  target(red_queries.quantile(0.99), ref="D", instant=True, table=True)],
-        transformations=[
-            {"id": "merge", "options": {}},
-            {"id": "organize", "options": {
-                "excludeByName": {"Time": True},
-                "renameByName": {"service_name": "Service", "Value #A": "Requests/s",
-                                 "Value #B": "Errors", "Value #C": "p50",
-                                 "Value #D": "p99"}}}],
-        overrides=[_link_to(red.UID, "service", "Service")]), 24, 8)
+        transformations=transformations,
+        overrides=[*units, _link_to(red.UID, "service", "Service")]), 24, 8)
     layout.row("Routes that need attention")
-    layout.add(BarGauge(
-        title="Top routes by errors per second", format="reqps", orientation="horizontal",
-        displayMode="gradient", calc="lastNotNull",
-        targets=[target(f"topk(10, {red_queries.route_errors()})",
-                        "{{service_name}} {{http_route}}", instant=True)]), 12, 9)
-    layout.add(BarGauge(
-        title="Top routes by p99", format="s", orientation="horizontal",
-        displayMode="gradient", calc="lastNotNull",
-        targets=[target(f"topk(10, {red_queries.quantile(0.99, SERVICE_ROUTE)})",
-                        "{{service_name}} {{http_route}}", instant=True)]), 12, 9)
+    # Every bar of the first is an error rate: red whatever its size. The second's colours
+    # follow the p99 stat of the service dashboard.
+    layout.add(bar_gauge("Top routes by errors per second", "reqps",
+                         f"topk(10, {red_queries.route_errors()})",
+                         "{{service_name}} {{http_route}}", [("red", None)]), 12, 9)
+    layout.add(bar_gauge("Top routes by p99", "s",
+                         f"topk(10, {red_queries.quantile(0.99, SERVICE_ROUTE)})",
+                         "{{service_name}} {{http_route}}", red.P99_THRESHOLDS), 12, 9)
     layout.row("Traffic")
     layout.add(TimeSeries(
         title="Requests by service", unit="reqps", stacking={"mode": "normal"},
@@ -141,11 +146,9 @@ def use_cluster() -> dict[str, Any]:
         title="Memory pressure (PSI)", unit="percentunit",
         targets=[target(queries.pressure("memory", (), RATE),
                         "{{instance}}")]), 8, 8)
-    layout.add(BarGauge(
-        title="Fullest filesystem per node", format="percentunit", orientation="horizontal",
-        displayMode="gradient", calc="lastNotNull", max=1,
-        targets=[target(queries.aggregate("max", NODE, queries.filesystem_used(())),
-                        "{{instance}}", instant=True)]), 8, 8)
+    layout.add(bar_gauge("Fullest filesystem per node", "percentunit",
+                         queries.aggregate("max", NODE, queries.filesystem_used(())),
+                         "{{instance}}", use.THRESHOLDS["percentunit"], max_value=1), 8, 8)
     return dashboard(
         title="redline / USE cluster", uid=USE_UID, tags=["redline", "use"],
         description="Every node's utilisation as a share of the cluster, saturation and "

@@ -7,7 +7,7 @@ from typing import Any
 from grafanalib.core import Heatmap, Stat, Table, TableSortByField, TimeSeries
 
 from redline import queries
-from redline.dashboards.common import dashboard, query_variable, target
+from redline.dashboards.common import dashboard, query_variable, table_columns, target
 from redline.dashboards.layout import Layout
 from redline.exporters.red import SERVER_ACTIVE
 from redline.queries import HTTP_CLIENT, HTTP_SERVER, eq, regex, series
@@ -16,6 +16,9 @@ UID = "redline-red-service"
 RATE = "$__rate_interval"
 SERVICE = eq("service_name", "$service")
 S = (SERVICE, regex("http_route", "$route"))  # the service and the routes chosen
+# The RED columns of a table of services or routes: title and unit, queries A to D in order.
+RED_COLUMNS = [("Requests/s", "reqps"), ("Errors", "percentunit"), ("p50", "s"), ("p99", "s")]
+P99_THRESHOLDS: list[tuple[str, float | None]] = [("green", None), ("orange", 0.5), ("red", 2.5)]
 
 
 def requests(group: tuple[str, ...] = ()) -> str:
@@ -58,8 +61,7 @@ def build() -> dict[str, Any]:
                     "Share of requests with an error_type (5xx and transport failures)."), 4, 4)
     layout.add(stat("p50", quantile(0.5), "s", [("green", None), ("orange", 0.25),
                                                 ("red", 1.0)], "Median duration."), 4, 4)
-    layout.add(stat("p99", quantile(0.99), "s", [("green", None), ("orange", 0.5),
-                                                 ("red", 2.5)], "99th percentile duration."),
+    layout.add(stat("p99", quantile(0.99), "s", P99_THRESHOLDS, "99th percentile duration."),
                4, 4)
     layout.add(stat("Error budget left",
                     series("slo:error_budget:remaining_ratio", SERVICE,
@@ -90,24 +92,21 @@ def build() -> dict[str, Any]:
     layout.add(Heatmap(
         title="Latency distribution", dataFormat="tsbuckets", hideZeroBuckets=True,
         targets=[target(f"sum by (le) (increase({series(HTTP_SERVER.bucket, S)}[{RATE}]))",
-                        "{{le}}")],
+                        "{{le}}", heatmap=True)],
         extraJson={"type": "heatmap", "options": {"calculate": False,
-                                                  "yAxis": {"unit": "s"}}}), 12, 8)
+                                                  "yAxis": {"unit": "s"},
+                                                  "cellValues": {"unit": "short"}},
+                   "fieldConfig": {"defaults": {"unit": "short"}}}), 12, 8)
 
     layout.row("Routes")
+    transformations, units = table_columns("http_route", "Route", RED_COLUMNS)
     layout.add(Table(
         title="Routes", description="Sort by any column.",
         targets=[target(requests(("http_route",)), ref="A", instant=True, table=True),
                  target(error_ratio(("http_route",)), ref="B", instant=True, table=True),
                  target(quantile(0.5, ("http_route",)), ref="C", instant=True, table=True),
                  target(quantile(0.99, ("http_route",)), ref="D", instant=True, table=True)],
-        transformations=[
-            {"id": "merge", "options": {}},
-            {"id": "organize", "options": {
-                "excludeByName": {"Time": True},
-                "renameByName": {"http_route": "Route", "Value #A": "Requests/s",
-                                 "Value #B": "Errors", "Value #C": "p50",
-                                 "Value #D": "p99"}}}],
+        transformations=transformations, overrides=units,
         sortBy=[TableSortByField(displayName="Requests/s", desc=True)]), 24, 9)
 
     layout.row("Dependencies and sidecar")
@@ -118,8 +117,9 @@ def build() -> dict[str, Any]:
                         "{{server_address}}")]), 12, 8)
     overflow, rejected, retries = sidecar_health()
     layout.add(TimeSeries(
-        title="Sidecar health", unit="short",
-        description="Route overflow, and the rejections and keep-alive retries of the "
+        title="Sidecar health", unit="reqps",
+        description="Requests per second: routed to /{other} (route overflow), rejected, and "
+                    "retried on a fresh upstream connection (keep-alive race), at the "
                     "ambassadors that serve this service.",
         targets=[target(overflow, "route overflow /s", ref="A"),
                  target(rejected, "rejected: {{reason}}", ref="B"),

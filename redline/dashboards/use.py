@@ -71,7 +71,7 @@ GRID: list[tuple[str, tuple[str, str] | None, tuple[str, str] | None,
      (_rate("node_nf_conntrack_stat_drop"), "pps")),
 ]
 
-_THRESHOLDS = {
+THRESHOLDS = {
     "percentunit": [("green", None), ("orange", 0.7), ("red", 0.9)],
     "short": [("green", None), ("red", 1.0)],
     "pps": [("green", None), ("red", 1.0)],
@@ -82,7 +82,7 @@ def _cell(title: str, signal: tuple[str, str]) -> Stat:
     expr, unit = signal
     return Stat(title=title, targets=[target(expr)], format=unit, reduceCalc="lastNotNull",
                 graphMode="none", colorMode="background",
-                thresholds=[{"color": c, "value": v} for c, v in _THRESHOLDS[unit]])
+                thresholds=[{"color": c, "value": v} for c, v in THRESHOLDS[unit]])
 
 
 def build() -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from redline.dashboards.command import dashboards
-from redline.dashboards.common import ALLOWED_PANEL_TYPES, to_json
+from redline.dashboards.common import ALLOWED_PANEL_TYPES, DATASOURCE, to_json
 from redline.dashboards.extensions import SCHEMA_VERSION
 from tests.conftest import promtool_path
 
@@ -46,11 +46,11 @@ def test_structure(name: str) -> None:
     for panel in panels:
         assert panel["type"] in ALLOWED_PANEL_TYPES, panel["type"]
         if panel["type"] != "row":
-            assert panel["datasource"] == "${datasource}", panel["title"]
+            assert panel["datasource"] == DATASOURCE, panel["title"]
         refs = [t["refId"] for t in panel.get("targets", [])]
         assert len(refs) == len(set(refs)), panel["title"]
     for _, t in targets(dashboard):
-        assert t["datasource"] == "${datasource}"
+        assert t["datasource"] == DATASOURCE
     # no overlap, and every row of panels fills the 24 columns
     cells: set[tuple[int, int]] = set()
     for panel in panels:
@@ -67,7 +67,7 @@ def test_structure(name: str) -> None:
             for m in VARIABLE.finditer(t["expr"])}
     used |= {m.group(1) or m.group(2) for v in dashboard["templating"]["list"]
              for m in VARIABLE.finditer(str(v.get("query", "")))}
-    if any(panel.get("datasource") == "${datasource}" for panel in panels):
+    if any(panel.get("datasource") == DATASOURCE for panel in panels):
         used.add("datasource")
     for variable in dashboard["templating"]["list"]:
         assert variable["name"] in used, variable["name"]
