@@ -32,3 +32,16 @@ def test_multi_stage_non_root_entrypoint() -> None:
     assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
     assert 'ENTRYPOINT ["redline"]' in final
     assert "PYTHONDONTWRITEBYTECODE=1 \\" in final  # nothing written at run time
+
+
+def test_the_build_context_leaves_out_what_git_ignores() -> None:
+    """What `make test` leaves in the tree (.venv, .tools: hundreds of MB) stays out of the
+    image's build context."""
+    root = DOCKERFILE.parent
+    ignored = {line.strip().removeprefix("**/").strip("/")
+               for line in (root / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    for line in (root / ".gitignore").read_text().splitlines():
+        entry = line.strip().strip("/")
+        if entry and not entry.startswith("#"):
+            assert entry in ignored, f".dockerignore lacks {entry}"

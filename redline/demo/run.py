@@ -224,5 +224,5 @@ def _finished(workdir: Path, generated: bool) -> str:
                   f"  rules:      {workdir / 'rules'}"]
     lines += ["  the same dashboards: deploy/grafana/dashboards in the repository",
               "  with Docker, the same topology plus Grafana:",
-              "    docker compose -f deploy/compose/docker-compose.yaml up --build"]
+              "    docker compose -p redline-demo -f deploy/compose/docker-compose.yaml up --build"]
     return "\n".join(lines) + "\n"

@@ -94,10 +94,6 @@ def test_prometheus_scrapes_what_the_services_serve_and_its_config_checks(
             host, port = target.rsplit(":", 1)
             if host == "127.0.0.1":
                 continue  # Prometheus itself
-            if host == "host.docker.internal":  # the host-network node exporter
-                assert "host.docker.internal:host-gateway" in prometheus["extra_hosts"]
-                host = "node-exporter"
-                assert services[host]["network_mode"] == "host"
             assert int(port) in _listens(services[host]), target
             assert "redline" in job["job_name"]  # the health alert watches up{job=~".*redline.*"}
     (alertmanager,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
@@ -133,3 +129,26 @@ def test_grafana_gets_the_datasource_the_dashboards_and_alerts_expect(
     assert sorted(mounts[dashboards_dir].glob("*.json"))  # the provider's path is mounted
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (mounts[dashboards_dir] / Path(home).name).is_file()
+
+
+def test_nothing_binds_the_host_beyond_loopback(resolved: dict[str, Any]) -> None:
+    """docs/demo.md promises every port on 127.0.0.1: no host network, no port published on
+    every interface (a host network node exporter took 0.0.0.0:9100 and clashed with a
+    node_exporter already on the host)."""
+    for name, service in resolved["services"].items():
+        assert service.get("network_mode") != "host", name
+        for port in service.get("ports", []):  # Debian's docker-compose: "H:P:P/tcp"
+            host_ip = port.get("host_ip") if isinstance(port, dict) else port.split(":")[0]
+            assert host_ip == "127.0.0.1", (name, port)
+
+
+def test_every_compose_command_shown_is_the_same() -> None:
+    """README, docs and the demo's closing screen name the compose file the same way, with the
+    project name the docs use (Compose v2: `docker compose`)."""
+    expected = "docker compose -p redline-demo -f deploy/compose/docker-compose.yaml up --build"
+    root = Path(__file__).parent.parent.parent
+    for path in [root / "README.md", root / "redline/demo/run.py",
+                 *sorted((root / "docs").glob("*.md")), COMPOSE_FILE]:
+        for line in path.read_text().splitlines():
+            if "docker compose" in line or "docker-compose -f" in line:
+                assert expected in line, f"{path.name}: {line.strip()}"
