@@ -6,6 +6,7 @@ A raw path is never a label: `/users/8812` would make one series per user. In or
 3. a heuristic that collapses id-like segments (numbers, UUIDs, long hex, opaque tokens,
    dates, e-mail addresses) into `{id}`;
 4. a cap on distinct heuristic routes; past it every new route is `/{other}` and counted.
+Control characters (ESC, CR, ...) are stripped from paths first: they never reach a label.
 
 The templater is a pure object (no IO, no clock). Its cache is bounded, so a flood of distinct
 paths costs CPU, never memory. Once a route is admitted it stays admitted, so the same path always
@@ -102,6 +103,17 @@ def _matcher(patterns: Sequence[str]) -> re.Pattern[str] | None:
     if not patterns:
         return None
     return re.compile("|".join(f"({compile_pattern(p)})" for p in patterns))
+
+
+# C0 and C1 control characters and DEL: a terminal runs ESC sequences when someone reads the
+# metrics, and a CR rewrites the line; no route, method or label needs one.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def strip_controls(text: str) -> str:
+    """`text` without control characters: every label value taken from what a client or an
+    app sent (request paths here; mapped labels in the adapter) goes through this."""
+    return text if text.isprintable() else _CONTROLS.sub("", text)
 
 
 def strip_target(target: str) -> str:
@@ -238,6 +250,8 @@ class RouteTemplater:
             paths = new
         else:
             paths = [strip_target(target) for target in new]
+        if not joined.isprintable():  # one C-level scan of the block's new paths
+            paths = [strip_controls(path) for path in paths]
         rest, rest_paths = self._not_ignored_nor_explicit(new, paths)
         templates = heuristic_templates(rest_paths) if self.heuristic else rest_paths
         # Admission in order of first appearance, as `route` one by one would admit them;
@@ -299,7 +313,7 @@ class RouteTemplater:
 
     def _compute(self, target: str | bytes) -> Route | None:
         text = target.decode("latin-1") if isinstance(target, bytes) else target
-        path = strip_target(text)
+        path = strip_controls(strip_target(text))
         if path in self._ignore_exact or (
                 self._ignore is not None and self._ignore.fullmatch(path)):
             return None

@@ -21,6 +21,7 @@ from redline.exporters.routes import (
     heuristic_templates,
     is_id_segment,
     load_routes,
+    strip_controls,
 )
 
 
@@ -62,6 +63,18 @@ def test_heuristic_templates(path: str, expected: str) -> None:
 
 def test_bytes_targets_as_a_parser_gives_them() -> None:
     assert template(RouteTemplater(), b"/users/42?page=2") == "/users/{id}"
+
+
+def test_control_characters_never_reach_a_route() -> None:
+    """An ESC sequence or a CR in a logged path would run in the terminal of whoever reads
+    the metrics; both ways of templating strip them."""
+    nasty = ["/a\x1b[31m/b\r", "/users/42\x07", "/c\x9bd\x7f", "/healthz\r"]
+    one_by_one, prefilled = RouteTemplater(), RouteTemplater()
+    prefilled.prefill(nasty)
+    for templater in (one_by_one, prefilled):
+        assert [template(templater, path) for path in nasty] == \
+            ["/a[31m/b", "/users/{id}", "/cd", None]
+    assert strip_controls("/caf\u00e9 ok") == "/caf\u00e9 ok"
 
 
 def test_explicit_patterns_win_over_the_heuristic_first_match_first() -> None:
