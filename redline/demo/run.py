@@ -120,7 +120,8 @@ class Measure:
                    for column, expr in stat.use_queries(WINDOW).items()}
             alerts = json.loads(_fetch(f"{url}/api/v1/alerts"))["data"]["alerts"]
         except (ConfigError, OSError, ValueError, KeyError) as exc:
-            screen.note = f"Prometheus: {exc}"
+            # stat's errors name its --prometheus flag, which the demo does not have.
+            screen.note = f"Prometheus: {str(exc).removeprefix('--prometheus: ')}"
             return
         screen.red = stat.collect(red, by)
         screen.use = stat.collect(use, ("instance",))
@@ -155,7 +156,7 @@ def run_demo(duration: float, refresh: float, rate: float, workdir: Path,
     try:
         for child in plan:
             children.start(child)
-        prometheus_url = _start_prometheus(children, plan, ports, workdir)
+        prometheus_url = _start_prometheus(children, plan, ports, workdir, out)
         out.write(_started(children, ports, workdir, prometheus_url))
         out.flush()
         loader = threading.Thread(target=run_load, daemon=True, kwargs={
@@ -185,7 +186,7 @@ def run_demo(duration: float, refresh: float, rate: float, workdir: Path,
 
 
 def _start_prometheus(children: Children, plan: list[topology.Child], ports: dict[str, int],
-                      workdir: Path) -> str | None:
+                      workdir: Path, out: IO[str]) -> str | None:
     """Prometheus (and Alertmanager) with redline's rules, when installed; their URL or None."""
     prometheus_bin = shutil.which("prometheus")
     if prometheus_bin is None:
@@ -200,7 +201,25 @@ def _start_prometheus(children: Children, plan: list[topology.Child], ports: dic
     config = topology.prometheus_config(plan, workdir, alertmanager_port)
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     children.start(topology.prometheus_child(prometheus_bin, ports, workdir))
-    return f"http://127.0.0.1:{ports['prometheus']}"
+    url = f"http://127.0.0.1:{ports['prometheus']}"
+    _wait_ready(url, out)
+    return url
+
+
+def _wait_ready(prometheus: str, out: IO[str]) -> None:
+    """Prometheus listens before it is ready (it replays its WAL and loads its rules first) and
+    answers 503 meanwhile: the first screen waits for it instead of showing that error."""
+    out.write("redline demo: waiting for Prometheus to be ready...\n")
+    out.flush()
+    started = time.monotonic()
+    while time.monotonic() - started < START_TIMEOUT_S:
+        with contextlib.suppress(OSError):
+            _fetch(f"{prometheus}/-/ready")
+            out.write(f"redline demo: Prometheus ready after {time.monotonic() - started:.1f} s\n")
+            return
+        time.sleep(0.2)
+    raise ConfigError(f"demo: Prometheus at {prometheus} was not ready within "
+                      f"{START_TIMEOUT_S:.0f} s; see its log in the work directory")
 
 
 def _started(children: Children, ports: dict[str, int], workdir: Path,

@@ -105,6 +105,14 @@ def test_demo_with_prometheus_stat_sees_every_route_and_nothing_is_left(tmp_path
     output = demo.finish(timeout=60)
     assert "every process it started has stopped" in output
     assert not [pid for pid in pids if _alive(pid)]
+    # It waited for Prometheus instead of showing its start-up 503 (or stat's flag names).
+    assert "waiting for Prometheus to be ready" in output
+    assert "need Prometheus" not in output and "--prometheus" not in output
+    # Every alert kind fires within the run (the demo's SLO is tight for that).
+    last = output.rsplit("-" * 78, 1)[1]
+    for alert in ("RedlineAvailabilityBurnRate", "RedlineLatencyBurnRate"):
+        for severity in ("page", "ticket"):
+            assert re.search(rf"firing\s+{alert} .*severity={severity}", last), last
     assert (tmp_path / "grafana" / "dashboards").is_dir()
     assert sorted(p.name for p in (tmp_path / "rules").iterdir()) == [
         "redline-health.rules.yaml", "redline-red.rules.yaml", "redline-slo.rules.yaml",
