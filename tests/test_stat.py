@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from redline.config import ConfigError
-from redline.stat.command import StatConfig, stat
+from redline.stat.command import StatConfig, query, stat, window
 from tests.dashboards.test_end_to_end import stack  # noqa: F401 -- the fixture
 from tests.process import free_port
 
@@ -59,3 +62,65 @@ def test_no_redline_metrics_is_a_clear_error() -> None:
         stat(StatConfig("http://p:9090"), run_query=empty)
     with pytest.raises(ConfigError, match="has no node_cpu_seconds_total"):
         stat(StatConfig("http://p:9090", what="nodes"), run_query=empty)
+
+
+def test_prometheus_own_error_is_shown_for_a_query_it_refuses(
+        stack: dict[str, Any]) -> None:  # noqa: F811
+    """Prometheus answers 400 with its reason in JSON; that reason is the message, not a guess
+    that the URL is something else."""
+    with pytest.raises(ConfigError) as raised:
+        query(url(stack), "rate(http_server_request_duration_seconds_count[5m]")
+    message = str(raised.value)
+    assert message.startswith(f"--prometheus: Prometheus at {url(stack)} refused a query (400):")
+    assert "bad_data: " in message and "parse error" in message
+    assert "is it Prometheus?" not in message
+
+
+class _NotPrometheus(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<html>Bad Request</html>"
+        self.send_response(400)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # no request lines in the test output
+        pass
+
+
+@pytest.fixture
+def not_prometheus() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotPrometheus)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_400_without_prometheus_error_json_asks_whether_it_is_prometheus(
+        not_prometheus: str) -> None:
+    result = run("--prometheus", not_prometheus)
+    assert result.returncode == 2
+    assert f"--prometheus: {not_prometheus} answered 400 to a query without Prometheus' " \
+           f"error JSON; is it Prometheus?" in result.stderr
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("5", "'5': a duration needs a unit (5s for seconds, 5m for minutes)"),
+    ("30s1m", "largest first), got '30s1m'"),
+    ("0m", "'0m': a rate needs a window above zero"),
+    ("1 m", "got '1 m'"),
+])
+def test_window_without_a_valid_unit_names_the_flag(value: str, reason: str) -> None:
+    result = run("--window", value)
+    assert result.returncode == 2
+    assert "redline stat: error: argument --window: expected a PromQL duration" in result.stderr
+    assert reason in result.stderr
+    assert "Traceback" not in result.stderr and "answered" not in result.stderr
+
+
+def test_windows_prometheus_accepts() -> None:
+    for text in ("30s", "1m", "1h30m", "500ms", "1d", "2w", "1y", "90s"):
+        assert window(text) == text

@@ -97,8 +97,12 @@ def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
         with urllib.request.urlopen(url, timeout=10) as response:
             body = json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        raise ConfigError(f"--prometheus: {prometheus} answered {exc.code} to a query; "
-                          f"is it Prometheus?") from exc
+        reason = _prometheus_error(exc)
+        if reason is None:  # not Prometheus' JSON: a proxy, a login page, another server
+            raise ConfigError(f"--prometheus: {prometheus} answered {exc.code} to a query "
+                              f"without Prometheus' error JSON; is it Prometheus?") from exc
+        raise ConfigError(f"--prometheus: Prometheus at {prometheus} refused a query "
+                          f"({exc.code}): {reason}\nthe query: {expr}") from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ConfigError(f"--prometheus: cannot reach Prometheus at {prometheus}: "
                           f"{getattr(exc, 'reason', exc)}") from exc
@@ -106,6 +110,18 @@ def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
         raise ConfigError(f"--prometheus: query failed: {body.get('error')}")
     result: list[dict[str, Any]] = body["data"]["result"]
     return result
+
+
+def _prometheus_error(exc: urllib.error.HTTPError) -> str | None:
+    """The `error` of Prometheus' JSON answer to a bad query (400) or one it could not run
+    (422, 503): `{"status": "error", "errorType": "bad_data", "error": "..."}`."""
+    try:
+        body = json.loads(exc.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(body, dict) or body.get("status") != "error" or not body.get("error"):
+        return None
+    return f"{body.get('errorType', 'error')}: {body['error']}"
 
 
 def stat(config: StatConfig, run_query: Query = query) -> str:
@@ -131,13 +147,22 @@ def stat(config: StatConfig, run_query: Query = query) -> str:
     return table(collect(results, by), by, list(red))
 
 
-_WINDOW = re.compile(r"([0-9]+(ms|[smhdwy]))+")
+# Prometheus' own duration syntax: units from the largest down, each at most once.
+_WINDOW = re.compile(r"(?:[0-9]+y)?(?:[0-9]+w)?(?:[0-9]+d)?(?:[0-9]+h)?(?:[0-9]+m)?"
+                     r"(?:[0-9]+s)?(?:[0-9]+ms)?")
 
 
 def window(text: str) -> str:
-    """A PromQL duration: `1m`, `30s`, `1h30m`."""
-    if not _WINDOW.fullmatch(text):
-        raise ValueError(f"expected a PromQL duration such as 30s, 1m or 1h30m, got {text!r}")
+    """A PromQL duration above zero: `1m`, `30s`, `1h30m`."""
+    expected = "expected a PromQL duration such as 30s, 1m or 1h30m"
+    if text.isdigit():
+        raise ValueError(f"{expected}, got {text!r}: a duration needs a unit "
+                         f"({text}s for seconds, {text}m for minutes)")
+    if not text or not _WINDOW.fullmatch(text):
+        raise ValueError(f"{expected} (units y, w, d, h, m, s, ms, largest first), "
+                         f"got {text!r}")
+    if not any(digit in "123456789" for digit in text):
+        raise ValueError(f"{expected}, got {text!r}: a rate needs a window above zero")
     return text
 
 
@@ -148,14 +173,17 @@ def add_parser(sub: SubParsers,
         description="Query Prometheus for requests per second, success rate and latency "
                     "percentiles per service (or per route), or for USE per node.")
     parser.add_argument("what", nargs="?", choices=("services", "nodes"), default="services",
-                        help="services (default) or nodes")
+                        help="services: RED per service or route; nodes: USE per node "
+                             "(default: services)")
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090", metavar="URL",
-                        help="Prometheus base URL (default http://127.0.0.1:9090)")
-    parser.add_argument("--service", metavar="NAME", help="one service only")
+                        help="Prometheus base URL (default: http://127.0.0.1:9090)")
+    parser.add_argument("--service", metavar="NAME",
+                        help="one service only (default: every service)")
     parser.add_argument("--by", choices=("service", "route"), default="service",
-                        help="one row per service (default) or per route")
+                        help="one row per service or per route (default: service)")
     parser.add_argument("--window", type=flag_type(window), default="1m", metavar="DURATION",
-                        help="rate window (default 1m)")
+                        help="rate window, a PromQL duration with its unit: 30s, 5m, 1h30m "
+                             "(default: 1m)")
     parser.set_defaults(func=run)
 
 
