@@ -39,34 +39,45 @@ def add_parser(sub: SubParsers,
         help="Prometheus rules: SLO burn-rate alerts, USE alerts, sidecar health",
         description="Generate recording and alerting rules: multi-window multi-burn-rate "
                     "alerts from an SLO spec, USE alerts for nodes and health alerts for "
-                    "redline's sidecars. Without --out the rules go to standard output.",
+                    "redline's sidecars. Without --out the rules go to standard output; "
+                    "with it, each file written is named on stderr.",
     )
     add = parser.add_argument
-    add("--slo", metavar="FILE", help="SLO spec (YAML); without it, USE and health rules only")
-    add("--out", metavar="DIR", help="write the rule files into DIR")
+    add("--slo", metavar="FILE",
+        help="SLO spec (YAML; objectives in percent, docs/alerts.md); without it, USE and "
+             "health rules only (default: none)")
+    add("--out", metavar="DIR",
+        help="write the rule files into DIR, naming each file on stderr "
+             "(default: standard output)")
     add("--format", choices=("prometheus", "operator", "grafana"), default="prometheus",
         help="rule files for Prometheus, a PrometheusRule object for the Prometheus Operator, "
-             "or Grafana-managed alert rules as a provisioning file (default prometheus)")
+             "or Grafana-managed alert rules as a provisioning file (default: prometheus)")
     add("--buckets", type=flag_type(buckets), default=DEFAULT_BUCKETS, metavar="LIST",
-        help="histogram buckets the latency thresholds must be among (default: the RED ones)")
-    add("--min-request-rate", type=flag_type(_rate), default=0.02, metavar="R",
+        help="histogram buckets in seconds, comma-separated, that the latency thresholds must "
+             "be among (default: the RED schema's, "
+             f"{', '.join(f'{b:g}' for b in DEFAULT_BUCKETS)})")
+    add("--min-request-rate", type=flag_type(_rate), default=0.02, metavar="RPS",
         help="burn-rate alerts stay silent below this many requests per second over their "
-             "long window (default 0.02, 72 an hour)")
+             "long window (default: 0.02, 72 an hour)")
     add("--runbook-url", default="docs/alerts.md", metavar="URL",
         help="base of the runbook_url annotations; #alertname is appended "
-             "(default docs/alerts.md)")
+             "(default: docs/alerts.md)")
     add("--sidecar-job-regex", default=".*redline.*", metavar="RE",
-        help="Prometheus job names of redline's sidecars (default .*redline.*)")
+        help="Prometheus job names of redline's sidecars (default: .*redline.*)")
     add("--grafana-datasource-uid", default="prometheus", metavar="UID",
         help="grafana: the uid of the Prometheus datasource the rules query "
-             "(default prometheus)")
+             "(default: prometheus)")
     add("--grafana-folder", default="redline", metavar="NAME",
-        help="grafana: the folder the rules go to (default redline)")
-    add("--name", default="redline", help="operator: the PrometheusRule's name")
-    add("--namespace", help="operator: the PrometheusRule's namespace")
+        help="grafana: the folder the rules go to (default: redline)")
+    add("--name", default="redline", metavar="NAME",
+        help="operator: the PrometheusRule's name; also its file name with --out "
+             "(default: redline)")
+    add("--namespace", metavar="NAMESPACE",
+        help="operator: the PrometheusRule's namespace (default: none, the namespace it is "
+             "applied to)")
     add("--rule-label", action="append", type=flag_type(_label), default=[], metavar="K=V",
         help="operator: a label the Prometheus ruleSelector matches; repeatable "
-             "(default role=alert-rules)")
+             "(default: role=alert-rules)")
     parser.set_defaults(func=run)
 
 
@@ -101,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
 def write(cfg: AlertsConfig) -> int:
     from redline.alerts.generate import build_groups, render
+    from redline.alerts.output import write_files
     from redline.alerts.spec import load_spec
 
     spec = load_spec(cfg.slo, cfg.buckets) if cfg.slo else None
@@ -108,7 +120,5 @@ def write(cfg: AlertsConfig) -> int:
     if cfg.out is None:
         sys.stdout.write("---\n".join(outputs.values()))
         return 0
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    for name, text in outputs.items():
-        (cfg.out / name).write_text(text)
+    write_files(cfg.out, {Path(name): text for name, text in outputs.items()})
     return 0
