@@ -43,6 +43,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
+	@echo "redline is installed in $(VENV); to run it yourself: . $(VENV)/bin/activate"
 
 # Each entry is command:package; the package is installed only when the command is missing.
 system-tools:
