@@ -69,6 +69,17 @@ def positive_seconds(text: str) -> float:
         raise ValueError(f"expected a number of seconds > 0, got {text!r}") from None
 
 
+def non_negative_seconds(text: str) -> float:
+    """A duration in seconds >= 0 (0: not at all, e.g. no drain delay)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def positive_integer(text: str) -> int:
     """A whole number >= 1 (sizes, counts, limits)."""
     if not text.strip().isdigit() or int(text) < 1:
