@@ -8,12 +8,12 @@ ServerSettings); nothing below them sees argparse.
 from __future__ import annotations
 
 import argparse
+import copy
 import posixpath
 import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from redline.config import ConfigError
 from redline.flags import (
@@ -24,15 +24,10 @@ from redline.flags import (
     positive_integer,
     positive_seconds,
 )
-from redline.kubernetes.inject import (
-    Doc,
-    InjectError,
-    Options,
-    inject_documents,
-    iter_documents,
-    uninject_aligned,
-)
+from redline.kubernetes.inject import Doc, Options, inject_documents, iter_documents
+from redline.kubernetes.manifests import Piece, dump, parse, render
 from redline.kubernetes.settings import ServerSettings
+from redline.kubernetes.uninject import uninject_aligned
 
 Transform = Callable[[list[Doc]], Sequence[Doc | None]]
 
@@ -105,62 +100,74 @@ def run_inject(args: argparse.Namespace) -> int:
     if options.access_logs and options.adapter_admin_port in ports:
         raise ConfigError(f"--proxy-port, --admin-port: {options.adapter_admin_port} is the "
                           f"adapter's admin port; expected another")
-    return _transform(args.filename, lambda docs: inject_documents(docs, options))
+
+    def inject(docs: list[Doc]) -> Sequence[Doc | None]:
+        injection = inject_documents(docs, options)
+        for line in injection.report:  # as `linkerd inject` does: stdout stays manifests
+            print(f"redline inject: {line}", file=sys.stderr)
+        return injection.documents
+
+    return _transform(args.filename, inject)
 
 
 def run_uninject(args: argparse.Namespace) -> int:
     return _transform(args.filename, uninject_aligned)
 
 
-def _load(sources: Sequence[str]) -> list[tuple[str, Any]]:
-    """(source, parsed document) for every document of every input, in order."""
-    import yaml
-
-    loaded: list[tuple[str, Any]] = []
+def _load(sources: Sequence[str]) -> list[Piece]:
+    """Every document of every input, in order, with the text it was read from."""
+    pieces: list[Piece] = []
     for name in sources or ["-"]:
         try:
             text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{name}: cannot read: {exc.strerror}") from exc
-        try:
-            documents = [d for d in yaml.safe_load_all(text) if d is not None]
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{name}: not valid YAML or JSON: {exc}") from exc
-        for document in documents:
-            if not isinstance(document, dict):
-                raise ConfigError(f"{name}: expected Kubernetes objects, got {document!r:.60}")
-            loaded.append((name, document))
-    return loaded
+        for piece in parse(text, name):
+            if piece.document is not None and not isinstance(piece.document, dict):
+                raise ConfigError(f"{name}: expected Kubernetes objects, got "
+                                  f"{piece.document!r:.60}")
+            pieces.append(piece)
+    return pieces
 
 
 def _transform(sources: Sequence[str], apply: Transform) -> int:
-    """Read the sources, apply inject or uninject, write the result to stdout."""
-    from redline.alerts.render import dump
-
-    loaded = _load(sources)
-    flat: list[Doc] = [item for _, document in loaded for item in iter_documents(document)]
-    try:
-        result = apply(flat)
-    except InjectError as exc:
-        raise ConfigError(str(exc)) from exc
+    """Read the sources, apply inject or uninject, write the result to stdout: documents
+    left equal as they were read, changed ones re-emitted in their own style."""
+    pieces = _load(sources)
+    flat = [item for piece in pieces for item in iter_documents(piece.document)]
+    result = apply(flat)
     # Put Lists back together, in their places; extra documents (PodMonitors) at the end.
     # (uninject gives None where a document it had added goes away.)
     position = 0
-    output: list[Doc] = []
-    for _, document in loaded:
-        if document.get("kind") == "List":
-            count = len(document.get("items") or [])
-            items = [d for d in result[position:position + count] if d is not None]
-            output.append({**document, "items": items})
-            position += count
-        else:
-            item = result[position]
-            if item is not None:
-                output.append(item)
-            position += 1
-    output += [d for d in result[position:] if d is not None]
-    sys.stdout.write("---\n".join(dump(document) for document in output))
+    output: list[str] = []
+    for piece in pieces:
+        count = len(list(iter_documents(piece.document)))
+        items = result[position:position + count]
+        position += count
+        if piece.document is None:
+            output.append(piece.separator + piece.text)
+        elif piece.document.get("kind") == "List":
+            output.append(render(piece, _list_with(piece.document, items)))
+        elif items[0] is not None:
+            output.append(render(piece, items[0]))
+    added = [d for d in result[position:] if d is not None]
+    if added and output and not output[-1].endswith("\n"):
+        output.append("\n")
+    output += [("---\n" if output else "") + dump(d, pieces[-1].indent) for d in added]
+    sys.stdout.write("".join(output))
     return 0
+
+
+def _list_with(document: Doc, items: Sequence[Doc | None]) -> Doc:
+    """A copy of a `kind: List` with its items replaced in place (keeping their comments)."""
+    new = copy.deepcopy(document)
+    for index in reversed(range(len(items))):
+        item = items[index]
+        if item is None:
+            del new["items"][index]
+        else:
+            new["items"][index] = item
+    return new
 
 
 def _add_webhook(sub: SubParsers, common: argparse.ArgumentParser) -> None:

@@ -15,12 +15,13 @@ from redline.kubernetes.inject import (
     ADAPTER,
     AMBASSADOR,
     INJECTED,
+    Doc,
     Options,
-    inject_documents,
     iter_documents,
     pod_template,
-    uninject_documents,
 )
+from redline.kubernetes.inject import inject_documents as inject_with_report
+from redline.kubernetes.uninject import uninject_documents
 from tests.conftest import kubernetes_validate
 
 CORPUS = Path(__file__).parent / "inject_corpus"
@@ -30,6 +31,10 @@ FILES = sorted(p.name for p in CORPUS.iterdir())
 def redline(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "redline.cli", *args], input=stdin,
                           capture_output=True, text=True, timeout=60, check=False)
+
+
+def inject_documents(docs: list[Doc], options: Options) -> list[Doc]:
+    return inject_with_report(docs, options).documents
 
 
 def documents(text: str) -> list[dict[str, Any]]:
@@ -48,32 +53,60 @@ def validate(tmp_path: Path, docs: list[dict[str, Any]], version: str) -> None:
     kubernetes_validate(path, version)
 
 
+# Workloads redline must leave as they are, and the reason it reports for each.
+UNTOUCHED = {
+    "statefulset/cache": "no port to front: 6379/redis: port name redis (opaque): fronted only "
+                         "when listed in redline.io/opaque-ports",
+    "deployment/orders-db": "no port to front: 5432: PostgreSQL's port (opaque): fronted only "
+                            "when listed in redline.io/opaque-ports",
+    "deployment/batch-api": "opted out (redline.io/inject: disabled)",
+    "daemonset/log-agent": "opted out (redline.io/inject: disabled)",
+    "pod/manual": "it already has a redline-ambassador container, not added by redline inject",
+}
+
+
+def workload_name(doc: Doc) -> str:
+    return f"{doc['kind'].lower()}/{doc['metadata']['name']}"
+
+
 @pytest.mark.parametrize("name", FILES)
 def test_native_sidecar_validates_for_1_29_and_round_trips(tmp_path: Path, name: str) -> None:
-    original = documents((CORPUS / name).read_text())
+    text = (CORPUS / name).read_text()
+    original = flat(documents(text))
     injected = redline("inject", "-f", str(CORPUS / name), "--podmonitor")
     assert injected.returncode == 0, injected.stderr
     out = documents(injected.stdout)
     validate(tmp_path, out, "1.29.0")
     validate(tmp_path, out, "1.33.0")
-    for doc in flat(out):
+    for before, doc in zip(original, flat(out), strict=False):
         pod = pod_template(doc)
-        if pod is not None:
-            sidecars = [c for c in pod["spec"].get("initContainers", [])
-                        if c["name"] == AMBASSADOR]
-            assert len(sidecars) == 1 and sidecars[0]["restartPolicy"] == "Always"
-            assert sidecars[0]["startupProbe"]["httpGet"]["path"] == "/healthz"
-            assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
-        if doc["kind"] == "PodMonitor":
-            assert doc["spec"]["podMetricsEndpoints"] == [{"port": "redline-admin",
-                                                           "path": "/metrics"}]
+        if pod is None:
+            continue
+        if workload_name(doc) in UNTOUCHED:
+            assert doc == before
+            reason = UNTOUCHED[workload_name(doc)]
+            assert f"redline inject: {workload_name(doc)}: not injected: {reason}\n" \
+                in injected.stderr
+            continue
+        sidecars = [c for c in pod["spec"].get("initContainers", []) if c["name"] == AMBASSADOR]
+        assert len(sidecars) == 1 and sidecars[0]["restartPolicy"] == "Always"
+        assert sidecars[0]["startupProbe"]["httpGet"]["path"] == "/healthz"
+        assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+        assert f"redline inject: {workload_name(doc)}: fronted " in injected.stderr
+    for doc in flat(out)[len(original):]:
+        assert doc["kind"] == "PodMonitor"
+        assert doc["spec"]["podMetricsEndpoints"][0] == {"port": "redline-admin",
+                                                         "path": "/metrics"}
     # Injecting twice is injecting once
     again = redline("inject", "--podmonitor", stdin=injected.stdout)
-    assert documents(again.stdout)[:len(out)] == out
-    # Uninject restores the input exactly
+    assert again.stdout == injected.stdout
+    # Uninject restores the input: its very bytes (JSON comes back as indented JSON)
     restored = redline("uninject", stdin=injected.stdout)
     assert restored.returncode == 0, restored.stderr
-    assert documents(restored.stdout) == original
+    if name.endswith(".json"):
+        assert documents(restored.stdout) == documents(text)
+    else:
+        assert restored.stdout == text
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -84,6 +117,8 @@ def test_classic_container_validates_for_1_27(tmp_path: Path, name: str) -> None
     validate(tmp_path, out, "1.27.0")
     assert documents(redline("uninject", stdin=injected.stdout).stdout) == \
         documents((CORPUS / name).read_text())
+    assert not any(c["name"] == AMBASSADOR for doc in flat(out) if (pod := pod_template(doc))
+                   for c in pod["spec"].get("initContainers", []))
 
 
 def test_ports_services_and_security() -> None:
@@ -137,13 +172,23 @@ def test_adapter_shares_the_log_directory() -> None:
         (CORPUS / "deployment-with-service.yaml").read_text()))
 
 
-def test_errors_name_the_workload(tmp_path: Path) -> None:
+def test_a_workload_without_ports_passes_through_and_the_rest_is_injected(
+        tmp_path: Path) -> None:
+    quiet = "apiVersion: v1\nkind: Pod\nmetadata: {name: quiet}\n" \
+            "spec: {containers: [{name: a, image: b}]}\n"
     path = tmp_path / "noport.yaml"
-    path.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: quiet}\n"
-                    "spec: {containers: [{name: a, image: b}]}\n")
+    path.write_text(quiet + "---\n" + (CORPUS / "deployment-with-service.yaml").read_text())
     result = redline("inject", "-f", str(path))
-    assert result.returncode == 2
-    assert "pod/quiet: no container port" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(quiet + "---\n")  # as it was, byte for byte
+    assert "redline inject: pod/quiet: not injected: no port to front: no container port; " \
+           "list the app's port in redline.io/ports\n" in result.stderr
+    assert INJECTED in result.stdout  # the Deployment after it
+
+
+def test_errors_name_the_input(tmp_path: Path) -> None:
+    path = tmp_path / "noport.yaml"
+    path.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: quiet}\n")
     result = redline("inject", "--adapter", "access-log=relative.log", "-f", str(path))
     assert result.returncode == 2 and "--adapter: expected access-log=/absolute/path" \
         in result.stderr

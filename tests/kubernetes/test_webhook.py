@@ -114,14 +114,14 @@ def test_patch_applied_equals_the_cli_injection(webhook: Webhook) -> None:
     patched = jsonpatch.apply_patch(POD, patch)
     expected = inject_documents([{**POD, "metadata": {**POD["metadata"],
                                                       "name": "checkout-7d9f-"}}],
-                                Options())[0]
+                                Options()).documents[0]
     expected["metadata"].pop("name")
     assert patched == expected
 
 
 def test_never_twice(webhook: Webhook) -> None:
     injected = inject_documents([{**POD, "metadata": {**POD["metadata"], "name": "x"}}],
-                                Options())[0]
+                                Options()).documents[0]
     answer = post(webhook, json.dumps(review(injected)).encode())["response"]
     assert answer["allowed"] is True and "patch" not in answer
 
