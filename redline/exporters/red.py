@@ -93,20 +93,36 @@ def normalize_method(method: str | bytes) -> str:
     return _METHODS.get(method, OTHER_METHOD)
 
 
+# RFC 9110 15: a status code is a number from 100 to 599. Anything else an app answers is one
+# value (its key here, labelled `_OTHER`), so an app answering random numbers cannot make a
+# series per number.
+OTHER_STATUS = 0
+
+
+def fold_status(status: int | None) -> int | None:
+    return status if status is None or 100 <= status <= 599 else OTHER_STATUS
+
+
 def error_type(status: int | None, error: str | None) -> str:
     """The `error_type` label: a transport failure wins, then a 5xx status; "" (absent) on success.
 
-    A 4xx is the client's mistake, not a server error, so it carries no error_type.
+    A 4xx is the client's mistake, not a server error, so it carries no error_type. A status
+    outside 100-599 is no valid answer at all: `_OTHER`.
     """
     if error:
         return error if error in TRANSPORT_ERRORS else OTHER_ERROR
-    if status is not None and status >= 500:
-        return str(status)
+    if status is not None:
+        if not 100 <= status <= 599:
+            return OTHER_ERROR
+        if status >= 500:
+            return str(status)
     return ""
 
 
 def _status_label(status: int | None) -> str:
-    return "" if status is None else str(status)
+    if status is None:
+        return ""
+    return OTHER_ERROR if status == OTHER_STATUS else str(status)
 
 
 # --- recorders -----------------------------------------------------------------------------
@@ -179,13 +195,13 @@ class ServerRecorder:
                scheme: str = "http", error: str | None = None) -> HistogramChild:
         """The duration series of one label combination, for producers that cache it
         (the log adapter observes millions of lines into a few hundred series)."""
-        key = (_METHODS.get(method, OTHER_METHOD), status, route, scheme,
+        key = (_METHODS.get(method, OTHER_METHOD), fold_status(status), route, scheme,
                error_type(status, error))
         return self.duration.child(key)
 
     def count_untimed(self, method: str | bytes, route: str, status: int | None, *,
                       scheme: str = "http", error: str | None = None) -> None:
-        key = (_METHODS.get(method, OTHER_METHOD), status, route, scheme,
+        key = (_METHODS.get(method, OTHER_METHOD), fold_status(status), route, scheme,
                error_type(status, error))
         self.untimed.inc(key)
 
@@ -237,7 +253,7 @@ class ServerRecorder:
         trace_id: str | None,
     ) -> None:
         err = error_type(status, error)
-        key = (method, status, route, scheme, err)
+        key = (method, fold_status(status), route, scheme, err)
         child = self.duration.child(key)
         if trace_id is None:
             child.observe(duration)
@@ -326,7 +342,7 @@ class ClientRecorder:
         trace_id: str | None = None,
     ) -> None:
         self.active.add((server_address, server_port), -1)
-        key = (_METHODS.get(method, OTHER_METHOD), status, server_address, server_port,
+        key = (_METHODS.get(method, OTHER_METHOD), fold_status(status), server_address, server_port,
                error_type(status, error))
         child = self.duration.child(key)
         if trace_id is None:

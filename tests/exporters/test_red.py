@@ -59,6 +59,7 @@ def test_methods_outside_the_standard_set_become_other(method: str | bytes, expe
         (504, "timeout", "timeout"), (400, "bad_request", "bad_request"),
         (None, "client_closed", "client_closed"), (200, "client_closed", "client_closed"),
         (502, "tls_handshake", "_OTHER"),
+        (600, None, "_OTHER"), (999, None, "_OTHER"), (99, None, "_OTHER"), (0, None, "_OTHER"),
     ],
 )
 def test_error_type_derivation(status: int | None, error: str | None, expected: str) -> None:
@@ -225,3 +226,25 @@ def test_promtool_accepts_a_varied_exposition() -> None:
         client.request_finished("GET", "db.internal", 5432, statuses[i % 9], i / 100,
                                 error=errors[i % 6])
     promtool_check_metrics(render(registry, "text/plain")[0])
+
+
+def test_status_codes_outside_100_to_599_are_one_series(
+    recorder: red.ServerRecorder, registry: CollectorRegistry
+) -> None:
+    """An app answering random status codes makes at most one series per valid code, not one
+    per number (it made 775 per route)."""
+    for status in range(100, 1000):
+        recorder.record("GET", "/r", status, 0.01)
+    recorder.count_untimed("GET", "/r", 777)
+    client = red.ClientRecorder("shop")
+    client.request_started("db", 5432)
+    client.request_finished("GET", "db", 5432, 1234, 0.01)
+    body, _ = render(new_registry("test", recorder.collector(), client.collector()))
+    promtool_check_metrics(body)  # no duplicate series either
+    assert count(registry, http_route="/r", http_response_status_code="_OTHER",
+                 error_type="_OTHER") == 400
+    statuses = {sample.labels["http_response_status_code"]
+                for family in registry.collect()
+                if family.name == "http_server_request_duration_seconds"
+                for sample in family.samples}
+    assert len(statuses) == 501
