@@ -12,7 +12,8 @@ Files are followed by identity (device and inode), not by name, and polled (no b
   rotated copy (`name.1`, `name-20261126`, ... modified since the file's content began, whose
   first bytes match what we read), then the file from 0;
 - a last line without its newline is held until the newline arrives (or the file is closed);
-- a line longer than `max_line` is dropped and reported, never buffered whole;
+- a line longer than `max_line` is dropped and reported, never buffered whole (nor passed on
+  when it arrives whole in one read);
 - a matched path that cannot be read (permission denied, a directory given as the path) is
   counted at every poll, listed in `unreadable` while it lasts, and logged once when it starts
   and once when it ends. Once readable it is read from where it would have been: its size at
@@ -31,8 +32,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from redline.sidecars.adapter.limits import MAX_LINE
+
 READ_SIZE = 1 << 20
-MAX_LINE = 256 * 1024  # longer lines are dropped (--max-line-bytes)
 FINGERPRINT = 256  # first bytes of a file, to recognise it after truncation or in a copy
 DONE_LIMIT = 4096  # finished files remembered; older ones are ruled out by their mtime anyway
 # File times come from the kernel's coarse clock, up to a tick behind time.time_ns().
@@ -313,12 +315,38 @@ class Tailer:
             tailed.partial = data
         else:
             tailed.partial = data[last + 1:]
-            # A long line that arrived whole goes on: the parser counts it as an error.
-            self.on_lines(data[:last + 1])
+            block = data[:last + 1]
+            if len(block) > self.max_line and self._has_long_line(block):
+                block = self._without_long_lines(block)  # lines that arrived whole
+            if block:
+                self.on_lines(block)
         if len(tailed.partial) > self.max_line:
             tailed.partial = b""
             tailed.discarding = True
-            self.stats.dropped_long_lines += 1
+            self._dropped(1)
+
+    def _has_long_line(self, block: bytes) -> bool:
+        """Whether a line of `block` (complete lines) is over max_line, at C speed: from a
+        line's start, the next max_line + 1 bytes hold a newline unless that line is too long;
+        after the last newline among them starts the next line to look from. A few steps per
+        MiB, where splitting the block into lines would cost one object per line."""
+        start, window = 0, self.max_line + 1
+        while start < len(block):
+            newline = block.rfind(b"\n", start, start + window)
+            if newline < 0:
+                return True
+            start = newline + 1
+        return False
+
+    def _without_long_lines(self, block: bytes) -> bytes:
+        lines = block.split(b"\n")  # the last is empty: the block ends with a newline
+        kept = [line for line in lines if len(line) <= self.max_line]
+        self._dropped(len(lines) - len(kept))
+        return b"\n".join(kept)
+
+    def _dropped(self, lines: int) -> None:
+        self.stats.dropped_long_lines += lines
+        for _ in range(lines):
             self.on_dropped()
 
     def _deliver_partial(self, tailed: _File) -> None:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from redline.sidecars.adapter.tailer import FINGERPRINT, MTIME_SLACK_NS, READ_SIZE, Tailer
 
@@ -254,3 +256,31 @@ def test_a_directory_at_the_path_is_unreadable_until_a_file_replaces_it(
         assert seen.lines == lines(0, 3).encode().splitlines()  # new since start: read whole
     finally:
         tailer.close()
+
+
+def test_a_long_line_is_dropped_whether_it_arrives_whole_or_in_pieces(log: Path) -> None:
+    seen = Collected()
+    dropped: list[int] = []
+    tailer = Tailer([str(log)], seen, max_line=1024, on_dropped=lambda: dropped.append(1))
+    tailer.poll()
+    try:
+        long_line = "GET /" + "x" * 2000 + " 200 0.1\n"
+        append(log, lines(0, 3) + long_line + lines(3, 2))  # whole, within one read
+        tailer.poll()
+        append(log, long_line[:1500])  # in pieces: dropped once the piece passes the limit
+        tailer.poll()
+        append(log, long_line[1500:] + lines(5, 1) + "x" * 1024 + "\n")  # exactly the limit
+        tailer.poll()
+        assert seen.lines == [*lines(0, 6).encode().splitlines(), b"x" * 1024]
+        assert tailer.stats.dropped_long_lines == len(dropped) == 2
+    finally:
+        tailer.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=30),
+       st.integers(min_value=1, max_value=20))
+def test_property_the_long_line_check_equals_splitting(lengths: list[int], limit: int) -> None:
+    block = b"".join(b"a" * n + b"\n" for n in lengths)
+    tailer = Tailer([], Collected(), max_line=limit)
+    assert tailer._has_long_line(block) == (max(lengths) > limit)
