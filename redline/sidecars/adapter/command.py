@@ -18,13 +18,17 @@ from redline.flags import (
     positive_seconds,
 )
 from redline.sidecars.adapter.formats import FORMATS, JsonFields, make_format
-from redline.sidecars.adapter.tailer import MAX_LINE
+from redline.sidecars.adapter.limits import (
+    MAX_BODY_BYTES,
+    MAX_LINE,
+    MAX_SERIES_PER_RULE,
+    MIN_LINE_BYTES,
+)
 
 if TYPE_CHECKING:
     from redline.sidecars.adapter.config import AdapterConfig
 
 _JSON_FIELDS = ("method", "path", "status", "duration", "duration_ms")
-MIN_LINE_BYTES = 1024  # below this, ordinary access log lines would be dropped
 
 
 def _json_fields(text: str) -> tuple[str, tuple[str, ...]]:
@@ -62,7 +66,16 @@ def add_parser(sub: SubParsers,
     add("--mapping", metavar="FILE",
         help="mapping rules for --statsd, --scrape and --json-url (docs/adapter.md)")
     add("--fetch-timeout", type=flag_type(positive_seconds), default=2.0, metavar="S",
-        help="--scrape / --json-url: give up on the app after this long (default 2)")
+        help="--scrape / --json-url: give up on the app after this long, for the whole fetch "
+             "(default 2)")
+    add("--max-body-bytes", type=flag_type(positive_integer), default=MAX_BODY_BYTES,
+        metavar="N", help="--scrape / --json-url: a longer answer is not read further nor "
+                          f"parsed (default {MAX_BODY_BYTES})")
+    add("--max-series-per-rule", type=flag_type(positive_integer),
+        default=MAX_SERIES_PER_RULE, metavar="N",
+        help="a mapping rule's plain metric gets at most this many series: then a counter's "
+             "new labels add up in one _OTHER series, a gauge's are dropped "
+             f"(default {MAX_SERIES_PER_RULE})")
     add("--format", default="nginx", metavar="FORMAT",
         help=f"log format: {', '.join(FORMATS)} (default nginx)")
     add("--apache-time-unit", choices=("us", "ms", "s"), default="us",
@@ -123,7 +136,8 @@ def config_from_args(args: argparse.Namespace) -> AdapterConfig:
     return AdapterConfig(
         service=args.service, access_logs=args.access_log or [], log_format=log_format,
         statsd=args.statsd, scrape_url=args.scrape, json_url=args.json_url, mapping=mapping,
-        fetch_timeout=args.fetch_timeout,
+        fetch_timeout=args.fetch_timeout, max_body_bytes=args.max_body_bytes,
+        max_series_per_rule=args.max_series_per_rule,
         admin=args.admin, routes=load_routes(args.routes) if args.routes else RouteTemplater(),
         buckets=args.buckets, from_start=args.from_start or args.once,
         poll_interval=args.poll_interval, rotate_wait=args.rotate_wait,

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater
 from redline.sidecars.adapter.formats import LogFormat
+from redline.sidecars.adapter.limits import MAX_BODY_BYTES, MAX_LINE, MAX_SERIES_PER_RULE
 from redline.sidecars.adapter.mapping import Mapping
-from redline.sidecars.adapter.tailer import MAX_LINE
 
 
 @dataclass
@@ -21,6 +21,8 @@ class AdapterConfig:
     json_url: str | None = None
     mapping: Mapping | None = None
     fetch_timeout: float = 2.0
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_series_per_rule: int = MAX_SERIES_PER_RULE
     admin: tuple[str, int] | None = ("0.0.0.0", 9902)
     routes: RouteTemplater = field(default_factory=RouteTemplater)
     buckets: tuple[float, ...] = DEFAULT_BUCKETS

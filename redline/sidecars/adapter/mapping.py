@@ -45,7 +45,9 @@ def glob_to_regex(glob: str) -> str:
                    for part in re.split(r"(\*)", glob))
 
 
-@dataclass(frozen=True)
+# eq=False: a rule is itself, hashed by identity (plain.py counts series per rule); two rules
+# with the same fields are still two rules of the file.
+@dataclass(frozen=True, eq=False)
 class Rule:
     matcher: re.Pattern[str]
     drop: bool

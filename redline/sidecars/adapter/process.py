@@ -15,7 +15,8 @@ from redline.sidecars.adapter.config import AdapterConfig
 from redline.sidecars.adapter.logs import LogSource
 from redline.sidecars.adapter.self_metrics import SelfCollector, Source
 
-if TYPE_CHECKING:  # imported when --statsd is given
+if TYPE_CHECKING:  # imported when --statsd, --scrape or --json-url is given
+    from redline.sidecars.adapter.fetch import FetchSource
     from redline.sidecars.adapter.statsd import StatsdSource
 
 log = logging.getLogger("redline.adapter")
@@ -30,12 +31,15 @@ class Adapter:
         self.sources: list[Source] = list(self.log_sources)
         collectors: list[Collector] = []
         self.statsd: StatsdSource | None = None
+        self.fetch_sources: list[FetchSource] = []
         if config.statsd is not None:
+            from redline.sidecars.adapter.plain import PlainSeries
             from redline.sidecars.adapter.statsd import StatsdSource
             from redline.sidecars.adapter.translate import StatsdTranslator
 
             assert config.mapping is not None
-            translator = StatsdTranslator(config.mapping, self.recorder, config.routes)
+            translator = StatsdTranslator(config.mapping, self.recorder, config.routes,
+                                          PlainSeries(config.max_series_per_rule))
             self.statsd = StatsdSource(config.statsd, translator)
             self.sources.append(self.statsd)
             collectors.append(translator.plain)
@@ -45,6 +49,7 @@ class Adapter:
 
             fetched = [FetchSource(url, kind, config) for url, kind in
                        ((config.scrape_url, "scrape"), (config.json_url, "json")) if url]
+            self.fetch_sources = fetched
             self.sources += fetched
             # The app's own numbers, translated at scrape time: no recorder of our own, so
             # that no RED family is exposed twice.

@@ -16,6 +16,15 @@ COUNTERS = {
     "read_errors": "Failed opens and reads of log files; one per poll while a file stays "
                    "unreadable.",
     "dropped_long_lines": "Lines longer than --max-line-bytes, dropped (also parse errors).",
+    "rejected_values": "statsd values refused: negative counts or durations, NaN, infinite "
+                       "(also once scaled by the sample rate).",
+    "clamped_sample_rates": "statsd samples with a rate below 0.001, counted as at 0.001.",
+    "capped_series": "Samples of a mapping rule past --max-series-per-rule series: counters "
+                     "added to the rule's _OTHER series, gauges dropped (per fetch for "
+                     "--scrape and --json-url).",
+    "fetch_timeouts": "Fetches of the app stopped at --fetch-timeout (also parse errors).",
+    "oversized_fetches": "Fetches of the app whose body was over --max-body-bytes, not "
+                         "parsed (also parse errors).",
 }
 UNMAPPED_NAMES = "Metric families in the last fetch of the app that no mapping rule took."
 

@@ -38,6 +38,8 @@ async def serve(adapter: Adapter) -> int:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0 if busy else config.poll_interval)
     adapter.stopping = True
+    for fetched in adapter.fetch_sources:  # a scrape's fetch runs in a thread: end it now
+        fetched.close()
     adapter.poll()  # what was written up to the signal still counts
     for source in adapter.log_sources:
         source.tailer.close()

@@ -29,5 +29,8 @@ class StatsdSource(asyncio.DatagramProtocol):
         return self.bound
 
     def counts(self) -> dict[str, float]:
-        return {"lines": self.translator.lines, "parse_errors": self.translator.parse_errors,
-                "unmapped": self.translator.unmapped}
+        translator = self.translator
+        return {"lines": translator.lines, "parse_errors": translator.parse_errors,
+                "unmapped": translator.unmapped, "rejected_values": translator.rejected_values,
+                "clamped_sample_rates": translator.clamped_rates,
+                "capped_series": translator.plain.capped}

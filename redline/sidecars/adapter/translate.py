@@ -10,17 +10,13 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.samples import Sample
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from redline.exporters import red
 from redline.exporters.routes import RouteTemplater
+from redline.sidecars.adapter.limits import MIN_SAMPLE_RATE
 from redline.sidecars.adapter.mapping import REQUEST, Mapped, Mapping
+from redline.sidecars.adapter.plain import PlainSeries
 
 # --- statsd --------------------------------------------------------------------------------
 
@@ -67,59 +63,30 @@ def parse_statsd(line: str) -> list[StatsdSample] | None:
     samples = []
     for raw in fields[0].split(":"):
         try:
-            value = float(raw)
+            value = float(raw)  # nan, inf and 1e999 parse: the translator refuses them
         except ValueError:
-            return None
-        if math.isnan(value) or math.isinf(value):
             return None
         samples.append(StatsdSample(name, value, kind, rate, tags,
                                     kind == "g" and raw[:1] in "+-"))
     return samples
 
 
-class PlainMetrics:
-    """Counters and gauges that mappings name directly (not RED)."""
-
-    def __init__(self) -> None:
-        self.values: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
-
-    def record(self, mapped: Mapped, value: float, *, add: bool) -> None:
-        key = (mapped.rule.name, mapped.rule.kind, tuple(sorted(mapped.labels.items())))
-        self.values[key] = self.values.get(key, 0.0) + value if add else value
-
-    def collect(self) -> Iterator[Metric]:
-        yield from plain_families(self.values)
-
-
-def plain_families(values: dict[tuple[str, str, tuple[tuple[str, str], ...]], float]
-                   ) -> Iterator[Metric]:
-    families: dict[str, Metric] = {}
-    for (name, kind, labels), value in sorted(values.items()):
-        family = families.get(name)
-        if family is None:
-            family = families[name] = (
-                CounterMetricFamily(name, f"{name}, mapped by redline adapter",
-                                    labels=[k for k, _ in labels])
-                if kind == "counter" else
-                GaugeMetricFamily(name, f"{name}, mapped by redline adapter",
-                                  labels=[k for k, _ in labels]))
-        family.add_metric([v for _, v in labels], value)  # type: ignore[attr-defined]
-    yield from families.values()
-
-
 class StatsdTranslator:
     """statsd lines to RED requests (timers: durations; counters: untimed counts) or plain
-    metrics. Bad lines and names matched by no rule are counted, never raised."""
+    metrics. Bad lines, names matched by no rule and values that would break a series are
+    counted, never raised."""
 
     def __init__(self, mapping: Mapping, recorder: red.ServerRecorder,
-                 routes: RouteTemplater) -> None:
+                 routes: RouteTemplater, plain: PlainSeries | None = None) -> None:
         self.mapping = mapping
         self.recorder = recorder
         self.routes = routes
-        self.plain = PlainMetrics()
+        self.plain = plain or PlainSeries()
         self.lines = 0
         self.parse_errors = 0
         self.unmapped = 0
+        self.rejected_values = 0
+        self.clamped_rates = 0
 
     def feed(self, packet: bytes) -> None:
         for raw in packet.split(b"\n"):
@@ -134,15 +101,29 @@ class StatsdTranslator:
                 self._apply(sample)
 
     def _apply(self, sample: StatsdSample) -> None:
+        value, rate = sample.value, sample.rate
+        # A counter never goes down and a duration is never negative; NaN and infinities
+        # would stay in a series' sum for ever. Gauges may be negative, not infinite.
+        if not math.isfinite(value) or (value < 0 and sample.kind != "g"):
+            self.rejected_values += 1
+            return
+        if rate < MIN_SAMPLE_RATE:
+            self.clamped_rates += 1
+            rate = MIN_SAMPLE_RATE
+        if sample.kind == "c":
+            value /= rate  # a sampled count stands for value / rate: 1e308|c|@0.5 is +Inf
+            if not math.isfinite(value):
+                self.rejected_values += 1
+                return
         mapped = self.mapping.match(sample.name, sample.tags)
         if mapped is None:
             self.unmapped += 1
             return
         if mapped.rule.kind != REQUEST:
             if mapped.rule.kind == "counter" and sample.kind == "c":
-                self.plain.record(mapped, sample.value / sample.rate, add=True)
+                self.plain.record(mapped, value, add=True)
             elif mapped.rule.kind == "gauge" and sample.kind == "g":
-                self.plain.record(mapped, sample.value, add=sample.relative)
+                self.plain.record(mapped, value, add=sample.relative)
             else:
                 self.unmapped += 1
             return
@@ -152,13 +133,14 @@ class StatsdTranslator:
             return
         method, route, status = request
         if sample.kind in ("ms", "h", "d"):
-            seconds = sample.value / 1000 if sample.kind == "ms" else sample.value
-            child = self.recorder.series(method, route, status)
-            for _ in range(max(1, round(1 / sample.rate))):  # a sampled timer stands for 1/rate
-                child.observe(seconds)
+            seconds = value / 1000 if sample.kind == "ms" else value
+            weight = max(1, round(1 / rate))  # a sampled timer stands for 1/rate requests
+            if not math.isfinite(seconds * weight):
+                self.rejected_values += 1
+                return
+            self.recorder.series(method, route, status).observe_weighted(seconds, weight)
         elif sample.kind == "c":
-            self.recorder.untimed.inc(
-                _key(method, route, status), sample.value / sample.rate)
+            self.recorder.untimed.inc(_key(method, route, status), value)
         else:
             self.unmapped += 1
 
@@ -204,13 +186,13 @@ def request_labels(mapped: Mapped, source_labels: dict[str, str], routes: RouteT
 
 
 def translate_families(families: list[Metric], mapping: Mapping, service: str,
-                       routes: RouteTemplater) -> tuple[list[Metric], int]:
-    """An app's own families renamed to the RED schema (and plain metrics); returns the new
-    families and how many source families no rule mapped."""
+                       routes: RouteTemplater, plain: PlainSeries) -> tuple[list[Metric], int]:
+    """An app's own families renamed to the RED schema (and plain metrics, gathered in
+    `plain`, fresh for each fetch); returns the new families and how many source families no
+    rule mapped."""
     buckets: dict[tuple[str, ...], dict[float, float]] = {}
     sums: dict[tuple[str, ...], float] = {}
     untimed: dict[tuple[str, ...], float] = {}
-    plain: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
     unmapped = 0
     for family in families:
         mapped_any = False
@@ -220,7 +202,8 @@ def translate_families(families: list[Metric], mapping: Mapping, service: str,
                 continue
             mapped_any = True
             if mapped.rule.kind != REQUEST:
-                _plain_sample(plain, mapped, family, sample)
+                if not sample.name.endswith(("_created", "_bucket")):
+                    plain.record(mapped, sample.value, add=True)
                 continue
             request = request_labels(mapped, sample.labels, routes)
             if request is None:
@@ -250,7 +233,7 @@ def translate_families(families: list[Metric], mapping: Mapping, service: str,
         out.append(histogram)
     if untimed:
         out.append(_untimed_family(untimed))
-    out.extend(plain_families(plain))
+    out.extend(plain.collect())
     return out, unmapped
 
 
@@ -268,14 +251,6 @@ def _server_labels(service: str, method: str, route: str, status: int) -> tuple[
             red.error_type(status, None))
 
 
-def _plain_sample(plain: dict[tuple[str, str, tuple[tuple[str, str], ...]], float],
-                  mapped: Mapped, family: Metric, sample: Sample) -> None:
-    if sample.name.endswith(("_created", "_bucket")):
-        return
-    key = (mapped.rule.name, mapped.rule.kind, tuple(sorted(mapped.labels.items())))
-    plain[key] = plain.get(key, 0.0) + sample.value
-
-
 # --- JSON stats ---------------------------------------------------------------------------
 
 
@@ -291,11 +266,11 @@ def flatten(document: object, prefix: str = "") -> Iterator[tuple[str, object]]:
         yield prefix, document
 
 
-def translate_json(document: object, mapping: Mapping, service: str, routes: RouteTemplater
-                   ) -> tuple[list[Metric], int]:
-    """A JSON stats document to metrics; returns them and how many leaves had a value that
-    is not a number and not in the rule's value_map."""
-    plain: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
+def translate_json(document: object, mapping: Mapping, service: str, routes: RouteTemplater,
+                   plain: PlainSeries) -> tuple[list[Metric], int]:
+    """A JSON stats document to metrics (plain ones gathered in `plain`, fresh for each
+    fetch); returns them and how many leaves had a value that is not a number and not in the
+    rule's value_map."""
     untimed: dict[tuple[str, ...], float] = {}
     bad = 0
     for path, raw in flatten(document):
@@ -314,10 +289,9 @@ def translate_json(document: object, mapping: Mapping, service: str, routes: Rou
             labels = _server_labels(service, *request)
             untimed[labels] = untimed.get(labels, 0.0) + value
         else:
-            key = (mapped.rule.name, mapped.rule.kind, tuple(sorted(mapped.labels.items())))
-            plain[key] = plain.get(key, 0.0) + value
+            plain.record(mapped, value, add=True)
     out: list[Metric] = []
     if untimed:
         out.append(_untimed_family(untimed))
-    out.extend(plain_families(plain))
+    out.extend(plain.collect())
     return out, bad

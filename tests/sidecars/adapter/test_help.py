@@ -49,7 +49,9 @@ def shown(default: object) -> str:
     """How a default reads in help text."""
     if isinstance(default, float) and math.isinf(default):
         return "no limit"
-    if isinstance(default, int | float):
+    if isinstance(default, int):
+        return str(default)
+    if isinstance(default, float):
         return f"{default:g}"
     if isinstance(default, tuple) and len(default) == 2 and isinstance(default[1], int):
         return f"{default[0]}:{default[1]}"

@@ -11,6 +11,7 @@ from redline.exporters.exposition import new_registry
 from redline.exporters.red import ServerRecorder
 from redline.exporters.routes import RouteTemplater
 from redline.sidecars.adapter.mapping import load_mapping
+from redline.sidecars.adapter.plain import PlainSeries
 from redline.sidecars.adapter.translate import StatsdTranslator, flatten, parse_statsd
 
 MAPPING = """
@@ -104,7 +105,7 @@ def test_statsd_lines(line: str, expected: list[tuple[object, ...]]) -> None:
 
 
 @pytest.mark.parametrize("line", ["", "a", "a:1", "a:1|x", "a:x|c", ":1|c", "a:1|c|@2",
-                                  "a:1|c|@0", "a:nan|ms", "a:1|c|junk", "\x00\xff:1|"])
+                                  "a:1|c|@0", "a:1|c|junk", "\x00\xff:1|"])
 def test_bad_statsd_lines(line: str) -> None:
     assert parse_statsd(line) is None
 
@@ -128,6 +129,72 @@ def test_statsd_translation(tmp_path: Path) -> None:
     assert registry.get_sample_value("redline_untimed_requests_total", untimed) == 3
     assert registry.get_sample_value("shop_jobs_total", {"queue": "email"}) == 8
     assert (translator.lines, translator.parse_errors, translator.unmapped) == (7, 2, 1)
+
+
+def test_statsd_values_that_would_break_a_series_are_refused(tmp_path: Path) -> None:
+    mapping = load_mapping(mapping_file(tmp_path, MAPPING))
+    recorder = ServerRecorder("shop")
+    translator = StatsdTranslator(mapping, recorder, RouteTemplater())
+    registry = new_registry("t", recorder.collector(), translator.plain)
+    translator.feed(b"shop.jobs.email:3|c\nshop.jobs.email:-5|c\nshop.jobs.email:nan|c\n"
+                    b"shop.jobs.email:1e308|c|@0.5\nshop.http.GET.users.200:inf|ms\n"
+                    b"shop.http.GET.users.200:-1|ms\nshop.http.POST.users.503:-2|c\n"
+                    b"shop.http.GET.users.200:1e308|h|@0.5\ndb.pool.state:-1|g\n")
+    assert registry.get_sample_value("shop_jobs_total", {"queue": "email"}) == 3
+    assert registry.get_sample_value("shop_db_pool_up") == -1  # a gauge may be negative
+    assert registry.get_sample_value("http_server_request_duration_seconds_count", {
+        "service_name": "shop", "http_request_method": "GET", "http_route": "/users",
+        "http_response_status_code": "200", "url_scheme": "http", "error_type": ""}) is None
+    assert translator.rejected_values == 7
+    assert (translator.parse_errors, translator.unmapped) == (0, 0)
+
+
+def test_a_tiny_sample_rate_is_one_weighted_observation_at_the_floor(tmp_path: Path) -> None:
+    mapping = load_mapping(mapping_file(tmp_path, MAPPING))
+    recorder = ServerRecorder("shop")
+    translator = StatsdTranslator(mapping, recorder, RouteTemplater())
+    registry = new_registry("t", recorder.collector())
+    translator.feed(b"shop.http.GET.users.200:5|ms|@0.00000001\n"
+                    b"shop.http.GET.users.200:5|ms|@0.01\n")
+    labels = {"service_name": "shop", "http_request_method": "GET", "http_route": "/users",
+              "http_response_status_code": "200", "url_scheme": "http", "error_type": ""}
+    assert registry.get_sample_value("http_server_request_duration_seconds_count",
+                                     labels) == 1000 + 100
+    assert registry.get_sample_value("http_server_request_duration_seconds_bucket",
+                                     {**labels, "le": "0.005"}) == 1100
+    assert registry.get_sample_value("http_server_request_duration_seconds_sum",
+                                     labels) == pytest.approx(5.5)
+    assert translator.clamped_rates == 1
+
+
+def test_a_rule_past_its_series_cap_folds_counters_and_drops_gauges(tmp_path: Path) -> None:
+    mapping = load_mapping(mapping_file(tmp_path, MAPPING + """
+  - match: "shop.queue.*"
+    name: shop_queue_depth
+    labels: {queue: "$1"}
+"""))
+    translator = StatsdTranslator(mapping, ServerRecorder("shop"), RouteTemplater(),
+                                  PlainSeries(max_series=3))
+    registry = new_registry("t", translator.plain)
+    translator.feed(b"".join(b"shop.jobs.q%d:1|c\nshop.queue.q%d:%d|g\n" % (i, i, i)
+                             for i in range(10)))
+    translator.feed(b"shop.jobs.q0:1|c\nshop.queue.q1:7|g\n")  # admitted series go on
+    jobs = [(s.labels, s.value) for family in registry.collect() for s in family.samples
+            if s.name == "shop_jobs_total"]
+    assert jobs == [({"queue": "_OTHER"}, 7.0), ({"queue": "q0"}, 2.0), ({"queue": "q1"}, 1.0),
+                    ({"queue": "q2"}, 1.0)]
+    depths = {s.labels["queue"]: s.value for family in registry.collect()
+              for s in family.samples if s.name == "shop_queue_depth"}
+    assert depths == {"q0": 0, "q1": 7, "q2": 2}
+    assert translator.plain.capped == 14
+
+
+def test_control_characters_never_reach_a_mapped_label(tmp_path: Path) -> None:
+    mapping = load_mapping(mapping_file(tmp_path, MAPPING))
+    translator = StatsdTranslator(mapping, ServerRecorder("shop"), RouteTemplater())
+    registry = new_registry("t", translator.plain)
+    translator.feed(b"shop.jobs.e\x1b[2Jmail\r:1|c\n")
+    assert registry.get_sample_value("shop_jobs_total", {"queue": "e[2Jmail"}) == 1
 
 
 def test_flatten_json() -> None:
