@@ -126,10 +126,11 @@ def quote_style(value: Any) -> str | None:
 
 def quoted(value: str, style: str | None) -> str:
     """`value`, to be written with the quotes `style` (as quote_style gives)."""
+    if style is None:
+        return value  # (and ruamel.yaml is not imported: JSON, the webhook)
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
-    kind = {'"': DoubleQuotedScalarString, "'": SingleQuotedScalarString}.get(style or "")
-    styled: str = kind(value) if kind else value
+    styled: str = (DoubleQuotedScalarString if style == '"' else SingleQuotedScalarString)(value)
     return styled
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import subprocess
 import sys
@@ -244,3 +245,112 @@ def test_bad_adapter_flags_are_named(value: str, expected: str) -> None:
 def test_ports_that_cannot_work_are_refused(flags: list[str], expected: str) -> None:
     result = redline("inject", *flags, "-f", str(CORPUS / "deployment-with-service.yaml"))
     assert result.returncode == 2 and expected in result.stderr, result.stderr
+
+
+def contract(args: list[str]) -> list[tuple[str, str, str]]:
+    """(listen, upstream, protocol) per port, read as the ambassador's CLI contract says: the
+    i-th --listen goes with the i-th --upstream and --protocol, which defaults to auto."""
+    def values(flag: str) -> list[str]:
+        return [args[i + 1] for i, arg in enumerate(args) if arg == flag]
+
+    listen, upstream, protocol = values("--listen"), values("--upstream"), values("--protocol")
+    assert len(listen) == len(upstream) and len(protocol) in (0, len(listen)), args
+    return list(zip(listen, upstream, protocol or ["auto"] * len(listen), strict=True))
+
+
+def ambassador_of(doc: Doc) -> Doc:
+    pod = pod_template(doc)
+    assert pod is not None
+    [sidecar] = [c for c in pod["spec"].get("initContainers", []) if c["name"] == AMBASSADOR]
+    assert isinstance(sidecar, dict)
+    return sidecar
+
+
+def test_several_ports_one_ambassador_services_follow_and_app_metrics_stay_scraped() -> None:
+    docs = flat(documents((CORPUS / "pod-http-metrics-grpc.yaml").read_text()))
+    pod, service, monitor = inject_documents(docs, Options(podmonitor=True))
+    sidecar = ambassador_of(pod)
+    assert contract(sidecar["args"]) == [("0.0.0.0:15080", "127.0.0.1:8080", "http1"),
+                                         ("0.0.0.0:15081", "127.0.0.1:9000", "h2c")]
+    assert [(p["name"], p["containerPort"]) for p in sidecar["ports"]] == [
+        ("redline-http", 15080), ("redline-15081", 15081), ("redline-admin", 9901)]
+    # Only fronted ports are retargeted; the app's metrics port is not
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == [
+        "redline-http", "redline-15081", "metrics"]
+    # Prometheus's annotations name the ambassador; the app's own move, for the scrape job of
+    # deploy/kubernetes/examples/prometheus-app-metrics.yaml and the PodMonitor
+    annotations = pod["metadata"]["annotations"]
+    assert {k: v for k, v in annotations.items() if k != INJECTED} == {
+        "prometheus.io/scrape": "true", "prometheus.io/port": "9901",
+        "prometheus.io/path": "/metrics", "redline.io/app-metrics-port": "9090",
+        "redline.io/app-metrics-path": "/stats"}
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "redline-admin", "path": "/metrics"}, {"port": "metrics", "path": "/stats"}]
+    assert uninject_documents([pod, service, monitor]) == docs
+
+
+def test_a_single_http_port_keeps_the_single_pair_output_others_say_their_protocol() -> None:
+    http = inject_documents(flat(documents((CORPUS / "deployment-with-service.yaml")
+                                           .read_text())), Options())[0]
+    assert ambassador_of(http)["args"] == [
+        "ambassador", "--listen", "0.0.0.0:15080", "--upstream", "127.0.0.1:8080",
+        "--admin", "0.0.0.0:9901", "--service", "checkout"]
+    inventory, service, pricing, _ = inject_documents(
+        flat(documents((CORPUS / "grpc.yaml").read_text())), Options())
+    assert contract(ambassador_of(inventory)["args"]) == [
+        ("0.0.0.0:15080", "127.0.0.1:50051", "h2c")]
+    assert "--protocol" in ambassador_of(inventory)["args"]
+    assert service["spec"]["ports"][0]["targetPort"] == "redline-http"
+    assert contract(ambassador_of(pricing)["args"]) == [
+        ("0.0.0.0:15080", "127.0.0.1:8081", "h2c")]  # from its Service's appProtocol
+
+
+def test_opaque_ports_front_a_database_for_tcp_metrics_only_when_asked(tmp_path: Path) -> None:
+    text = (CORPUS / "redis-statefulset.yaml").read_text().replace(
+        "      labels: {app: cache}\n",
+        "      labels: {app: cache}\n      annotations: {redline.io/opaque-ports: \"6379\"}\n")
+    statefulset, service = inject_documents(flat(documents(text)), Options())
+    assert contract(ambassador_of(statefulset)["args"]) == [
+        ("0.0.0.0:15080", "127.0.0.1:6379", "opaque")]
+    assert service["spec"]["ports"][0]["targetPort"] == "redline-http"
+    validate(tmp_path, [statefulset, service], "1.29.0")
+
+
+def test_the_diff_of_inject_is_only_what_redline_changes() -> None:
+    path = CORPUS / "gitops-comments-and-styles.yaml"
+    text = path.read_text()
+    injected = redline("inject", "-f", str(path))
+    assert injected.returncode == 0, injected.stderr
+    diff = list(difflib.unified_diff(text.splitlines(), injected.stdout.splitlines(),
+                                     lineterm="", n=0))
+    removed = [line[1:] for line in diff if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:] for line in diff if line.startswith("+") and not line.startswith("+++")]
+    # the two values redline changes; quotes and comments kept
+    assert removed == [
+        '        prometheus.io/scrape: "false"   # the app has no metrics of its own',
+        '    targetPort: "web"  # quoted on purpose']
+    assert '        prometheus.io/scrape: "true"    # the app has no metrics of its own' in added
+    assert '    targetPort: "redline-http" # quoted on purpose' in added
+    # what it adds is in the file's style: kubectl's unindented sequences
+    assert "      initContainers:" in added and "      - name: redline-ambassador" in added
+    # every comment of the input is still there
+    comments = [line[line.index("#"):] for line in text.splitlines() if "#" in line]
+    assert all(comment in injected.stdout for comment in comments)
+
+
+def test_the_image_warning_and_the_report_go_to_stderr() -> None:
+    corpus = str(CORPUS / "deployment-with-service.yaml")
+    default = redline("inject", "-f", corpus)
+    assert default.stderr.splitlines()[0] == (
+        "redline inject: image redline:0.1.0 names no registry, so nodes look for it on Docker "
+        "Hub, where it is not: push the image to your registry and set --image (docs/deploy.md)")
+    pushed = redline("inject", "--image", "registry.example.com/platform/redline:0.1.0",
+                     "-f", corpus)
+    assert pushed.returncode == 0 and "names no registry" not in pushed.stderr
+    assert pushed.stderr.splitlines() == [
+        "redline inject: deployment/checkout: fronted 8080/http as http1 at redline-http "
+        "(port name http)",
+        "redline inject: deployment/checkout: skipped 9090/metrics: protocol not declared (no "
+        "appProtocol, known port name or well-known number); declare it HTTP (appProtocol, a "
+        "port name http-...) or list it in redline.io/ports"]
+    assert "registry.example.com/platform/redline:0.1.0" in pushed.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import signal
 import socket
@@ -18,8 +19,11 @@ from typing import Any
 
 import jsonpatch
 import pytest
+import yaml
 
-from redline.kubernetes.inject import Options, inject_documents
+from redline.kubernetes.inject import Options, inject_documents, iter_documents, pod_template
+
+CORPUS = Path(__file__).parent / "inject_corpus"
 
 POD: dict[str, Any] = {
     "apiVersion": "v1", "kind": "Pod",
@@ -136,6 +140,7 @@ def test_anything_unexpected_fails_open(webhook: Webhook,
                                         body: bytes) -> None:
     answer = post(webhook, body)["response"]
     assert answer["allowed"] is True and "patch" not in answer
+    assert answer["warnings"][0].startswith("redline")
 
 
 def healthz(webhook: Webhook, timeout: float = 10) -> bytes:
@@ -221,3 +226,81 @@ def test_a_port_in_use_is_a_config_error_naming_listen(tls: Path) -> None:
             capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2, result.stderr
     assert f"--listen: cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
+
+
+def corpus_workloads() -> list[dict[str, Any]]:
+    docs = [item for path in sorted(CORPUS.iterdir())
+            for doc in yaml.safe_load_all(path.read_text()) if doc
+            for item in iter_documents(doc)]
+    return [doc for doc in docs if pod_template(doc) is not None]
+
+
+def as_created(workload: dict[str, Any]) -> dict[str, Any]:
+    """The pod a controller creates from the workload. The webhook sees the pod only: the
+    workload's own redline.io/* annotations reach it when put on the pod template."""
+    template = copy.deepcopy(pod_template(workload))
+    assert template is not None
+    metadata = template.get("metadata", {})
+    on_workload = {key: value for key, value in
+                   (workload["metadata"].get("annotations") or {}).items()
+                   if key.startswith("redline.io/")}
+    if on_workload:
+        metadata["annotations"] = {**on_workload, **metadata.get("annotations", {})}
+    if workload["kind"] != "Pod":
+        metadata["generateName"] = f"{metadata.pop('name', workload['metadata']['name'])}-"
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
+
+
+def test_the_corpus_through_admission_reviews_as_inject_does_it(webhook: Webhook) -> None:
+    """Each workload's pod gets what `redline inject` gives the workload (without its
+    Services, which the webhook does not see), and the report as warnings."""
+    for workload in corpus_workloads():
+        pod = as_created(workload)
+        answer = post(webhook, json.dumps(review(pod)).encode())["response"]
+        assert answer["allowed"] is True
+        patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(answer["patch"]))) \
+            if "patch" in answer else pod
+        cli = inject_documents([workload], Options())
+        template = pod_template(cli.documents[0])
+        assert template is not None
+        assert patched["spec"] == template["spec"], workload["metadata"]["name"]
+        assert patched["metadata"].get("annotations", {}) == {
+            **pod["metadata"].get("annotations", {}),
+            **template["metadata"].get("annotations", {})}
+        name = f"{workload['kind'].lower()}/{workload['metadata']['name']}: "
+        assert answer.get("warnings", []) == [
+            f"redline: pod/{pod['metadata'].get('name') or pod['metadata']['generateName']}: "
+            f"{line.removeprefix(name)}"
+            if line.startswith(name) else f"redline: {line}" for line in cli.report]
+
+
+@pytest.mark.parametrize(("annotations", "expected"), [
+    ({"redline.io/port": "99999"}, "redline.io/port: '99999' is not a port; expected 1 to 65535"),
+    ({"redline.io/service": "--admin"}, "annotation redline.io/service='--admin'"),
+    ({"redline.io/inject": "disabled"}, "opted out (redline.io/inject: disabled)"),
+])
+def test_a_pod_it_cannot_handle_safely_is_admitted_unchanged_with_why(
+        webhook: Webhook, annotations: dict[str, str], expected: str) -> None:
+    pod = copy.deepcopy(POD)
+    pod["metadata"]["annotations"] = annotations
+    answer = post(webhook, json.dumps(review(pod)).encode())["response"]
+    assert answer["allowed"] is True and "patch" not in answer
+    [warning] = answer["warnings"]
+    assert warning.startswith(f"redline: pod/checkout-7d9f-: not injected: {expected}"), warning
+
+
+def test_the_warnings_say_what_was_fronted_and_the_image_to_push(webhook: Webhook) -> None:
+    pod = copy.deepcopy(POD)
+    pod["spec"]["containers"][0]["ports"] += [{"name": "grpc", "containerPort": 9000},
+                                              {"name": "postgres", "containerPort": 5432}]
+    answer = post(webhook, json.dumps(review(pod)).encode())["response"]
+    assert answer["patchType"] == "JSONPatch"
+    assert answer["warnings"] == [
+        "redline: image redline:0.1.0 names no registry, so nodes look for it on Docker Hub, "
+        "where it is not: push the image to your registry and set --image (docs/deploy.md)",
+        "redline: pod/checkout-7d9f-: fronted 8080/http as http1 at redline-http (port name "
+        "http)",
+        "redline: pod/checkout-7d9f-: fronted 9000/grpc as h2c at redline-15081 (port name grpc)",
+        "redline: pod/checkout-7d9f-: skipped 5432/postgres: port name postgres (opaque): "
+        "fronted only when listed in redline.io/opaque-ports"]
+    assert all(len(warning) <= 256 for warning in answer["warnings"])  # the API server's limit
