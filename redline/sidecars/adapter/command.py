@@ -94,7 +94,8 @@ def add_parser(sub: SubParsers,
     add("--from-start", action="store_true",
         help="read files present at start from their beginning (default: from their end)")
     add("--once", action="store_true",
-        help="read the files from start to end, print the exposition, exit")
+        help="read the files from start to end, print the exposition, exit; a log that is "
+             "missing or unreadable is an error here (exit 2), where live it is waited for")
     add("--poll-interval", type=flag_type(positive_seconds), default=0.25, metavar="S",
         help="how often to look for new lines, rotations and new files (default 0.25)")
     add("--rotate-wait", type=flag_type(positive_seconds), default=5.0, metavar="S",
