@@ -10,6 +10,10 @@ ended (`error_type` empty for a clean close by either side), so that the error r
 division; `tcp_server_active_connections` counts it from the start. Bytes are added while they
 flow (a long-lived connection is visible before it ends): the connection holds its protocol's
 two counter cells and adds to them, no lookup per chunk.
+
+A proxy's connection adds to plain integers of its `ConnectionMeter` instead (no call per
+chunk on the data path); `TcpRecorder.flush()` moves what they gained into the counters, so
+the proxy calls it about every second and a meter flushes itself when its connection ends.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class TcpRecorder:
             self.active.cell((protocol,))
             self.received.cell((protocol,))
             self.sent.cell((protocol,))
+        self.meters: set[ConnectionMeter] = set()  # of the connections open now
 
     def _with_service(self, key: Hashable) -> LabelValues:
         return (self.service_name, *cast(tuple[str, ...], key))
@@ -81,6 +86,17 @@ class TcpRecorder:
         self.active.add((protocol,), -1)
         self.connections.inc((protocol, error))
         self.duration.child((protocol, error)).observe(duration)
+
+    def meter(self, protocol: str, start: float) -> ConnectionMeter:
+        """A connection of `protocol` accepted at `start` (monotonic seconds)."""
+        meter = ConnectionMeter(self, protocol, start)
+        self.meters.add(meter)
+        return meter
+
+    def flush(self) -> None:
+        """Move the bytes the open connections counted into the counters."""
+        for meter in self.meters:
+            meter.flush()
 
     def collector(self) -> InstrumentCollector:
         return InstrumentCollector(
@@ -101,3 +117,45 @@ class ByteCounts:
 
     def sent(self, count: int) -> None:
         self._sent.value += count
+
+
+class ConnectionMeter:
+    """One connection's TCP metrics. The connection adds to `received` and `sent` as bytes
+    flow (an integer add, the only per-chunk cost); `flush` moves the growth into the counters
+    and `close` records the connection's end, once."""
+
+    __slots__ = ("_counts", "_flushed_received", "_flushed_sent", "_recorder", "error",
+                 "protocol", "received", "sent", "start")
+
+    def __init__(self, recorder: TcpRecorder, protocol: str, start: float) -> None:
+        self._recorder = recorder
+        self._counts = recorder.opened(protocol)
+        self.protocol = protocol
+        self.start = start
+        self.received = 0  # from the client
+        self.sent = 0  # to the client
+        self._flushed_received = 0
+        self._flushed_sent = 0
+        self.error = ""  # how the connection failed, if it did: the first reason found wins
+
+    def fail(self, error: str) -> None:
+        if not self.error:
+            self.error = error
+
+    def flush(self) -> None:
+        received, sent = self.received, self.sent
+        if received != self._flushed_received:
+            self._counts.received(received - self._flushed_received)
+            self._flushed_received = received
+        if sent != self._flushed_sent:
+            self._counts.sent(sent - self._flushed_sent)
+            self._flushed_sent = sent
+
+    def close(self, now: float) -> None:
+        """The connection ended (at `now`, monotonic seconds); later calls do nothing."""
+        recorder = self._recorder
+        if self not in recorder.meters:
+            return
+        recorder.meters.discard(self)
+        self.flush()
+        recorder.closed(self.protocol, max(0.0, now - self.start), self.error)

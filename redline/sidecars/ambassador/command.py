@@ -22,8 +22,10 @@ from redline.sidecars.ambassador.config import (
     MIN_HEADER_BYTES,
     AmbassadorConfig,
     Limits,
+    PortConfig,
     Upstream,
 )
+from redline.sidecars.ambassador.protocols import AUTO, HTTP1, PORT_PROTOCOLS
 from redline.sidecars.ambassador.proxy import Ambassador
 
 
@@ -38,21 +40,46 @@ def header_bytes(text: str) -> int:
     return value
 
 
+def seconds_or_zero(text: str) -> float:
+    """A duration in seconds >= 0, where 0 means none."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"expected a number of seconds >= 0 (0: none), got {text!r}")
+    return value
+
+
 def add_parser(sub: SubParsers,
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "ambassador", parents=[common],
-        help="HTTP proxy beside the app that records RED metrics for every request",
-        description="Proxy HTTP/1.1 between clients and the app (inbound) or between the app "
-                    "and a dependency (outbound), forwarding every byte unchanged and recording "
-                    "RED metrics. Metrics, /healthz and /readyz are served on --admin.",
+        help="proxy beside the app that records RED metrics for every request",
+        description="Proxy between clients and the app (inbound) or between the app and a "
+                    "dependency (outbound), forwarding every byte unchanged: HTTP/1.1 with RED "
+                    "metrics per request, anything else (TLS, h2c, databases) as TCP with TCP "
+                    "metrics per connection. Several ports: repeat --listen, --upstream and "
+                    "--protocol as pairs. Metrics, /healthz and /readyz are served on --admin.",
     )
     add = parser.add_argument
-    add("--listen", type=flag_type(host_port), required=True, metavar="H:P",
-        help="where clients (inbound) or the app (outbound) connect")
-    add("--upstream", type=flag_type(Upstream.parse), required=True, metavar="H:P|URL",
-        help="where to forward: the app (inbound, e.g. 127.0.0.1:8080) or the dependency "
-             "(outbound; https://host[:port] originates TLS)")
+    add("--listen", type=flag_type(host_port), action="append", required=True, metavar="H:P",
+        help="where clients (inbound) or the app (outbound) connect; repeat for more ports")
+    add("--upstream", type=flag_type(Upstream.parse), action="append", required=True,
+        metavar="H:P|URL",
+        help="where to forward, the i-th --upstream for the i-th --listen: the app (inbound, "
+             "e.g. 127.0.0.1:8080) or the dependency (outbound; https://host[:port] "
+             "originates TLS)")
+    add("--protocol", choices=PORT_PROTOCOLS, action="append", metavar="P",
+        help="what clients of the i-th --listen speak: auto (the default: detected from "
+             "their first bytes), http1, h2c (passed through as TCP for now), tls (passed "
+             "through), opaque (TCP); omitted: all auto, else once per pair")
+    add("--detect-timeout", type=flag_type(positive_seconds), default=0.3, metavar="S",
+        help="auto ports: a client silent this long is passed through as TCP, for protocols "
+             "where the server speaks first (default 0.3)")
+    add("--tcp-idle-timeout", type=flag_type(seconds_or_zero), default=0.0, metavar="S",
+        help="close TCP pass-through connections with no bytes either way for this long "
+             "(default 0: never)")
     add("--admin", type=flag_type(host_port), default=("0.0.0.0", 9901), metavar="H:P",
         help="admin port for /metrics, /healthz, /readyz (default 0.0.0.0:9901)")
     add("--service", default=os.environ.get("OTEL_SERVICE_NAME", "unknown_service"),
@@ -91,14 +118,43 @@ def add_parser(sub: SubParsers,
     parser.set_defaults(func=run)
 
 
+def ports_from_args(args: argparse.Namespace) -> tuple[PortConfig, ...]:
+    """The --listen/--upstream/--protocol pairs: the i-th of each go together."""
+    listens, upstreams = args.listen, args.upstream
+    protocols = args.protocol or [AUTO] * len(listens)
+    if len(listens) != len(upstreams):
+        raise ConfigError(f"--listen, --upstream: expected them in pairs, got {len(listens)} "
+                          f"--listen and {len(upstreams)} --upstream")
+    if len(protocols) != len(listens):
+        raise ConfigError(f"--protocol: expected none (every port auto) or one per "
+                          f"--listen/--upstream pair, got {len(protocols)} for "
+                          f"{len(listens)} pairs")
+    if args.mode == "outbound" and (len(listens) > 1 or protocols[0] not in (AUTO, HTTP1)):
+        raise ConfigError("--mode outbound: expected one --listen/--upstream pair of HTTP/1 "
+                          "(--protocol http1 or auto)")
+    ports = []
+    for listen, upstream, declared in zip(listens, upstreams, protocols, strict=True):
+        protocol = declared
+        if upstream.tls or args.mode == "outbound":
+            # Originating TLS makes no sense for bytes that are TLS already or not HTTP:
+            # such a port is HTTP/1, and `auto` means HTTP/1 there.
+            if declared not in (AUTO, HTTP1):
+                raise ConfigError(f"--protocol {declared}: --upstream https://... originates "
+                                  f"TLS, which only HTTP/1 ports do (--protocol http1 or auto)")
+            protocol = HTTP1
+        ports.append(PortConfig(listen, upstream, protocol))
+    return tuple(ports)
+
+
 def config_from_args(args: argparse.Namespace) -> AmbassadorConfig:
     routes = load_routes(args.routes) if args.routes else RouteTemplater()
     if args.upstream_ca and not os.path.isfile(args.upstream_ca):
         raise ConfigError(f"--upstream-ca: {args.upstream_ca}: expected a readable CA file")
     limits = Limits(max_header_bytes=args.max_header_bytes, header_timeout=args.header_timeout,
-                    upstream_timeout=args.upstream_timeout, idle_timeout=args.idle_timeout)
+                    upstream_timeout=args.upstream_timeout, idle_timeout=args.idle_timeout,
+                    detect_timeout=args.detect_timeout, tcp_idle_timeout=args.tcp_idle_timeout)
     return AmbassadorConfig(
-        listen=args.listen, upstream=args.upstream, admin=args.admin, service=args.service,
+        ports=ports_from_args(args), admin=args.admin, service=args.service,
         mode=args.mode, routes=routes, buckets=args.buckets, record_sizes=args.record_sizes,
         upstream_ca=args.upstream_ca, connect_timeout=args.connect_timeout, limits=limits,
         drain_delay=args.drain_delay, drain_timeout=args.drain_timeout,

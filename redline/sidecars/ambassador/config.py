@@ -49,6 +49,12 @@ class Limits:
     header_timeout: float = 10.0  # --header-timeout: 408 when a head takes longer
     upstream_timeout: float = 60.0  # --upstream-timeout: 504 when nothing moves for this long
     idle_timeout: float = 75.0  # --idle-timeout: idle keep-alive connections are closed
+    # --detect-timeout: an `auto` port's client that sent nothing (or nothing conclusive) by
+    # then is passed through as opaque TCP (server-speaks-first protocols: MySQL, SMTP, SSH).
+    detect_timeout: float = 0.3
+    # --tcp-idle-timeout: pass-through connections (opaque, tls, h2c) with no byte either way
+    # for this long are closed; 0, the default: never (database pools idle for hours).
+    tcp_idle_timeout: float = 0.0
     # Fixed: no flag, as no app has needed another value.
     connect_queue_bytes: int = 256 * 1024  # client reading pauses above, while connecting
     max_response_head: int = 65536  # a larger response head is a broken upstream
@@ -58,12 +64,29 @@ class Limits:
         if self.max_header_bytes < MIN_HEADER_BYTES:
             raise ValueError(f"max_header_bytes: expected at least {MIN_HEADER_BYTES} bytes, "
                              f"got {self.max_header_bytes}")
+        if self.tcp_idle_timeout < 0:
+            raise ValueError(f"tcp_idle_timeout: expected 0 (none) or more seconds, "
+                             f"got {self.tcp_idle_timeout}")
+
+    def timeouts(self) -> tuple[float, ...]:
+        """The timeouts the sweeper checks (0 is "none")."""
+        return tuple(t for t in (self.header_timeout, self.upstream_timeout, self.idle_timeout,
+                                 self.tcp_idle_timeout) if t > 0)
+
+
+@dataclass(frozen=True)
+class PortConfig:
+    """One fronted port: where clients connect, where their bytes go, and what they speak
+    (`--protocol`, a value of protocols.PORT_PROTOCOLS)."""
+
+    listen: tuple[str, int]
+    upstream: Upstream
+    protocol: str = "auto"
 
 
 @dataclass
 class AmbassadorConfig:
-    listen: tuple[str, int]
-    upstream: Upstream
+    ports: tuple[PortConfig, ...]
     admin: tuple[str, int] | None = ("0.0.0.0", 9901)
     service: str = "unknown_service"
     mode: str = "inbound"
@@ -79,9 +102,18 @@ class AmbassadorConfig:
     otlp_endpoint: str | None = None
     trace_sample_ratio: float = 0.01
 
+    def __post_init__(self) -> None:
+        if not self.ports:
+            raise ValueError("ports: expected at least one --listen/--upstream pair")
+
+    @property
+    def upstream(self) -> Upstream:
+        """The first port's upstream: outbound mode's one dependency."""
+        return self.ports[0].upstream
+
     def authority(self) -> bytes:
         """host[:port] as a Host header names the upstream (the port only when not default)."""
-        default = 443 if self.upstream.tls else 80
-        host = self.upstream.host
-        host = f"[{host}]" if ":" in host else host
-        return (host if self.upstream.port == default else f"{host}:{self.upstream.port}").encode()
+        upstream = self.upstream
+        default = 443 if upstream.tls else 80
+        host = f"[{upstream.host}]" if ":" in upstream.host else upstream.host
+        return (host if upstream.port == default else f"{host}:{upstream.port}").encode()

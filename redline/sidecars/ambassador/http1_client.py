@@ -21,7 +21,9 @@ from time import monotonic
 from typing import cast
 
 from redline.exporters.red import BAD_REQUEST, CLIENT_CLOSED, CONNECTION_RESET, TIMEOUT
-from redline.sidecars.ambassador.handler import ConnectionOwner
+from redline.exporters.tcp import ConnectionMeter
+from redline.sidecars.ambassador.detect import HTTP1
+from redline.sidecars.ambassador.handler import ConnectionOwner, Handler
 from redline.sidecars.ambassador.http1 import (
     Body,
     ProtocolError,
@@ -36,9 +38,11 @@ from redline.sidecars.ambassador.replay import IDEMPOTENT, Replay
 log = logging.getLogger("redline.ambassador")
 
 
-class ClientSide(asyncio.Protocol):
-    def __init__(self, owner: ConnectionOwner) -> None:
+class ClientSide(Handler):
+    def __init__(self, owner: ConnectionOwner, meter: ConnectionMeter | None = None) -> None:
         self.owner = owner
+        # The TCP metrics; detection passes the meter it opened (timed from the accept).
+        self.meter = meter if meter is not None else owner.tcp.meter(HTTP1, monotonic())
         self.observer = owner.observer
         self.limits = owner.limits
         self.max_head = self.limits.max_header_bytes
@@ -61,13 +65,19 @@ class ClientSide(asyncio.Protocol):
     # --- client events ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream connection always gets a Transport (uvloop's is not a subclass of it).
-        self.transport = cast(asyncio.Transport, transport)
         self.owner.connection_opened(self)
+        # A stream connection always gets a Transport (uvloop's is not a subclass of it).
+        self.take_over(cast(asyncio.Transport, transport), b"")
+
+    def take_over(self, transport: asyncio.Transport, first: bytes) -> None:
+        self.transport = transport
+        if first:
+            self.data_received(first)
 
     def data_received(self, data: bytes) -> None:
         now = monotonic()
         self.last_read = now
+        self.meter.received += len(data)
         if self.rejecting or self.closed:
             return
         if self.raw:
@@ -172,6 +182,9 @@ class ClientSide(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         now = monotonic()
+        if exc is not None:
+            self.meter.fail(CONNECTION_RESET)
+        self.meter.close(now)
         while self.pending:
             exchange = self.pending.popleft()
             self.observer.finish(exchange, exchange.status, CLIENT_CLOSED, now)
@@ -202,6 +215,7 @@ class ClientSide(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
+            self.meter.sent += len(data)
             self.transport.write(data)
 
     def pause_reading(self) -> None:
@@ -246,6 +260,7 @@ class ClientSide(asyncio.Protocol):
         """The upstream refused, reset or timed out. The first exchange still waiting for its
         response head gets `status` (502/504); every other one in flight is recorded as failed."""
         now = monotonic()
+        self.meter.fail(error)  # the transport failure that ends the connection
         upstream = self.upstream
         answered = upstream is not None and upstream.response_bytes_seen
         self.upstream = None

@@ -1,19 +1,37 @@
 """The listener: accepts connections on one port and gives each to its protocol's handler.
 
-The port's protocol picks the handler (Envoy's listener -> network filter chain). HTTP/1 is the
-only one today; another protocol is another entry in HANDLERS, and detecting the protocol from
-the first bytes would be a handler that reads them and hands the connection on.
+The port's declared protocol (`--protocol`) picks the handler, as Envoy's listener picks a
+network filter chain; `auto` picks the detector, which hands each connection on by what its
+first bytes are. Both maps are here: the two vocabularies (protocols.py) meet only in them.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from redline.sidecars.ambassador.handler import ConnectionOwner, HandlerFactory
+from redline.sidecars.ambassador import detect
+from redline.sidecars.ambassador.detector import Detector
+from redline.sidecars.ambassador.handler import ConnectionOwner, HandlerFactory, HandOff
 from redline.sidecars.ambassador.http1_client import ClientSide
+from redline.sidecars.ambassador.passthrough import Http2PassThrough, PassThrough, TlsPassThrough
+from redline.sidecars.ambassador.protocols import AUTO, LABELS
 
-HTTP1 = "http1"
-HANDLERS: dict[str, HandlerFactory] = {HTTP1: ClientSide}
+# What a connection was found to speak (detect.py's answer, the metric label) -> its handler.
+DETECTED: dict[str, HandOff] = {
+    detect.HTTP1: ClientSide,
+    detect.HTTP2: Http2PassThrough,  # until HTTP/2 has a handler
+    detect.TLS: TlsPassThrough,
+    detect.OPAQUE: PassThrough,
+}
+
+
+def _detector(owner: ConnectionOwner) -> Detector:
+    return Detector(owner, DETECTED)
+
+
+# A port's declared protocol (the --protocol value) -> the handler of its connections.
+HANDLERS: dict[str, HandlerFactory] = {AUTO: _detector, **{
+    flag: DETECTED[label] for flag, label in LABELS.items()}}
 
 
 class Listener:
@@ -21,7 +39,7 @@ class Listener:
         try:
             self.handler = HANDLERS[protocol]
         except KeyError:
-            raise ValueError(f"protocol: expected one of {', '.join(sorted(HANDLERS))}, "
+            raise ValueError(f"protocol: expected one of {', '.join(HANDLERS)}, "
                              f"got {protocol!r}") from None
         self.address = address
         self.protocol = protocol

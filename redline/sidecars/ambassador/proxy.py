@@ -1,6 +1,7 @@
-"""The ambassador process: it owns the listener and every connection it accepted, the
-observer, the upstream connector, the self metrics, the timeout sweeper, the admin port and the
-drain. Connections reach it only through `handler.ConnectionOwner`."""
+"""The ambassador process: it owns its ports (port.py: a listener and an upstream each) and
+every connection they accepted, the observer, the RED and TCP metrics, the self metrics, the
+timeout sweeper, the admin port and the drain. Connections reach it only through their port,
+a `handler.ConnectionOwner`."""
 
 from __future__ import annotations
 
@@ -14,17 +15,23 @@ from redline.admin import AdminServer
 from redline.exporters.exposition import new_registry
 from redline.exporters.instruments import Counter, Gauge, InstrumentCollector
 from redline.exporters.red import ClientRecorder, ServerRecorder
-from redline.sidecars.ambassador.config import AmbassadorConfig
+from redline.exporters.tcp import TcpRecorder
+from redline.sidecars.ambassador.config import AmbassadorConfig, Upstream
 from redline.sidecars.ambassador.connector import Connector
-from redline.sidecars.ambassador.handler import ConnectFailed, Connection
-from redline.sidecars.ambassador.listener import HTTP1, Listener
+from redline.sidecars.ambassador.handler import Connection
 from redline.sidecars.ambassador.observe import InboundObserver, Observer, OutboundObserver, Tracer
+from redline.sidecars.ambassador.port import Port
 from redline.signals import until_stopped
 
 if TYPE_CHECKING:
     from redline.sidecars.ambassador.tracing import OtelTracer
 
 log = logging.getLogger("redline.ambassador")
+
+# TLS server names (SNI) are labels of a self metric: a client chooses them, so they are
+# capped; names past the cap are counted as OTHER_SERVER_NAME (as routes past theirs).
+MAX_SERVER_NAMES = 100
+OTHER_SERVER_NAME = "{other}"
 
 
 class _SelfMetrics:
@@ -42,15 +49,29 @@ class _SelfMetrics:
             "before answering them.", ())
         self.ready = Gauge("redline_ambassador_draining",
                            "1 while the ambassador drains after SIGTERM.", ())
+        self.server_names = Counter(
+            "redline_ambassador_tls_connections",
+            f"TLS connections passed through, by the server name (SNI) their client asked "
+            f"for (empty: none); past {MAX_SERVER_NAMES} names, new ones count as "
+            f"{OTHER_SERVER_NAME}.", ("server_name",))
         for side in ("client", "upstream"):
             self.opened.cell((side,))
             self.open.cell((side,))
         self.ready.set((), 0)
         self.retries.cell(())
+        self._names_seen: set[str] = set()
 
     def collector(self) -> InstrumentCollector:
         return InstrumentCollector([self.opened, self.open, self.rejected, self.retries,
-                                    self.ready])
+                                    self.ready, self.server_names])
+
+    def server_name_seen(self, server_name: str) -> None:
+        if server_name not in self._names_seen:
+            if len(self._names_seen) >= MAX_SERVER_NAMES:
+                server_name = OTHER_SERVER_NAME
+            else:
+                self._names_seen.add(server_name)
+        self.server_names.inc((server_name,))
 
 
 class Ambassador:
@@ -63,6 +84,7 @@ class Ambassador:
         self.draining = False  # /readyz answers 503
         self.shutting_down = False  # listener closed; idle connections are closed
         self.metrics = _SelfMetrics()
+        self.tcp = TcpRecorder(config.service)
         self.observer: Observer
         if config.mode == "outbound":
             client = ClientRecorder(config.service, config.buckets)
@@ -75,27 +97,37 @@ class Ambassador:
                                     record_sizes=config.record_sizes, routes=config.routes)
             self.observer = InboundObserver(server, config.routes, tracer)
             red_collector = server.collector()
-        self.registry = new_registry("ambassador", red_collector, self.metrics.collector())
-        self.connector = Connector(config.upstream, config.connect_timeout, config.upstream_ca)
-        # HTTP/1 is the only protocol handler so far (listener.py).
-        self.listener = Listener(config.listen, HTTP1, self)
+        self.registry = new_registry("ambassador", red_collector, self.tcp.collector(),
+                                     self.metrics.collector())
+        self.ports = [
+            Port(port, self, Connector(port.upstream, config.connect_timeout, config.upstream_ca),
+                 self._spawn)
+            for port in config.ports]
         self.admin = AdminServer(self.registry, self.readiness)
-        self.listen_port = 0
+        self.listen_ports: list[int] = []
         self.admin_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._ready_cache: tuple[float, bool, str] = (0.0, False, "")
 
     # --- lifecycle ---------------------------------------------------------------------------
 
+    @property
+    def listen_port(self) -> int:
+        """The first port's (the only one of most ambassadors)."""
+        return self.listen_ports[0] if self.listen_ports else 0
+
     async def start(self) -> None:
-        host = self.config.listen[0]
-        self.listen_port = await self.listener.start()
+        self.listen_ports = [await port.start() for port in self.ports]
         if self.config.admin is not None:
             self.admin_port = await self.admin.start(*self.config.admin)
         self._spawn(self._sweep())
+        ports = [{"listen": f"{port.config.listen[0]}:{number}",
+                  "upstream": _address(port.config.upstream),
+                  "protocol": port.config.protocol}
+                 for port, number in zip(self.ports, self.listen_ports, strict=True)]
         log.info("ambassador listening", extra={
-            "listen": f"{host}:{self.listen_port}", "admin": self.admin_port,
-            "upstream": f"{self.config.upstream.host}:{self.config.upstream.port}",
+            "listen": ports[0]["listen"], "upstream": ports[0]["upstream"],
+            "protocol": ports[0]["protocol"], "ports": ports, "admin": self.admin_port,
             "mode": self.config.mode, "service": self.config.service})
 
     async def drain(self) -> None:
@@ -108,7 +140,9 @@ class Ambassador:
                                     "open_connections": len(self.connections)})
         await asyncio.sleep(max(0.0, min(config.drain_delay, config.drain_timeout)))
         self.shutting_down = True
-        self.listener.close()
+        for port in self.ports:
+            port.shutting_down = True
+            port.close()
         for connection in list(self.connections):
             if connection.idle():
                 connection.close()
@@ -139,6 +173,10 @@ class Ambassador:
         self.metrics.opened.inc(("client",))
         self.metrics.open.add(("client",), 1)
 
+    def connection_replaced(self, old: Connection, new: Connection) -> None:
+        self.connections.discard(old)
+        self.connections.add(new)
+
     def connection_closed(self, connection: Connection) -> None:
         self.connections.discard(connection)
         self.metrics.open.add(("client",), -1)
@@ -156,8 +194,8 @@ class Ambassador:
     def count_retry(self) -> None:
         self.metrics.retries.inc(())
 
-    def open_upstream(self, protocol: asyncio.Protocol, failed: ConnectFailed) -> None:
-        self._spawn(self.connector.connect(protocol, failed))
+    def server_name_seen(self, server_name: str) -> None:
+        self.metrics.server_name_seen(server_name)
 
     # --- readiness and timeouts --------------------------------------------------------------
 
@@ -168,32 +206,49 @@ class Ambassador:
         checked, ready, detail = self._ready_cache
         if now - checked < 1.0:
             return ready, detail
-        target = self.config.upstream
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(target.host, target.port), 1.0)
-            writer.close()
-            ready, detail = True, "ready"
-        except (OSError, TimeoutError) as exc:
-            ready, detail = False, f"cannot reach upstream {target.host}:{target.port}: {exc}"
+        upstreams = list(dict.fromkeys(port.config.upstream for port in self.ports))
+        failures = [failure for failure in await asyncio.gather(*map(_unreachable, upstreams))
+                    if failure]
+        # Ready when any upstream answers: the app has started. Requiring every one would
+        # keep the whole pod out of its Services for one port the app does not listen on
+        # (declared but unused ports exist), which the pod without the ambassador is not.
+        ready = len(failures) < len(upstreams)
+        detail = "; ".join(["ready" if ready else "not ready", *failures])
         self._ready_cache = (monotonic(), ready, detail)
         return ready, detail
 
     async def _sweep(self) -> None:
-        limits = self.limits
-        shortest = min(limits.header_timeout, limits.upstream_timeout, limits.idle_timeout)
-        interval = min(1.0, max(0.02, shortest / 10))
+        """Timeouts, and the bytes counted by open connections into the TCP metrics: so a
+        long-lived connection's bytes show within a second."""
+        interval = min(1.0, max(0.02, min(self.limits.timeouts()) / 10))
         while True:
             await asyncio.sleep(interval)
             now = monotonic()
             for connection in list(self.connections):
                 if not connection.closed:
                     connection.check_timeouts(now)
+            self.tcp.flush()
 
     def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _address(upstream: Upstream) -> str:
+    host = f"[{upstream.host}]" if ":" in upstream.host else upstream.host
+    return f"{'https://' if upstream.tls else ''}{host}:{upstream.port}"
+
+
+async def _unreachable(upstream: Upstream) -> str:
+    """Why `upstream` does not accept a TCP connection now; "" when it does."""
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(upstream.host, upstream.port), 1.0)
+        writer.close()
+        return ""
+    except (OSError, TimeoutError) as exc:
+        return f"cannot reach upstream {_address(upstream)}: {exc}"
 
 
 def _make_tracer(config: AmbassadorConfig) -> OtelTracer | None:

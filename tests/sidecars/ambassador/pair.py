@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from redline.exporters.tcp import TcpRecorder
 from redline.sidecars.ambassador.config import Limits
 from redline.sidecars.ambassador.handler import ConnectFailed, Connection
 from redline.sidecars.ambassador.http1 import RequestHead
@@ -79,6 +80,8 @@ class FakeOwner:
         self.recording = RecordingObserver()
         self.observer: Observer = observer if observer is not None else self.recording
         self.limits = limits if limits is not None else Limits()
+        self.tcp = TcpRecorder("shop")
+        self.server_names: list[str] = []
         self.shutting_down = False
         self.connections: set[Connection] = set()
         self.connects: list[tuple[asyncio.Protocol, ConnectFailed]] = []
@@ -88,6 +91,10 @@ class FakeOwner:
 
     def connection_opened(self, connection: Connection) -> None:
         self.connections.add(connection)
+
+    def connection_replaced(self, old: Connection, new: Connection) -> None:
+        self.connections.discard(old)
+        self.connections.add(new)
 
     def connection_closed(self, connection: Connection) -> None:
         self.connections.discard(connection)
@@ -106,6 +113,9 @@ class FakeOwner:
 
     def count_retry(self) -> None:
         self.retries += 1
+
+    def server_name_seen(self, server_name: str) -> None:
+        self.server_names.append(server_name)
 
 
 class Pair:

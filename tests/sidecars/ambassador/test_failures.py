@@ -40,6 +40,14 @@ def test_malformed_request_gets_400_bad_request(
 ) -> None:
     before = ambassador.requests_recorded(error_type="bad_request")
     seen = len(upstream.seen)
+    if ambassador.protocol == "auto" and request_bytes.startswith(b"\x16"):
+        # Detection takes a TLS record for TLS, not for a broken request: passed through.
+        tls_before = ambassador.tcp("connections", "tls")
+        exchange(ambassador.port, request_bytes)
+        assert ambassador.wait_value("tcp_server_connections_total", tls_before + 1,
+                                     network_protocol_name="tls") == tls_before + 1
+        assert ambassador.requests_recorded(error_type="bad_request") == before
+        return
     response = exchange(ambassador.port, request_bytes)
     counted.append(1)
     assert status_of(response) == 400
@@ -122,7 +130,9 @@ def test_a_bad_request_does_not_affect_other_connections(
         good.request("GET", f"/say/{i}")
         assert good.getresponse().read() == str(i).encode()
         if i % 5 == 0:
-            assert status_of(exchange(ambassador.port, b"NOT HTTP AT ALL\r\n\r\n")) == 400
+            # A request line, so HTTP/1 to detection too, then a broken header.
+            bad = b"GET / HTTP/1.1\r\nNOT A HEADER\r\n\r\n"
+            assert status_of(exchange(ambassador.port, bad)) == 400
     good.close()
     counted.append(24)
 

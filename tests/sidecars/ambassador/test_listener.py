@@ -1,4 +1,5 @@
-"""The listener gives every accepted connection to the handler of the port's protocol."""
+"""The listener gives every accepted connection to the handler of the port's declared protocol;
+the two protocol vocabularies meet only in its maps."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import asyncio
 
 import pytest
 
+from redline.sidecars.ambassador import detect
+from redline.sidecars.ambassador.detector import Detector
 from redline.sidecars.ambassador.http1_client import ClientSide
-from redline.sidecars.ambassador.listener import HANDLERS, HTTP1, Listener
+from redline.sidecars.ambassador.listener import DETECTED, HANDLERS, Listener
+from redline.sidecars.ambassador.passthrough import Http2PassThrough, PassThrough, TlsPassThrough
+from redline.sidecars.ambassador.protocols import HTTP1, LABELS, PORT_PROTOCOLS
 from tests.sidecars.ambassador.pair import FakeOwner
 
 
@@ -33,6 +38,20 @@ def test_an_accepted_connection_goes_to_the_ports_handler() -> None:
 
 
 def test_a_protocol_without_a_handler_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="protocol: expected one of http1, got 'h2c'"):
-        Listener(("127.0.0.1", 0), "h2c", FakeOwner())
-    assert sorted(HANDLERS) == ["http1"]
+    with pytest.raises(ValueError, match="protocol: expected one of auto, http1, h2c, tls, "
+                                         "opaque, got 'http'"):
+        Listener(("127.0.0.1", 0), "http", FakeOwner())  # a label, not a --protocol value
+
+
+def test_each_declared_protocol_has_a_handler_and_each_label_one_for_detection() -> None:
+    assert tuple(HANDLERS) == PORT_PROTOCOLS
+    assert isinstance(HANDLERS["auto"](FakeOwner()), Detector)
+    assert {flag: type(HANDLERS[flag](FakeOwner())) for flag in LABELS} == {
+        "http1": ClientSide, "h2c": Http2PassThrough, "tls": TlsPassThrough,
+        "opaque": PassThrough}
+    assert sorted(DETECTED) == sorted([detect.HTTP1, detect.HTTP2, detect.TLS, detect.OPAQUE])
+    # A handler's connections carry the label of what it handles.
+    assert {label: LABELS[flag] for flag, label in
+            [("h2c", Http2PassThrough.label), ("tls", TlsPassThrough.label),
+             ("opaque", PassThrough.label)]} == {"http2": "http2", "tls": "tls",
+                                                 "opaque": "opaque"}

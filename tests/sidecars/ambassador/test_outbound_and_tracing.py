@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import re
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,26 +16,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.sidecars.ambassador.conftest import AmbassadorProcess
 from tests.sidecars.ambassador.upstream import UpstreamServer
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def test_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A throwaway CA and a server certificate for localhost / 127.0.0.1."""
-    tmp = tmp_path_factory.mktemp("ca")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-            "ca.pem", "-days", "2", "-subj", "/CN=redline test CA", cwd=tmp)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
-            "server.csr", "-subj", "/CN=localhost", cwd=tmp)
-    (tmp / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                                 "basicConstraints=CA:FALSE\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf",
-            cwd=tmp)
-    return tmp
 
 
 @pytest.fixture(scope="module")
