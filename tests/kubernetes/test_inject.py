@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from redline.cli import build_parser
 from redline.kubernetes.inject import (
     ADAPTER,
     AMBASSADOR,
@@ -23,6 +24,7 @@ from redline.kubernetes.inject import (
 )
 from redline.kubernetes.inject import inject_documents as inject_with_report
 from redline.kubernetes.uninject import uninject_documents
+from redline.sidecars.ambassador.command import ports_from_args
 from tests.conftest import kubernetes_validate
 
 CORPUS = Path(__file__).parent / "inject_corpus"
@@ -354,3 +356,21 @@ def test_the_image_warning_and_the_report_go_to_stderr() -> None:
         "appProtocol, known port name or well-known number); declare it HTTP (appProtocol, a "
         "port name http-...) or list it in redline.io/ports"]
     assert "registry.example.com/platform/redline:0.1.0" in pushed.stdout
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_injected_command_is_one_the_ambassador_and_adapter_accept(name: str) -> None:
+    """The sidecars' arguments parse with the real CLI into the ports the contract says."""
+    injected = redline("inject", "-f", str(CORPUS / name), "--adapter",
+                       "access-log=/var/log/app/access.log")
+    for doc in flat(documents(injected.stdout)):
+        pod = pod_template(doc)
+        if pod is None or INJECTED not in pod["metadata"].get("annotations", {}):
+            continue
+        sidecar = ambassador_of(doc)
+        args = sidecar["args"]
+        ports = ports_from_args(build_parser({}, "ambassador").parse_args(args))
+        assert [(f"{p.listen[0]}:{p.listen[1]}", f"{p.upstream.host}:{p.upstream.port}",
+                 p.protocol) for p in ports] == contract(args)
+        [adapter] = [c for c in pod["spec"]["containers"] if c["name"] == ADAPTER]
+        assert build_parser({}, "adapter").parse_args(adapter["args"]).func is not None
