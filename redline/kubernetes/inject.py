@@ -185,6 +185,9 @@ def _listeners(doc: Doc, pod: Doc, options: Options, services: list[Doc]
     for front in plan.fronted:
         while candidate in used or candidate in ours[1:]:
             candidate += 1
+        if candidate > 65535:
+            raise _NotSafe(f"no free port above --proxy-port {options.proxy_port} for "
+                           f"{front.port}; choose a lower one")
         name = PROXY_PORT_NAME if not listeners else f"redline-{candidate}"
         listeners.append(Listener(front, candidate, name))
         candidate += 1

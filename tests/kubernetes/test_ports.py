@@ -138,6 +138,15 @@ def test_an_app_on_the_sidecars_ports_is_left_alone(port: int) -> None:
         f"sidecars need (--proxy-port, --admin-port choose others)"]
 
 
+def test_ports_beyond_65535_are_not_invented() -> None:
+    pod = copy.deepcopy(POD)
+    pod["spec"]["containers"][0]["ports"].append({"name": "grpc", "containerPort": 9000})
+    injection = inject_documents([pod], Options(proxy_port=65535))
+    assert injection.documents == [pod]
+    assert injection.report == ["pod/web: not injected: no free port above --proxy-port 65535 "
+                                "for 9000/grpc; choose a lower one"]
+
+
 @pytest.mark.parametrize(("image", "warns"), [
     ("redline:0.1.0", True), ("platform/redline:0.1.0", True), ("redline", True),
     ("registry.example.com/platform/redline:0.1.0", False), ("ghcr.io/acme/redline:0.1.0", False),
