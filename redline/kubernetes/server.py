@@ -136,17 +136,17 @@ def serve(app: Any, context: ssl.SSLContext, settings: ServerSettings) -> int:
         finally:
             stop.set()
 
-    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
+    # The handlers stay to the end: a second SIGTERM while draining or exiting changes nothing
+    # (the default action would end the process with -15 after a clean drain); SIGKILL still
+    # ends it, as Kubernetes does after the grace period.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
     thread = threading.Thread(target=run, name="webhook-serve")
     thread.start()
-    try:
-        stop.wait()
-        log.info("webhook stopping", extra={"drain_timeout": settings.drain_timeout})
-        server.stop()  # stops accepting, lets in-flight requests finish (drain_timeout)
-        thread.join(settings.drain_timeout + 1)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    stop.wait()
+    log.info("webhook stopping", extra={"drain_timeout": settings.drain_timeout})
+    server.stop()  # stops accepting, lets in-flight requests finish (drain_timeout)
+    thread.join(settings.drain_timeout + 1)
     if not signalled:
         log.error("webhook server stopped unexpectedly")
         return 1
