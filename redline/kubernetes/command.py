@@ -42,7 +42,8 @@ def add_parser(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                     "redline inject -f deploy.yaml | kubectl apply -f -")
     _files(inject)
     add = inject.add_argument
-    add("--image", default=Options.image, help=f"redline image (default {Options.image})")
+    add("--image", default=Options.image, metavar="IMAGE",
+        help=f"redline image (default {Options.image})")
     add("--classic", action="store_true",
         help="the ambassador as a regular container, for clusters before Kubernetes 1.29 "
              "(default: a native sidecar)")
@@ -52,8 +53,9 @@ def add_parser(sub: SubParsers, common: argparse.ArgumentParser) -> None:
         type=flag_type(access_log),
         help="add the adapter reading the app's access log at PATH (an emptyDir is shared at "
              "its directory); repeatable: one adapter follows every log")
-    add("--adapter-format", default=Options.log_format,
-        help=f"the adapter's --format (default {Options.log_format})")
+    add("--adapter-format", default=Options.log_format, metavar="FORMAT",
+        help=f"the adapter's --format: nginx, apache, json or regex:RE "
+             f"(default {Options.log_format})")
     add("--proxy-port", type=flag_type(port_number), default=Options.proxy_port, metavar="N",
         help=f"the ambassador's port in the pod (default {Options.proxy_port})")
     add("--admin-port", type=flag_type(port_number), default=Options.admin_port, metavar="N",
@@ -183,7 +185,7 @@ def _add_webhook(sub: SubParsers, common: argparse.ArgumentParser) -> None:
         help="where to listen; port 0: any free port (default 0.0.0.0:8443)")
     add("--tls-reload", type=flag_type(positive_seconds), default=60.0, metavar="S",
         help="check the certificate files for a renewal every S seconds and serve the new one "
-             "(default 60)")
+             "(default 60.0)")
     add("--threads", type=flag_type(positive_integer), default=default.threads, metavar="N",
         help=f"connections served at once (default {default.threads})")
     add("--handshake-timeout", type=flag_type(positive_seconds),
@@ -197,7 +199,8 @@ def _add_webhook(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     add("--drain-timeout", type=flag_type(positive_seconds), default=default.drain_timeout,
         metavar="S", help=f"on SIGTERM, wait up to S seconds for requests in flight "
                           f"(default {default.drain_timeout:g})")
-    add("--image", default=Options.image, help="the sidecars' image")
+    add("--image", default=Options.image, metavar="IMAGE",
+        help=f"the sidecars' image (default {Options.image})")
     add("--classic", action="store_true",
         help="inject a regular container (clusters before 1.29)")
     parser.set_defaults(func=run_webhook)
