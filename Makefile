@@ -9,9 +9,11 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 # Debian packages the tests run for real: promtool (prometheus), openssl (a test CA),
 # node_exporter (the node exporter is compared with it), amtool (the Alertmanager example),
-# docker-compose (validates deploy/compose; no Docker engine needed).
+# docker-compose (validates deploy/compose; no Docker engine needed), redis and curl (the
+# ambassador in front of Redis and of a TLS server).
 TEST_TOOLS := promtool:prometheus openssl:openssl prometheus-node-exporter:prometheus-node-exporter \
-              amtool:prometheus-alertmanager docker-compose:docker-compose
+              amtool:prometheus-alertmanager docker-compose:docker-compose \
+              redis-server:redis-server redis-benchmark:redis-tools curl:curl
 # What the demo uses when it can have it: Prometheus and Alertmanager (it runs without them).
 DEMO_TOOLS := prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager
 # e.g. `make demo DEMO_ARGS="--duration 60 --rate 100"`
@@ -24,7 +26,8 @@ KUBECTL := $(TOOLS_DIR)/bin/kubectl
 CHECKOV := $(TOOLS_DIR)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 # The anchors the benchmarks run side by side.
-BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail
+BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail haproxy:haproxy redis-server:redis-server \
+               redis-benchmark:redis-tools
 
 .PHONY: demo test lint typecheck pytest system-tools bench-tools install-missing bench clean
 

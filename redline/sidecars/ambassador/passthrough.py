@@ -17,7 +17,10 @@ passes (never waited for) to learn the server name the client asked for (SNI).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
 from collections.abc import Callable
 from time import monotonic
 from typing import cast
@@ -156,8 +159,9 @@ class PassThrough(Handler):
         self.upstream.close()
 
     def abort(self) -> None:
+        """Reset both sides: neither peer may take a cut stream for a clean end."""
         if self.transport is not None:
-            self.transport.abort()
+            reset(self.transport)
         self.upstream.abort()
 
 
@@ -289,7 +293,16 @@ class _Upstream(asyncio.Protocol):
     def abort(self) -> None:
         self.gone = True
         if self.transport is not None:
-            self.transport.abort()
+            reset(self.transport)
+
+
+def reset(transport: asyncio.Transport) -> None:
+    """Abort with a TCP reset (SO_LINGER 0), not the FIN a plain abort sends."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and not transport.is_closing():
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 def _nowhere(data: bytes) -> None:

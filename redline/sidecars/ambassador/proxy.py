@@ -21,7 +21,7 @@ from redline.sidecars.ambassador.connector import Connector
 from redline.sidecars.ambassador.handler import Connection
 from redline.sidecars.ambassador.observe import InboundObserver, Observer, OutboundObserver, Tracer
 from redline.sidecars.ambassador.port import Port
-from redline.signals import until_stopped
+from redline.signals import stop_event
 
 if TYPE_CHECKING:
     from redline.sidecars.ambassador.tracing import OtelTracer
@@ -161,8 +161,10 @@ class Ambassador:
         log.info("drained", extra={"aborted_connections": left})
 
     async def run_until_signalled(self) -> int:
+        # Signals are handled before "listening" is logged: a SIGTERM right after it drains.
+        stop = stop_event()
         await self.start()
-        await until_stopped()
+        await stop.wait()
         await self.drain()
         return 0
 
