@@ -147,11 +147,16 @@ def _transform(sources: Sequence[str], apply: Transform) -> int:
         items = result[position:position + count]
         position += count
         if piece.document is None:
-            output.append(piece.separator + piece.text)
+            text = piece.separator + piece.text
         elif piece.document.get("kind") == "List":
-            output.append(render(piece, _list_with(piece.document, items)))
+            text = render(piece, _list_with(piece.document, items))
         elif items[0] is not None:
-            output.append(render(piece, items[0]))
+            text = render(piece, items[0])
+        else:
+            continue
+        if output and not piece.separator:  # the first document of a further file
+            text = ("---\n" if output[-1].endswith("\n") else "\n---\n") + text
+        output.append(text)
     added = [d for d in result[position:] if d is not None]
     if added and output and not output[-1].endswith("\n"):
         output.append("\n")

@@ -374,3 +374,18 @@ def test_every_injected_command_is_one_the_ambassador_and_adapter_accept(name: s
                  p.protocol) for p in ports] == contract(args)
         [adapter] = [c for c in pod["spec"]["containers"] if c["name"] == ADAPTER]
         assert build_parser({}, "adapter").parse_args(adapter["args"]).func is not None
+
+
+def test_several_files_are_separate_documents_and_uninject_gives_them_back(
+        tmp_path: Path) -> None:
+    """Each further file starts a document of its own (the first file's last document ran into
+    the next file's first: a YAML mapping with duplicate keys that uninject could not read)."""
+    names = ["deployment-with-service.yaml", "postgres-with-service.yaml"]
+    injected = redline("inject", *(arg for n in names for arg in ("-f", str(CORPUS / n))))
+    assert injected.returncode == 0, injected.stderr
+    documents = [d for d in yaml.safe_load_all(injected.stdout) if d is not None]
+    assert [d["kind"] for d in documents] == ["Deployment", "Service", "Deployment", "Service"]
+    (tmp_path / "injected.yaml").write_text(injected.stdout)
+    restored = redline("uninject", "-f", str(tmp_path / "injected.yaml"))
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout == "---\n".join((CORPUS / n).read_text() for n in names)
