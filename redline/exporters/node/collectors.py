@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from redline.exporters.node import procfs
+from redline.exporters.node import cgroups_collector, procfs
 from redline.exporters.node.network import conntrack, netclass, netdev, netstat
 from redline.exporters.node.roots import Families, Roots, family, read, single
 
-__all__ = ["COLLECTORS", "NODE_EXPORTER_EQUIVALENT", "VMSTAT_FIELDS", "NodeCollector", "Roots"]
+__all__ = ["COLLECTORS", "NODE_EXPORTER_EQUIVALENT", "OPTIONAL_COLLECTORS", "VMSTAT_FIELDS",
+           "NodeCollector", "Roots"]
 
 # node_exporter's default filters, so that both export the same series; vmstat adds page
 # scanning and stealing (memory reclaim: the saturation signal before OOM kills), which
@@ -260,6 +261,11 @@ COLLECTORS: dict[str, Callable[[Roots], Families]] = {
     "stat": stat,
     "vmstat": vmstat,
 }
+# Run only when named in --collectors: kubelet's cAdvisor exports the same container series in
+# a cluster, and a second copy would double every sum.
+OPTIONAL_COLLECTORS: dict[str, Callable[[Roots], Families]] = {
+    "cgroups": cgroups_collector.collect,
+}
 # Collectors that exist in node_exporter under the same name with the same output; the others
 # export a subset of a node_exporter collector (processes, netclass) or what it lacks.
 NODE_EXPORTER_EQUIVALENT = ("conntrack", "cpu", "diskstats", "filefd", "filesystem", "loadavg",
@@ -268,10 +274,10 @@ NODE_EXPORTER_EQUIVALENT = ("conntrack", "cpu", "diskstats", "filefd", "filesyst
 
 def check_collectors(names: Sequence[str]) -> list[str]:
     """The names, when each is a collector (a typo must not silently drop a resource)."""
-    unknown = set(names) - set(COLLECTORS)
+    unknown = set(names) - set(COLLECTORS) - set(OPTIONAL_COLLECTORS)
     if unknown:
         raise ValueError(f"unknown collectors {sorted(unknown)}; "
-                         f"expected some of {sorted(COLLECTORS)}")
+                         f"expected some of {sorted([*COLLECTORS, *OPTIONAL_COLLECTORS])}")
     return list(names)
 
 
@@ -308,7 +314,7 @@ class NodeCollector:
         for name in self.enabled:
             started = time.perf_counter()
             try:
-                families = COLLECTORS[name](roots)
+                families = (COLLECTORS.get(name) or OPTIONAL_COLLECTORS[name])(roots)
             except (OSError, ValueError) as exc:
                 families, ok = [], 0
                 if self.on_error is not None:

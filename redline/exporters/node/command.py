@@ -8,9 +8,14 @@ import asyncio
 import os
 
 from redline.config import ConfigError
-from redline.exporters.node.collectors import COLLECTORS, Roots, collector_list
+from redline.exporters.node.collectors import (
+    COLLECTORS,
+    OPTIONAL_COLLECTORS,
+    Roots,
+    collector_list,
+)
 from redline.exporters.node.exporter import NodeExporterConfig, serve
-from redline.flags import SubParsers, flag_type, host_port
+from redline.flags import SubParsers, flag_type, host_port, positive_integer
 
 
 def add_parser(sub: SubParsers,
@@ -33,7 +38,16 @@ def add_parser(sub: SubParsers,
              "process's own); in a pod without hostNetwork, the host's is PROCFS/1/net")
     add("--collectors", type=flag_type(collector_list), default=",".join(COLLECTORS),
         metavar="LIST",
-        help=f"collectors to run, comma-separated (default all: {','.join(COLLECTORS)})")
+        help=f"collectors to run, comma-separated (default all: {','.join(COLLECTORS)}; "
+             f"off unless named: {','.join(OPTIONAL_COLLECTORS)})")
+    add("--cgroupfs", default=Roots.cgroupfs, metavar="DIR",
+        help=f"the host's cgroup mount, read by the cgroups collector (default {Roots.cgroupfs})")
+    add("--cgroups-depth", type=flag_type(positive_integer), default=Roots.cgroups_depth,
+        metavar="N", help="cgroups collector: levels below the root cgroup to walk (default "
+                          f"{Roots.cgroups_depth}: kubelet's containers and Docker's)")
+    add("--cgroups-max", type=flag_type(positive_integer), default=Roots.cgroups_max,
+        metavar="N", help="cgroups collector: cgroups exported per scrape, the shallowest first "
+                          f"(default {Roots.cgroups_max})")
     parser.set_defaults(func=run)
 
 
@@ -44,7 +58,10 @@ def config_from_args(args: argparse.Namespace) -> NodeExporterConfig:
     for flag, path in directories:
         if not os.path.isdir(path):
             raise ConfigError(f"{flag}: {path}: expected a directory")
-    return NodeExporterConfig(Roots(args.procfs, args.sysfs, args.rootfs, args.procfs_net),
+    if "cgroups" in args.collectors and not os.path.isdir(args.cgroupfs):
+        raise ConfigError(f"--cgroupfs: {args.cgroupfs}: expected a directory")
+    return NodeExporterConfig(Roots(args.procfs, args.sysfs, args.rootfs, args.procfs_net,
+                                    args.cgroupfs, args.cgroups_depth, args.cgroups_max),
                               args.collectors, args.listen)
 
 

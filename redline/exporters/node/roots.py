@@ -21,6 +21,11 @@ class Roots:
     # The network namespace whose counters are read: <procfs>/net is the reader's own, so a
     # pod without hostNetwork points this at <host procfs>/1/net, the host's (init's) netns.
     procfs_net: str = ""
+    # The cgroups collector's (off by default): the host's cgroup mount and how much of it is
+    # exported (levels below the root, cgroups per scrape), so a node's series stay bounded.
+    cgroupfs: str = "/sys/fs/cgroup"
+    cgroups_depth: int = 4
+    cgroups_max: int = 1000
     # Not an __init__ argument, so that dataclasses.replace (one copy per scrape) starts each
     # copy empty: as an argument, the copy shared its dict and served the first scrape's
     # /proc/stat for ever.
