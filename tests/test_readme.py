@@ -109,7 +109,7 @@ def checkout(tmp_path: Path) -> Path:
     for name in filter(None, files):
         target = tmp_path / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
+        shutil.copy2(ROOT / name, target, follow_symlinks=False)  # fixture trees hold links
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     return tmp_path
 
