@@ -19,7 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redline.exporters.instruments import format_bound
-from redline.exporters.red import CLIENT_DURATION, SERVER_DURATION, SERVER_UNTIMED
+from redline.exporters.red import (
+    CLIENT_DURATION,
+    SERVER_ACTIVE,
+    SERVER_DURATION,
+    SERVER_UNTIMED,
+)
 
 Labels = Sequence[str]
 Matchers = Sequence[str]
@@ -185,6 +190,33 @@ def of_sidecars(expr: str, service_matchers: Matchers) -> str:
         "http_client_active_requests"))
     target = ", ".join(SCRAPE_TARGET)
     return f"{expr}\n* on ({target}) group_left ()\ngroup by ({target}) ({identity})"
+
+
+# --- autoscaling: one value per service, for KEDA, prometheus-adapter and the replay ---------
+
+def active_requests(matchers: Matchers, group: Labels, window: str,
+                    metric: str = SERVER_ACTIVE) -> str:
+    """Requests in flight, each series averaged over `window`, then summed: the gauge read once
+    per scrape jumps with every burst, and over the rate's window the average is what rate x
+    latency gives (Little's law)."""
+    return aggregate("sum", group, f"avg_over_time({series(metric, matchers)}[{window}])")
+
+
+def latency_quantile_or_idle(q: float, metrics: RequestMetrics, matchers: Matchers,
+                             group: Labels, window: str) -> str:
+    """The latency quantile, or 0 for a group with series but no request in `window` (where
+    histogram_quantile gives NaN): an idle service is not slow. A group without any series
+    stays absent, so that a service Prometheus lost reads as missing, never as fast."""
+    quantile = latency_quantile(q, metrics, matchers, group, window)
+    idle = f"{sum_rate(metrics.count, matchers, group, window)} * 0"
+    return f"({quantile} >= 0)\nor\n{idle}"
+
+
+def scrape_targets(metric: str, matchers: Matchers, group: Labels, target_label: str) -> str:
+    """How many distinct `target_label` values (a pod: `pod`, or `instance` where Prometheus
+    scrapes without Kubernetes discovery) export `metric`, per group."""
+    return aggregate("count", group, aggregate("count", (*group, target_label),
+                                               series(metric, matchers)))
 
 
 # --- USE ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ slos:
       threshold: 0.25          # seconds; must be a histogram bucket boundary
       target: 99               # percent (not a ratio) of requests at or under the threshold
     routes: ["/api/*"]         # optional; default all routes
+    scaling: {...}             # optional; HPA/KEDA objects (redline/autoscale/model.py)
 ```
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from redline.autoscale.model import Scaling, build_scaling
 from redline.config import ConfigError, Node, load_yaml
 from redline.exporters.instruments import format_bound
 from redline.exporters.red import DEFAULT_BUCKETS
@@ -48,6 +50,7 @@ class SLO:
     availability: float | None  # percent
     latency: Latency | None
     routes: tuple[str, ...]
+    scaling: Scaling | None = None  # `redline autoscale`; the alerts ignore it
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def _objective(node: Node) -> float:
 
 
 def _slo(item: Node, buckets: Sequence[float]) -> SLO:
-    item.mapping({"service", "availability", "latency", "routes"})
+    item.mapping({"service", "availability", "latency", "routes", "scaling"})
     service = item.child("service").string()
     if '"' in service or "\\" in service:
         raise item.child("service").error("a service name without quotes or backslashes")
@@ -128,4 +131,6 @@ def _slo(item: Node, buckets: Sequence[float]) -> SLO:
     for index, route in enumerate(routes):
         if not route.startswith("/"):
             raise item.child("routes").child(index).error("a route pattern starting with '/'")
-    return SLO(service, availability, latency, routes)
+    scaling_node = item.child("scaling")
+    scaling = None if scaling_node.value is None else build_scaling(scaling_node)
+    return SLO(service, availability, latency, routes, scaling)
