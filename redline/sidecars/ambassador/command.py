@@ -85,10 +85,12 @@ def add_parser(sub: SubParsers,
     add("--service", default=os.environ.get("OTEL_SERVICE_NAME", "unknown_service"),
         metavar="NAME", help="service_name label (default $OTEL_SERVICE_NAME or unknown_service)")
     add("--mode", choices=("inbound", "outbound"), default="inbound",
-        help="inbound records http_server_* with routes; outbound records http_client_*")
+        help="inbound records http_server_* with routes; outbound records http_client_* "
+             "(default inbound)")
     add("--routes", metavar="FILE", help="routes file: patterns, ignores, cap (docs/metrics.md)")
     add("--buckets", type=flag_type(buckets), default=DEFAULT_BUCKETS, metavar="LIST",
-        help="duration buckets in seconds, comma-separated (default: OpenTelemetry's advice)")
+        help="duration buckets in seconds, comma-separated (default: OpenTelemetry's advice, "
+             + ",".join(f"{bound:g}" for bound in DEFAULT_BUCKETS) + ")")
     add("--record-sizes", action="store_true",
         help="also record request and response body size histograms")
     add("--upstream-ca", metavar="FILE", help="CA bundle to verify an https upstream "
