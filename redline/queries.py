@@ -252,3 +252,72 @@ def filesystem_used(matchers: Matchers) -> str:
     """Used share of each real filesystem."""
     return (f"1 - {series('node_filesystem_avail_bytes', matchers, FILESYSTEM)} / "
             f"{series('node_filesystem_size_bytes', matchers, FILESYSTEM)}")
+
+
+# --- containers: kubelet's cAdvisor or redline's cgroups collector, and kube-state-metrics -----
+
+CONTAINER: tuple[str, ...] = ("namespace", "pod", "container")
+# Containers' own cgroups only: cAdvisor also exports pods' and slices' cgroups (container="",
+# which would count each container twice in a sum) and, on older kubelets, pause containers
+# ("POD"); redline labels container cgroups only.
+IN_CONTAINER: tuple[str, ...] = (ne("container", ""), ne("container", "POD"))
+
+
+def _in_container(metric: str, matchers: Matchers) -> str:
+    return series(metric, IN_CONTAINER, matchers)
+
+
+def container_cpu_usage(matchers: Matchers, window: str) -> str:
+    """CPU cores used, per container series (kubelet's carry `cpu="total"`; divide by a
+    container's other series `ignoring (cpu)`)."""
+    return rate(_in_container("container_cpu_usage_seconds_total", matchers), window)
+
+
+def container_cpu_limit(matchers: Matchers) -> str:
+    """CPU cores of the CFS quota (absent without a quota)."""
+    return (f"{_in_container('container_spec_cpu_quota', matchers)}\n/ "
+            f"{_in_container('container_spec_cpu_period', matchers)}")
+
+
+def container_cpu_throttled(matchers: Matchers, window: str) -> str:
+    """The share of CFS periods in which the container was throttled."""
+    throttled = _in_container("container_cpu_cfs_throttled_periods_total", matchers)
+    periods = _in_container("container_cpu_cfs_periods_total", matchers)
+    return f"{rate(throttled, window)}\n/ {rate(periods, window)}"
+
+
+def container_memory_working_set(matchers: Matchers) -> str:
+    return _in_container("container_memory_working_set_bytes", matchers)
+
+
+def container_memory_limit(matchers: Matchers) -> str:
+    """The memory limit, where there is one (cAdvisor reports none as 0)."""
+    return f"{_in_container('container_spec_memory_limit_bytes', matchers)} > 0"
+
+
+def container_pressure(resource: str, kind: str, matchers: Matchers, window: str) -> str:
+    """PSI of a container: the share of time some task `waiting`, or all tasks `stalled`."""
+    return rate(_in_container(f"container_pressure_{resource}_{kind}_seconds_total", matchers),
+                window)
+
+
+def container_oom_kills(matchers: Matchers, window: str) -> str:
+    return f"increase({_in_container('container_oom_events_total', matchers)}[{window}])"
+
+
+def kube_resource(kind: str, resource: str, matchers: Matchers) -> str:
+    """kube-state-metrics' container `requests` or `limits` of `resource` (cpu in cores,
+    memory in bytes)."""
+    return series(f"kube_pod_container_resource_{kind}", eq("resource", resource), matchers)
+
+
+def container_restarts(matchers: Matchers, window: str) -> str:
+    return f"increase({series('kube_pod_container_status_restarts_total', matchers)}[{window}])"
+
+
+def of_workload(expr: str, workload: str) -> str:
+    """`expr` without the pods whose owner (kube-state-metrics' kube_pod_owner) is known and
+    does not match the `workload` pattern: a pod without kube-state-metrics (a Docker host)
+    or without an owner record is kept, and `.*` keeps everything."""
+    return (f"{expr}\nunless on (namespace, pod)\n"
+            f"{series('kube_pod_owner', not_regex('owner_name', workload))}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from redline.alerts import health_rules, red_rules, slo_rules, use_rules
+from redline.alerts import container_rules, health_rules, red_rules, slo_rules, use_rules
 from redline.alerts.render import operator_object, prometheus_file
 from redline.alerts.rules import Group, group
 from redline.alerts.spec import Spec
@@ -46,6 +46,9 @@ def build_groups(spec: Spec | None, options: RuleOptions) -> dict[str, list[Grou
     files["redline-red"] = [group("redline-red-recording", red_rules.recording_rules())]
     files["redline-use"] = [group("redline-use-recording", use_rules.RECORDING),
                             group("redline-use-alerts", use_rules.alert_rules(
+                                options.runbook_url)),
+                            group("redline-use-containers-recording", container_rules.RECORDING),
+                            group("redline-use-containers-alerts", container_rules.alert_rules(
                                 options.runbook_url))]
     files["redline-health"] = [group("redline-health", health_rules.alert_rules(
         spec or Spec("30d", 30 * 86400, ()), job_regex=options.sidecar_job_regex,

@@ -138,7 +138,9 @@ def test_operator_object(tmp_path: Path) -> None:
                                     "namespace": "monitoring"}
     names = [group["name"] for group in document["spec"]["groups"]]
     assert names == ["redline-slo-recording", "redline-slo-alerts", "redline-red-recording",
-                     "redline-use-recording", "redline-use-alerts", "redline-health"]
+                     "redline-use-recording", "redline-use-alerts",
+                     "redline-use-containers-recording", "redline-use-containers-alerts",
+                     "redline-health"]
     # The same rules as the rule files
     files = [yaml.safe_load((DEPLOY / f"redline-{stem}.rules.yaml").read_text())["groups"]
              for stem in ("slo", "red", "use", "health")]
