@@ -30,32 +30,37 @@ class AdminServer:
         self.render_in_thread = render_in_thread
         self.alive = True
         self._server: asyncio.Server | None = None
-        self._open: set[asyncio.StreamWriter] = set()  # connections, idle ones included
+        self._idle: set[asyncio.StreamWriter] = set()  # connections waiting for a request
+        self._closing = False
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
-        """Stop listening and end every connection. Prometheus keeps its scrape connection
-        open between scrapes: closing it here lets its handler end normally, instead of being
-        cancelled when the loop stops (asyncio then logs the cancelled task as an error)."""
+        """Stop listening and end every idle connection; one serving a request ends after its
+        answer. Prometheus keeps its scrape connection open between scrapes: closing it here
+        lets its handler end normally, instead of being cancelled when the loop stops (asyncio
+        then logs the cancelled task as an error)."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
-            for writer in list(self._open):
+            for writer in list(self._idle):
                 writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._open.add(writer)
         try:
-            while True:
+            while not self._closing:
+                self._idle.add(writer)
                 try:
                     raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
                         ConnectionError):
                     return
+                finally:
+                    self._idle.discard(writer)
                 try:
                     head = parse_request_head(raw)
                 except ProtocolError as exc:
@@ -72,7 +77,7 @@ class AdminServer:
                     accept[0].decode("latin-1") if accept else "")
                 await self._send(writer, status, content_type,
                                  b"" if head.method == b"HEAD" else body,
-                                 close=head.close, length=len(body))
+                                 close=head.close or self._closing, length=len(body))
                 if head.close:
                     return
         except asyncio.CancelledError:
@@ -80,7 +85,6 @@ class AdminServer:
         except Exception:  # one bad scrape must never take the sidecar down
             log.exception("admin request failed")
         finally:
-            self._open.discard(writer)
             writer.close()
 
     async def _respond(self, method: bytes, path: bytes, accept: str

@@ -3,8 +3,15 @@ the smallest part that serves it)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
+from collections.abc import Iterator
 
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from redline.admin import AdminServer
+from redline.exporters.exposition import new_registry
 from tests.process import SidecarProcess
 
 
@@ -25,3 +32,33 @@ def test_sigterm_with_an_idle_scrape_connection_open_is_quiet() -> None:
     problems = [entry for entry in process.logs if entry.get("level") in ("error", "critical")
                 or "Traceback" in str(entry.get("msg"))]
     assert problems == []
+
+
+def test_a_scrape_in_flight_when_closing_still_gets_its_answer() -> None:
+    """close() ends idle connections only: a scrape being rendered (in a thread, as the adapter's
+    fetching collectors are) is answered, with `connection: close`."""
+
+    class SlowCollector:
+        def collect(self) -> Iterator[Metric]:
+            time.sleep(0.3)
+            yield GaugeMetricFamily("slow_value", "A value that takes long to read.", value=1)
+
+    async def scenario() -> bytes:
+        admin = AdminServer(new_registry("test", SlowCollector()), ready, render_in_thread=True)
+        port = await admin.start("127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the render has started
+        await admin.close()
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        return answer
+
+    answer = asyncio.run(scenario())
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert b"connection: close" in answer and b"slow_value 1.0" in answer
+
+
+async def ready() -> tuple[bool, str]:
+    return True, "ready"
