@@ -153,7 +153,10 @@ def load(inbound: int, outbound: int, log: Path, seconds: float) -> None:
     for conn in conns:
         conn.close()
     with socket.create_connection(("127.0.0.1", inbound), timeout=10) as sock:
-        sock.sendall(b"NOT HTTP\r\n\r\n")  # so redline_ambassador_rejected_total has a series
+        # A request line (so HTTP/1 to the ambassador's detection) with a broken header: a
+        # 400, so redline_ambassador_rejected_total has a series. (Bytes that are not HTTP at
+        # all are passed through to the app as TCP.)
+        sock.sendall(b"GET / HTTP/1.1\r\nNOT A HEADER\r\n\r\n")
         sock.recv(1024)
 
 
