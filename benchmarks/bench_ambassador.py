@@ -1,8 +1,10 @@
 """The ambassador against nginx as a reverse proxy, side by side in one run, on loopback.
 
 Upstream: nginx `return 200` (1 worker). Compared: direct to the upstream, nginx as reverse proxy
-(1 worker, upstream keepalive), the ambassador (one process), and the ambassador with tracing at
-1% sampling to a local OTLP sink. Rounds alternate between them; medians are reported.
+(1 worker, upstream keepalive), the ambassador (one process; `--protocol auto`, the default, so
+each connection is detected first), the same with `--protocol http1` (no detection), and the
+ambassador with tracing at 1% sampling to a local OTLP sink. Rounds alternate between them;
+medians are reported.
 
 - throughput: wrk, 1 thread, 32 connections;
 - latency at a fixed 1,000 req/s (open loop, 10 keep-alive connections): p50/p99, and the
@@ -10,6 +12,7 @@ Upstream: nginx `return 200` (1 worker). Compared: direct to the upstream, nginx
 - RSS of the ambassador after 1,000,000 requests.
 
     .venv/bin/python benchmarks/bench_ambassador.py [--rounds 3] [--duration 10]
+        [--cases "direct,ambassador,ambassador http1"] [--no-rss]
 Needs nginx and wrk (`make bench` installs them).
 """
 
@@ -162,24 +165,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--cases", help="comma-separated subset of the cases (default: all)")
+    parser.add_argument("--no-rss", action="store_true",
+                        help="skip the RSS measurement after 1,000,000 requests")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed; `make bench` installs it")
     ports = {name: free_port() for name in
-             ("upstream", "nginx", "ambassador", "admin", "traced", "traced_admin", "sink")}
+             ("upstream", "nginx", "ambassador", "admin", "http1", "http1_admin", "traced",
+              "traced_admin", "sink")}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         with nginx(NGINX_UPSTREAM, directory, "upstream", ports["upstream"]), \
                 nginx(NGINX_PROXY, directory, "proxy", ports["nginx"],
                       upstream=ports["upstream"]), \
                 process([sys.executable, "-c", OTLP_SINK, str(ports["sink"])], ports["sink"]), \
-                ambassador(ports["ambassador"], ports["admin"], ports["upstream"]) as amb, \
+                ambassador(ports["ambassador"], ports["admin"], ports["upstream"],
+                           "--protocol", "auto") as amb, \
+                ambassador(ports["http1"], ports["http1_admin"], ports["upstream"],
+                           "--protocol", "http1"), \
                 ambassador(ports["traced"], ports["traced_admin"], ports["upstream"],
                            "--otlp-endpoint", f"http://127.0.0.1:{ports['sink']}",
                            "--trace-sample-ratio", "0.01"):
             cases = {"direct": ports["upstream"], "nginx": ports["nginx"],
-                     "ambassador": ports["ambassador"], "ambassador+tracing 1%": ports["traced"]}
+                     "ambassador": ports["ambassador"], "ambassador http1": ports["http1"],
+                     "ambassador+tracing 1%": ports["traced"]}
+            if args.cases:
+                chosen = args.cases.split(",")
+                cases = {name: port for name, port in cases.items() if name in chosen}
             for port in cases.values():
                 wrk(port, 2)  # warm up
             throughput: dict[str, list[float]] = {name: [] for name in cases}
@@ -189,10 +203,10 @@ def main() -> None:
                     throughput[name].append(wrk(port, args.duration))
                 for name, port in cases.items():
                     latencies[name].append(latency(port, args.latency_seconds))
-            rss_start = rss_mb(amb.pid)
-            while recorded(ports["admin"]) < 1_000_000:
+            rss_start = rss_after = rss_mb(amb.pid)
+            while not args.no_rss and recorded(ports["admin"]) < 1_000_000:
                 wrk(ports["ambassador"], 5)
-            rss_after = rss_mb(amb.pid)
+                rss_after = rss_mb(amb.pid)
             total = recorded(ports["admin"])
     report(throughput, latencies, rss_start, rss_after, total, args)
 
@@ -205,14 +219,20 @@ def report(throughput: dict[str, list[float]], latencies: dict[str, list[tuple[f
     print(f"wrk -t1 -c32 -d{args.duration}s, {args.rounds} alternating rounds, medians; "
           f"latency at 1,000 req/s open loop over 10 connections for {args.latency_seconds}s")
     print()
-    print("| case | req/s | vs nginx | p50 at 1k req/s | p99 at 1k req/s | p99 added over direct |")
+    anchor = "nginx" if "nginx" in median else "direct"
+    print(f"| case | req/s | vs {anchor} | p50 at 1k req/s | p99 at 1k req/s "
+          f"| p99 added over direct |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, rate in median.items():
-        print(f"| {name} | {rate:,.0f} | {rate / median['nginx']:.2f}x "
+        print(f"| {name} | {rate:,.0f} | {rate / median[anchor]:.2f}x "
               f"| {p50[name]:.3f} ms | {p99[name]:.3f} ms | {p99[name] - p99['direct']:+.3f} ms |")
     print()
-    print(f"tracing at 1%: {median['ambassador+tracing 1%'] / median['ambassador']:.2f}x the "
-          f"throughput without tracing")
+    if "ambassador+tracing 1%" in median and "ambassador" in median:
+        print(f"tracing at 1%: {median['ambassador+tracing 1%'] / median['ambassador']:.2f}x "
+              f"the throughput without tracing")
+    if "ambassador http1" in median and "ambassador" in median:
+        print(f"auto (detection per connection) / http1: "
+              f"{median['ambassador'] / median['ambassador http1']:.3f}x the throughput")
     print(f"ambassador RSS: {rss_start:.1f} MB at start, {rss_after:.1f} MB after "
           f"{total:,.0f} requests")
     print(f"all rounds: {throughput}")

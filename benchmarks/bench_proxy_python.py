@@ -13,7 +13,7 @@ import pstats
 import time
 from collections.abc import Iterable
 
-from redline.sidecars.ambassador.config import AmbassadorConfig, Upstream
+from redline.sidecars.ambassador.config import AmbassadorConfig, PortConfig, Upstream
 from redline.sidecars.ambassador.http1_client import ClientSide
 from redline.sidecars.ambassador.http1_upstream import UpstreamSide
 from redline.sidecars.ambassador.proxy import Ambassador
@@ -50,11 +50,12 @@ class FakeTransport(asyncio.Transport):
 
 
 def build() -> tuple[ClientSide, UpstreamSide]:
-    proxy = Ambassador(AmbassadorConfig(listen=("127.0.0.1", 0),
-                                        upstream=Upstream("127.0.0.1", 1), admin=None))
-    client = ClientSide(proxy)
+    proxy = Ambassador(AmbassadorConfig(
+        ports=(PortConfig(("127.0.0.1", 0), Upstream("127.0.0.1", 1), "http1"),), admin=None))
+    port = proxy.ports[0]  # what a connection's owner is
+    client = ClientSide(port)
     client.connection_made(FakeTransport())
-    upstream = UpstreamSide(client, client.pending, proxy)  # as if connected by the proxy
+    upstream = UpstreamSide(client, client.pending, port)  # as if connected by the proxy
     upstream.connection_made(FakeTransport())
     client.upstream = upstream
     return client, upstream

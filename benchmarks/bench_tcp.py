@@ -1,0 +1,221 @@
+"""The ambassador as an opaque TCP proxy against nginx `stream` and HAProxy in tcp mode, side by
+side in one run, on loopback, in front of one redis-server.
+
+Compared: direct to Redis; nginx `stream` proxy_pass (1 worker); HAProxy `mode tcp`
+(nbthread 1); the ambassador with `--protocol opaque` and with `--protocol auto` (detection:
+Redis's RESP is recognised as not HTTP from its first line). Rounds alternate between them;
+medians are reported.
+
+- throughput: redis-benchmark GET and SET, 50 clients, `-n` requests, unpipelined and `-P 16`;
+- latency at a fixed rate: redis-benchmark has no fixed-rate mode, so a small open-loop client
+  (below) sends GET at `--rate` requests/s spread over 10 connections, each on its own
+  schedule, and times each request from its send to its full reply; p50/p99, and the p99
+  added over direct.
+
+    .venv/bin/python benchmarks/bench_tcp.py [--rounds 3] [--requests 200000]
+Needs redis-server, redis-benchmark, nginx (with its stream module) and haproxy
+(`make bench-tools` installs them; Debian's nginx-light loads the stream module from
+libnginx-mod-stream).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
+
+from bench_ambassador import process
+from common import free_port, rss_mb
+
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+NGINX_STREAM = """
+{load_module}
+worker_processes 1;
+error_log {dir}/stream.err;
+pid {dir}/stream.pid;
+events {{ worker_connections 4096; }}
+stream {{ server {{ listen 127.0.0.1:{port}; proxy_pass 127.0.0.1:{upstream}; }} }}
+"""
+HAPROXY = """
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+frontend bench
+  bind 127.0.0.1:{port}
+  default_backend redis
+backend redis
+  server redis 127.0.0.1:{upstream}
+"""
+GET = b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n"
+REPLY = b"$3\r\nbar\r\n"
+
+
+def redis(port: int) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    return process(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no"], port)
+
+
+def nginx_stream(directory: Path, port: int, upstream: int
+                 ) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    path = directory / "stream.conf"
+    load = f"load_module {STREAM_MODULE};" if STREAM_MODULE.exists() else ""
+    path.write_text(NGINX_STREAM.format(load_module=load, dir=directory, port=port,
+                                        upstream=upstream))
+    return process(["nginx", "-p", str(directory), "-c", str(path), "-g", "daemon off;"], port)
+
+
+def haproxy(directory: Path, port: int, upstream: int
+            ) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    path = directory / "haproxy.cfg"
+    path.write_text(HAPROXY.format(port=port, upstream=upstream))
+    return process(["haproxy", "-db", "-f", str(path)], port)
+
+
+def ambassador(port: int, admin: int, upstream: int, protocol: str
+               ) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    return process([sys.executable, "-m", "redline.cli", "ambassador", "--listen",
+                    f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--protocol",
+                    protocol, "--admin", f"127.0.0.1:{admin}", "--service", "bench",
+                    "--drain-delay", "0"], port)
+
+
+def benchmark(port: int, requests: int, pipeline: int) -> dict[str, float]:
+    """redis-benchmark's requests per second for SET and GET."""
+    output = subprocess.run(
+        ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-q", "-n", str(requests),
+         "-c", "50", "-t", "set,get", "-P", str(pipeline)],
+        capture_output=True, text=True, check=True, timeout=600).stdout.replace("\r", "\n")
+    assert "rror" not in output, output
+    rates = dict(re.findall(r"^(SET|GET): ([\d.]+) requests per second", output, re.M))
+    assert set(rates) == {"SET", "GET"}, output
+    return {name: float(rate) for name, rate in rates.items()}
+
+
+async def _fixed_rate(port: int, rate: int, seconds: float, connections: int) -> list[float]:
+    """Open loop: each connection sends GET on its own schedule; latency is send to reply."""
+    latencies: list[float] = []
+    interval = connections / rate
+
+    async def one(offset: float) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        start = time.perf_counter() + offset
+        for i in range(int(seconds / interval)):
+            delay = start + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent = time.perf_counter()
+            writer.write(GET)
+            assert await reader.readexactly(len(REPLY)) == REPLY
+            latencies.append(time.perf_counter() - sent)
+        writer.close()
+
+    await asyncio.gather(*(one(i * interval / connections) for i in range(connections)))
+    return latencies
+
+
+def latency(port: int, rate: int, seconds: float) -> tuple[float, float]:
+    import uvloop
+
+    values = sorted(uvloop.run(_fixed_rate(port, rate, seconds, 10)))
+    return values[len(values) // 2] * 1e3, values[int(len(values) * 0.99)] * 1e3
+
+
+@contextmanager
+def servers(directory: Path, ports: dict[str, int]) -> Iterator[dict[str, int]]:
+    """Every case running; their ports by name (direct first: the baseline)."""
+    upstream = ports["redis"]
+    with ExitStack() as stack:
+        stack.enter_context(redis(upstream))
+        subprocess.run(["redis-cli", "-p", str(upstream), "set", "key", "bar"], check=True,
+                       capture_output=True, timeout=10)
+        stack.enter_context(nginx_stream(directory, ports["nginx"], upstream))
+        stack.enter_context(haproxy(directory, ports["haproxy"], upstream))
+        opaque = stack.enter_context(ambassador(ports["opaque"], ports["opaque_admin"], upstream,
+                                                "opaque"))
+        stack.enter_context(ambassador(ports["auto"], ports["auto_admin"], upstream, "auto"))
+        ports["opaque_pid"] = opaque.pid
+        yield {"direct": upstream, "nginx stream": ports["nginx"],
+               "haproxy tcp": ports["haproxy"], "ambassador opaque": ports["opaque"],
+               "ambassador auto": ports["auto"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=200_000,
+                        help="redis-benchmark -n per test (SET and GET each)")
+    parser.add_argument("--rate", type=int, default=2000, help="fixed rate, requests/s")
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    for tool in ("redis-server", "redis-benchmark", "redis-cli", "nginx", "haproxy"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed; `make bench-tools` installs it")
+    ports = {name: free_port() for name in
+             ("redis", "nginx", "haproxy", "opaque", "opaque_admin", "auto", "auto_admin")}
+    results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    latencies: dict[str, list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp), ports) as cases:
+        for port in cases.values():
+            benchmark(port, 20_000, 1)  # warm up
+        rss_start = rss_mb(ports["opaque_pid"])
+        for _ in range(args.rounds):
+            for pipeline in (1, 16):
+                for name, port in cases.items():
+                    results.setdefault((name, pipeline), []).append(
+                        benchmark(port, args.requests, pipeline))
+            for name, port in cases.items():
+                latencies.setdefault(name, []).append(
+                    latency(port, args.rate, args.latency_seconds))
+        rss_after = rss_mb(ports["opaque_pid"])
+    report(results, latencies, args, rss_start, rss_after)
+
+
+def report(results: dict[tuple[str, int], list[dict[str, float]]],
+           latencies: dict[str, list[tuple[float, float]]], args: argparse.Namespace,
+           rss_start: float, rss_after: float) -> None:
+    names = list(latencies)
+    print(f"redis-benchmark -c 50 -n {args.requests} -t set,get, {args.rounds} alternating "
+          f"rounds, medians; latency: GET at {args.rate:,} req/s open loop over 10 "
+          f"connections for {args.latency_seconds:.0f} s")
+    print()
+    print("| case | SET req/s | GET req/s | SET -P 16 | GET -P 16 | vs faster proxy (GET, "
+          "GET -P 16) | p50 | p99 | p99 added over direct |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    median = {(name, pipeline, op): statistics.median(r[op] for r in results[name, pipeline])
+              for name, pipeline in results for op in ("SET", "GET")}
+    p50 = {name: statistics.median(v[0] for v in values) for name, values in latencies.items()}
+    p99 = {name: statistics.median(v[1] for v in values) for name, values in latencies.items()}
+    best = {pipeline: max(median["nginx stream", pipeline, "GET"],
+                          median["haproxy tcp", pipeline, "GET"]) for pipeline in (1, 16)}
+    for name in names:
+        print(f"| {name} | {median[name, 1, 'SET']:,.0f} | {median[name, 1, 'GET']:,.0f} "
+              f"| {median[name, 16, 'SET']:,.0f} | {median[name, 16, 'GET']:,.0f} "
+              f"| {median[name, 1, 'GET'] / best[1]:.2f}x, "
+              f"{median[name, 16, 'GET'] / best[16]:.2f}x "
+              f"| {p50[name]:.3f} ms | {p99[name]:.3f} ms "
+              f"| {p99[name] - p99['direct']:+.3f} ms |")
+    print()
+    print(f"ambassador opaque RSS: {rss_start:.1f} MB before the rounds, {rss_after:.1f} MB "
+          f"after")
+    print(f"all rounds: {results}")
+    print(f"all latencies (p50, p99 ms): {latencies}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
