@@ -43,6 +43,7 @@ SUBCOMMANDS: dict[str, str] = {
     "uninject": "redline.kubernetes.command",
     "webhook": "redline.kubernetes.command",
     "stat": "redline.stat.command",
+    "autoscale": "redline.autoscale.command",
     "demo": "redline.demo.command",
     "demo-app": "redline.demo.command",
     "demo-load": "redline.demo.command",
