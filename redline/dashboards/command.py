@@ -29,13 +29,14 @@ class DashboardsConfig:
 def dashboards(recorded: bool = False) -> dict[str, Callable[[], dict[str, Any]]]:
     """File name -> builder. Imported here, not at start-up: grafanalib costs every sidecar
     ~15 MB of RSS when the CLI loads it for all subcommands."""
-    from redline.dashboards import overview, red, use
+    from redline.dashboards import overview, red, use, workload
 
     return {
         "redline-red-overview.json": lambda: overview.red_overview(recorded=recorded),
         "redline-red-service.json": red.build,
         "redline-use-cluster.json": overview.use_cluster,
         "redline-use-node.json": use.build,
+        "redline-use-workload.json": workload.build,
     }
 
 
@@ -43,7 +44,7 @@ def add_parser(sub: SubParsers,
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "dashboards", parents=[common],
-        help="Grafana dashboards (RED overview and service, USE cluster and node)",
+        help="Grafana dashboards (RED overview and service, USE cluster, node and workload)",
         description="Write the Grafana dashboards as JSON (for the Import UI or file "
                     "provisioning) and a dashboard provider file.")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",

@@ -160,7 +160,8 @@ def load(inbound: int, outbound: int, log: Path, seconds: float) -> None:
         sock.recv(1024)
 
 
-@pytest.mark.parametrize("name", sorted(dashboards()))
+# The workload dashboard needs real cgroups and kube-state-metrics: test_workload_end_to_end.py
+@pytest.mark.parametrize("name", sorted(set(dashboards()) - {"redline-use-workload.json"}))
 def test_every_panel_query_returns_data(stack: dict[str, Any], name: str) -> None:
     dashboard = json.loads(to_json(dashboards()[name]()))
     values = {"service": "shop", "route": ".*", "instance": stack["node"],

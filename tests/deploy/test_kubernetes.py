@@ -92,7 +92,7 @@ def test_every_document_validates(tmp_path: Path, rendered: dict[str, list[Doc]]
 
 def test_overlays_have_what_they_promise(rendered: dict[str, list[Doc]]) -> None:
     kinds = {name: sorted(d["kind"] for d in docs) for name, docs in rendered.items()}
-    common = ["ConfigMap"] * 4 + ["DaemonSet", "Deployment", "MutatingWebhookConfiguration",
+    common = ["ConfigMap"] * 5 + ["DaemonSet", "Deployment", "MutatingWebhookConfiguration",
                                   "Namespace", "Namespace", "NetworkPolicy", "NetworkPolicy",
                                   "PodDisruptionBudget", "Service", "ServiceAccount",
                                   "ServiceAccount"]

@@ -34,17 +34,20 @@ def require_v1_root() -> None:
 
 @contextmanager
 def cgroup(name: str, controllers: Sequence[str],
-           settings: dict[str, str] | None = None) -> Iterator[str]:
-    """`/<name>` under each controller (and `unified`, for PSI), with `settings` written
-    (`cpu/cpu.cfs_quota_us` -> `10000`); removed on exit, its processes killed first."""
+           settings: dict[str, str] | None = None, inner: str = "") -> Iterator[str]:
+    """`/<name>-<pid><inner>` under each controller (and `unified`, for PSI), with `settings`
+    written (`cpu/cpu.cfs_quota_us` -> `10000`) into the innermost; every directory made is
+    removed on exit, its processes killed first."""
     require_v1_root()
-    path = f"/{name}-{os.getpid()}"
+    path = f"/{name}-{os.getpid()}{inner}"
+    levels = path.strip("/").split("/")
     made: list[Path] = []
     try:
         for controller in (*controllers, "unified"):
-            directory = CGROUPFS / controller / path.lstrip("/")
-            directory.mkdir()
-            made.append(directory)
+            for depth in range(1, len(levels) + 1):
+                directory = CGROUPFS / controller / "/".join(levels[:depth])
+                directory.mkdir()
+                made.append(directory)
         for file, value in (settings or {}).items():
             controller, _, setting = file.partition("/")
             try:
