@@ -31,6 +31,28 @@ def kubernetes_validate(path: Path, version: str) -> str:
     return result.stdout
 
 
+def self_signed_certificate(directory: Path, name: str = "localhost") -> tuple[Path, Path]:
+    """A self-signed certificate for CN=`name` and IP 127.0.0.1 (EC P-256: fast to make),
+    as (certificate, key) in `directory`; it is its own CA."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run([tool_path("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", f"/CN={name}",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding cert.pem and key.pem for 127.0.0.1 (the webhook's tests)."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = self_signed_certificate(directory)
+    cert.rename(directory / "cert.pem")
+    key.rename(directory / "key.pem")
+    return directory
+
+
 def promtool_path() -> str:
     return tool_path("promtool")
 

@@ -204,6 +204,10 @@ def _add_webhook(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     add("--drain-timeout", type=flag_type(positive_seconds), default=default.drain_timeout,
         metavar="S", help=f"on SIGTERM, wait up to S seconds for requests in flight "
                           f"(default {default.drain_timeout:g})")
+    add("--max-request-bytes", type=flag_type(positive_integer),
+        default=default.max_request_bytes, metavar="N",
+        help="refuse (413, counted) a request body larger than N bytes: the API server sends "
+             f"at most 3 MiB (default {default.max_request_bytes})")
     add("--image", default=Options.image, metavar="IMAGE",
         help=f"the sidecars' image (default {Options.image})")
     add("--classic", action="store_true",
@@ -215,16 +219,19 @@ def run_webhook(args: argparse.Namespace) -> int:
     # flask and cheroot load only for the webhook
     from redline.kubernetes.server import serve
     from redline.kubernetes.tls_reload import ReloadingContext
-    from redline.kubernetes.webhook import create_app
+    from redline.kubernetes.webhook import WebhookMetrics, create_app
 
     settings = ServerSettings(listen=args.listen, threads=args.threads,
                               handshake_timeout=args.handshake_timeout,
                               request_timeout=args.request_timeout,
-                              drain_timeout=args.drain_timeout)
+                              drain_timeout=args.drain_timeout,
+                              max_request_bytes=args.max_request_bytes)
     try:
         tls = ReloadingContext(args.tls_cert, args.tls_key, args.tls_reload)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"--tls-cert/--tls-key: cannot load {args.tls_cert}: {exc}") from exc
     tls.start()
-    return serve(create_app(Options(image=args.image, classic=args.classic)), tls.context,
-                 settings)
+    metrics = WebhookMetrics()
+    app = create_app(Options(image=args.image, classic=args.classic), metrics,
+                     settings.max_request_bytes)
+    return serve(app, tls.context, settings, metrics)

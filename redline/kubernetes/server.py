@@ -30,12 +30,13 @@ import threading
 from typing import Any
 
 from cheroot.makefile import MakeFile
-from cheroot.server import HTTPConnection
+from cheroot.server import HTTPConnection, HTTPRequest
 from cheroot.ssl import Adapter
 from cheroot.wsgi import Server
 
 from redline.config import ConfigError
 from redline.kubernetes.settings import ServerSettings
+from redline.kubernetes.webhook import WebhookMetrics
 from redline.signals import STOP_SIGNALS
 
 log = logging.getLogger("redline.webhook")
@@ -67,9 +68,22 @@ class _TLSAdapter(Adapter):
         return MakeFile(sock, mode, bufsize)
 
 
+class _Request(HTTPRequest):
+    """Closes the connection when the app's answer says `Connection: close`. cheroot keeps it
+    open otherwise, and first reads what is left of the request body: all 60 MiB of a body the
+    app refused unread (413), or a chunked body's bytes taken for the next request."""
+
+    def send_headers(self) -> None:
+        if any(name.lower() == b"connection" and value.lower() == b"close"
+               for name, value in self.outheaders):
+            self.close_connection = True
+        super().send_headers()
+
+
 class _TLSConnection(HTTPConnection):
     """Shakes hands in the worker thread before cheroot reads the first request."""
 
+    RequestHandlerClass = _Request
     handshaken = False
 
     def communicate(self) -> bool:
@@ -86,6 +100,7 @@ class _TLSConnection(HTTPConnection):
         try:
             sock.do_handshake()
         except OSError as exc:  # timeouts, TLS alerts, plain HTTP, resets
+            self.server.metrics.rejected("handshake")
             log.log(logging.DEBUG if isinstance(exc, _QUIET) else logging.WARNING,
                     "TLS handshake failed", extra={
                         "peer": f"{self.remote_addr}:{self.remote_port}",
@@ -98,12 +113,17 @@ class _TLSConnection(HTTPConnection):
 class _Server(Server):
     ConnectionClass = _TLSConnection
 
-    def __init__(self, app: Any, context: ssl.SSLContext, settings: ServerSettings) -> None:
+    def __init__(self, app: Any, context: ssl.SSLContext, settings: ServerSettings,
+                 metrics: WebhookMetrics) -> None:
         super().__init__(settings.listen, app, numthreads=settings.threads)
+        self.metrics = metrics
         self.ssl_adapter = _TLSAdapter(context)
         self.handshake_timeout = settings.handshake_timeout
         self.timeout = settings.request_timeout
         self.shutdown_timeout = settings.drain_timeout
+        # The body limit is the app's (Flask's MAX_CONTENT_LENGTH, counted there; the body is
+        # a stream, never buffered before it): cheroot's own 413 would not be counted.
+        self.max_request_header_size = 64 * 1024
 
     def error_log(self, msg: str = "", level: int = logging.INFO,
                   traceback: bool = False) -> None:
@@ -112,9 +132,10 @@ class _Server(Server):
         log.log(level, str(msg), exc_info=exc_info)
 
 
-def serve(app: Any, context: ssl.SSLContext, settings: ServerSettings) -> int:
+def serve(app: Any, context: ssl.SSLContext, settings: ServerSettings,
+          metrics: WebhookMetrics) -> int:
     """Serve the WSGI `app` over TLS until SIGTERM or SIGINT; 0 once drained."""
-    server = _Server(app, context, settings)
+    server = _Server(app, context, settings, metrics)
     try:
         server.prepare()
     except OSError as exc:

@@ -14,10 +14,52 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from redline.exporters.exposition import new_registry, render
+from redline.exporters.instruments import Counter, InstrumentCollector
 from redline.kubernetes.inject import INJECTED, Options, inject_documents
 
 log = logging.getLogger("redline.webhook")
+
+# What a review ended as, for redline_webhook_reviews_total.
+INJECTED_POD = "injected"
+UNCHANGED = "unchanged"
+FAILED_OPEN = "failed_open"
+
+
+class WebhookMetrics:
+    """The webhook's own counters, served on its /metrics (the same TLS port)."""
+
+    def __init__(self) -> None:
+        self.reviews = Counter(
+            "redline_webhook_reviews", "Admission reviews answered, by what came of them.",
+            ("result",))
+        self.rejections = Counter(
+            "redline_webhook_rejected",
+            "Requests refused before a review, by reason (too_large: a body over "
+            "--max-request-bytes; no_length: a body without Content-Length; handshake: a TLS "
+            "handshake that failed or timed out).",
+            ("reason",))
+        for result in (INJECTED_POD, UNCHANGED, FAILED_OPEN):
+            self.reviews.cell((result,))
+        for reason in ("too_large", "no_length", "handshake"):
+            self.rejections.cell((reason,))
+        self.registry = new_registry("webhook",
+                                     InstrumentCollector([self.reviews, self.rejections]))
+
+    def rejected(self, reason: str) -> None:
+        self.rejections.inc((reason,))
+
+
+def outcome(answer: dict[str, Any]) -> str:
+    """What a review's answer did to the pod (for the counter)."""
+    response = answer["response"]
+    if "patch" in response:
+        return INJECTED_POD
+    if any(w.startswith("redline did not inject") for w in response.get("warnings", ())):
+        return FAILED_OPEN
+    return UNCHANGED
 
 
 def review(body: Any, options: Options) -> dict[str, Any]:
@@ -65,13 +107,42 @@ def _allow(uid: str, warnings: list[str] | None = None) -> dict[str, Any]:
             "response": response}
 
 
-def create_app(options: Options) -> Flask:
+def create_app(options: Options, metrics: WebhookMetrics | None = None,
+               max_request_bytes: int | None = None) -> Flask:
     app = Flask("redline-webhook")
+    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+    counters = metrics or WebhookMetrics()
 
     @app.post("/mutate")
     def mutate() -> Response:
-        body = request.get_json(silent=True, force=True)
-        return Response(json.dumps(review(body, options)), mimetype="application/json")
+        if request.content_length is None:
+            # The API server always sends a Content-Length. Without one the WSGI stream reads
+            # as empty and the body's bytes would be taken for the next request: refused.
+            counters.rejected("no_length")
+            return Response("a Content-Length is required\n", status=411, mimetype="text/plain",
+                            headers={"Connection": "close"})
+        raw = request.get_data()  # over MAX_CONTENT_LENGTH: RequestEntityTooLarge, below
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None  # review() fails open on it
+        answer = review(body, options)
+        counters.reviews.inc((outcome(answer),))
+        return Response(json.dumps(answer), mimetype="application/json")
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_error: RequestEntityTooLarge) -> Response:
+        counters.rejected("too_large")
+        log.warning("request body over the limit", extra={
+            "content_length": request.content_length, "limit": max_request_bytes})
+        # The rest of the body is not read: the connection cannot carry another request.
+        return Response("request body too large\n", status=413, mimetype="text/plain",
+                        headers={"Connection": "close"})
+
+    @app.get("/metrics")
+    def metrics_page() -> Response:
+        body, content_type = render(counters.registry, request.headers.get("Accept"))
+        return Response(body, content_type=content_type)
 
     @app.get("/healthz")
     def healthz() -> Response:

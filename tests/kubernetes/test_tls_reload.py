@@ -9,16 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.conftest import self_signed_certificate
 from tests.process import free_port, wait_port
-
-
-def make_cert(directory: Path, name: str) -> tuple[Path, Path]:
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "2", "-subj", f"/CN={name}"],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
 
 
 def served(port: int) -> str:
@@ -35,8 +27,8 @@ def served_becomes(port: int, pem: str, seconds: float = 15) -> bool:
 
 
 def test_a_renewed_certificate_is_served_and_a_broken_one_is_not(tmp_path: Path) -> None:
-    old_cert, old_key = make_cert(tmp_path, "old")
-    new_cert, new_key = make_cert(tmp_path, "new")
+    old_cert, old_key = self_signed_certificate(tmp_path, "old")
+    new_cert, new_key = self_signed_certificate(tmp_path, "new")
     live = tmp_path / "live"
     live.mkdir()
     for source, target in ((old_cert, "tls.crt"), (old_key, "tls.key")):

@@ -86,16 +86,6 @@ class Webhook:
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(tmp / "key.pem"), "-out", str(tmp / "cert.pem"), "-days", "2", "-subj",
-                    "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    return tmp
-
-
-@pytest.fixture(scope="module")
 def webhook(tls: Path) -> Iterator[Webhook]:
     process = Webhook(tls)
     yield process
