@@ -279,11 +279,16 @@ def container_cpu_limit(matchers: Matchers) -> str:
             f"{_in_container('container_spec_cpu_period', matchers)}")
 
 
-def container_cpu_throttled(matchers: Matchers, window: str) -> str:
-    """The share of CFS periods in which the container was throttled."""
-    throttled = _in_container("container_cpu_cfs_throttled_periods_total", matchers)
-    periods = _in_container("container_cpu_cfs_periods_total", matchers)
-    return f"{rate(throttled, window)}\n/ {rate(periods, window)}"
+def container_cpu_throttled(matchers: Matchers, window: str, group: Labels | None = None
+                            ) -> str:
+    """The share of CFS periods in which the container was throttled: per series
+    (`group=None`, a recording rule), or a ratio of sums by `group`."""
+    throttled, periods = (
+        rate(_in_container(f"container_cpu_cfs_{name}_total", matchers), window)
+        for name in ("throttled_periods", "periods"))
+    if group is None:
+        return f"{throttled}\n/ {periods}"
+    return f"{aggregate('sum', group, throttled)}\n/ {aggregate('sum', group, periods)}"
 
 
 def container_memory_working_set(matchers: Matchers) -> str:

@@ -1,5 +1,5 @@
-"""`redline stat`: RED per service or route, or USE per node, from Prometheus, as a table (in
-the spirit of `linkerd viz stat`).
+"""`redline stat`: RED per service or route, or USE per node or container, from Prometheus, as
+a table (in the spirit of `linkerd viz stat`).
 
 The queries and the table are pure functions; `query` is the one HTTP call.
 """
@@ -20,7 +20,7 @@ from typing import Any
 from redline import queries
 from redline.config import ConfigError
 from redline.flags import SubParsers, flag_type
-from redline.queries import HTTP_SERVER, NODE, ONE_PER_CPU, eq, series
+from redline.queries import CONTAINER, HTTP_SERVER, NODE, ONE_PER_CPU, eq, series
 
 Row = dict[str, float]
 Key = tuple[str, ...]
@@ -30,7 +30,7 @@ Query = Callable[[str, str], list[dict[str, Any]]]
 @dataclass(frozen=True)
 class StatConfig:
     prometheus: str = "http://127.0.0.1:9090"
-    what: str = "services"  # or "nodes"
+    what: str = "services"  # or "nodes", "containers"
     service: str | None = None
     by_route: bool = False
     window: str = "1m"
@@ -61,6 +61,21 @@ def use_queries(window: str) -> dict[str, str]:
     }
 
 
+def container_queries(window: str) -> dict[str, str]:
+    """USE per container (cAdvisor's names: kubelet's, or redline's cgroups collector)."""
+    def per_container(expr: str) -> str:
+        return queries.aggregate("sum", CONTAINER, expr)
+
+    return {
+        "CPU-USED": per_container(queries.container_cpu_usage((), window)),
+        "CPU-LIMIT": per_container(queries.container_cpu_limit(())),
+        "THROTTLED": queries.container_cpu_throttled((), window, CONTAINER),
+        "MEM-WS": per_container(queries.container_memory_working_set(())),
+        "MEM-LIMIT": per_container(queries.container_memory_limit(())),
+        "OOM-KILLS": per_container(queries.container_oom_kills((), window)),
+    }
+
+
 def collect(results: dict[str, list[dict[str, Any]]], by: tuple[str, ...]) -> dict[Key, Row]:
     """Prometheus vector results per column -> rows keyed by the `by` labels."""
     rows: dict[Key, Row] = {}
@@ -71,11 +86,24 @@ def collect(results: dict[str, list[dict[str, Any]]], by: tuple[str, ...]) -> di
     return rows
 
 
+def _bytes(value: float) -> str:
+    """Binary units, as a container's limit is usually written (256Mi)."""
+    for unit in ("", "Ki", "Mi", "Gi"):
+        if abs(value) < 1024:
+            return f"{value:.0f}{unit}" if not unit or value >= 100 else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}Ti"
+
+
 def _cell(column: str, value: float | None) -> str:
     if value is None or math.isnan(value):
         return "-"
-    if column in ("SUCCESS", "CPU", "CPU-PSI", "MEM", "MEM-PSI", "DISK", "FS"):
+    if column in ("SUCCESS", "CPU", "CPU-PSI", "MEM", "MEM-PSI", "DISK", "FS", "THROTTLED"):
         return f"{value * 100:.2f}%"
+    if column in ("MEM-WS", "MEM-LIMIT"):
+        return _bytes(value)
+    if column == "OOM-KILLS":
+        return f"{value:.0f}"
     if column.startswith("P"):
         return f"{value * 1000:.0f}ms" if value < 10 else f"{value:.1f}s"
     return f"{value:.2f}" if column != "RPS" else f"{value:.1f}"
@@ -84,7 +112,7 @@ def _cell(column: str, value: float | None) -> str:
 def table(rows: dict[Key, Row], by: tuple[str, ...], columns: list[str]) -> str:
     header = [label.upper().replace("SERVICE_NAME", "SERVICE").replace("HTTP_ROUTE", "ROUTE")
               for label in by] + columns
-    body = [[*key, *(_cell(c, row.get(c)) for c in columns)]
+    body = [[*(part or "-" for part in key), *(_cell(c, row.get(c)) for c in columns)]
             for key, row in sorted(rows.items())]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
@@ -126,6 +154,14 @@ def _prometheus_error(exc: urllib.error.HTTPError) -> str | None:
 
 def stat(config: StatConfig, run_query: Query = query) -> str:
     prometheus, window = config.prometheus, config.window
+    if config.what == "containers":
+        use = container_queries(window)
+        results = {column: run_query(prometheus, expr) for column, expr in use.items()}
+        if not results["CPU-USED"]:
+            raise ConfigError(f"Prometheus at {prometheus} has no container CPU usage in the "
+                              f"last {window}: is it scraping kubelet's cAdvisor or redline's "
+                              f"node exporter with --collectors ...,cgroups?")
+        return table(collect(results, CONTAINER), CONTAINER, list(use))
     if config.what == "nodes":
         use = use_queries(window)
         results = {column: run_query(prometheus, expr) for column, expr in use.items()}
@@ -169,12 +205,15 @@ def window(text: str) -> str:
 def add_parser(sub: SubParsers,
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
-        "stat", parents=[common], help="RED per service or route, or USE per node, as a table",
+        "stat", parents=[common],
+        help="RED per service or route, or USE per node or container, as a table",
         description="Query Prometheus for requests per second, success rate and latency "
-                    "percentiles per service (or per route), or for USE per node.")
-    parser.add_argument("what", nargs="?", choices=("services", "nodes"), default="services",
-                        help="services: RED per service or route; nodes: USE per node "
-                             "(default: services)")
+                    "percentiles per service (or per route), or for USE per node or per "
+                    "container.")
+    parser.add_argument("what", nargs="?", choices=("services", "nodes", "containers"),
+                        default="services",
+                        help="services: RED per service or route; nodes: USE per node; "
+                             "containers: USE per container (default: services)")
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090", metavar="URL",
                         help="Prometheus base URL (default: http://127.0.0.1:9090)")
     parser.add_argument("--service", metavar="NAME",
