@@ -82,6 +82,18 @@ def replay(service: str, scaling: Scaling, config: ReplayConfig,
     return Replay(service, scaling, times, values, observed, decisions)
 
 
+def current_values(service: str, scaling: Scaling, prometheus: str,
+                   run_query: Query = query) -> dict[str, float]:
+    """Each target's value now, as KEDA or the adapter would read it (targets without a value
+    left out): what hpa.desired_replicas takes."""
+    values = {}
+    for target in scaling.targets:
+        result = run_query(prometheus, signals.query(service, scaling, target))
+        if len(result) == 1 and not math.isnan(float(result[0]["value"][1])):
+            values[target.key] = float(result[0]["value"][1])
+    return values
+
+
 def replays(found: Sequence[tuple[str, Scaling]], config: ReplayConfig,
             run_query: Query = query) -> list[Replay]:
     return [replay(service, scaling, config, run_query) for service, scaling in found]

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from redline.autoscale.chart import chart, table
+from redline.autoscale.hpa import desired_replicas
 from redline.autoscale.model import Scaling, Target, Workload
-from redline.autoscale.replay import ReplayConfig, replay
+from redline.autoscale.replay import ReplayConfig, current_values, replay
 from redline.config import ConfigError
 
 RATE = Target("requests_per_second_per_pod", 50)
@@ -83,3 +84,19 @@ def test_the_table_keeps_the_changes_and_the_chart_draws_the_replicas() -> None:
         "  +------",
         "   00:00:00 00:01:15",
     ]
+
+
+def test_current_values_feed_desired_replicas_as_the_demo_calls_them() -> None:
+    latency = Target("latency_p95_seconds", 0.25)
+    both = Scaling(SCALING.workload, 2, 6, (RATE, latency))
+    asked: list[str] = []
+
+    def run(url: str, expr: str) -> list[dict[str, Any]]:
+        asked.append(expr)
+        value = "NaN" if "histogram_quantile" in expr else "230"
+        return [{"metric": {"service_name": "checkout"}, "value": [0, value]}]
+
+    values = current_values("checkout", both, "http://p:9090", run)
+    assert values == {RATE.key: 230.0}  # NaN is no value
+    assert len(asked) == 2 and all('service_name="checkout"' in q for q in asked)
+    assert desired_replicas(both, values, current=2) == 5  # ceil(230 / 50)
