@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from redline.alerts.generate import RuleOptions, build_groups
-from redline.config import ConfigError
 from redline.alerts.render import prometheus_file
+from redline.config import ConfigError
 from redline.dashboards.command import dashboards
 from redline.dashboards.common import to_json
 from redline.stat.command import StatConfig, stat
@@ -163,7 +163,7 @@ def test_stat_containers_is_the_use_table_per_container(workload: Prometheus) ->
 
 
 def test_stat_containers_without_container_metrics_says_what_to_scrape() -> None:
-    with pytest.raises(ConfigError, match="no container CPU usage in the last 1m: is it "
-                                          "scraping kubelet's cAdvisor or redline's node "
-                                          "exporter with --collectors ...,cgroups"):
+    with pytest.raises(ConfigError, match=re.escape(
+            "no container CPU usage in the last 1m: is it scraping kubelet's cAdvisor or "
+            "redline's node exporter with --collectors ...,cgroups?")):
         stat(StatConfig("http://p:9090", what="containers"), run_query=lambda url, q: [])

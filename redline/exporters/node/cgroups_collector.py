@@ -88,12 +88,23 @@ def walk(base: str, depth: int) -> set[str]:
     return found
 
 
+def _read_small(path: str) -> str:
+    """A cgroup file, by two system calls: they are a few hundred bytes (memory.stat ~1.5 kB,
+    well under one read), and a text file object per file costs more than the read itself
+    (a third of a 200-cgroup scrape)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(descriptor, 1 << 16).decode("utf-8", "replace")
+    finally:
+        os.close(descriptor)
+
+
 def _optional(path: str | None, name: str, parse: Callable[[str], T]) -> T | None:
     """A file's parsed value, or None when the cgroup has no such file (or is gone)."""
     if path is None:
         return None
     try:
-        text = read(os.path.join(path, name))
+        text = _read_small(os.path.join(path, name))
     except OSError:
         return None
     return parse(text)
@@ -193,7 +204,9 @@ _RUNTIME_FILES: dict[str, tuple[str, ...]] = {
 
 def identity(roots: Roots, cgroup: str) -> Identity:
     """The names the runtime gives the container in `cgroup`; an empty Identity for a cgroup
-    that is no container, or whose runtime files cannot be read."""
+    that is no container. A plain Docker container whose config cannot be read (it is
+    root's: a non-root exporter) is named by its short id, as `docker ps` shows it; a
+    Kubernetes container is not (kube-state-metrics joins on its name, not its id)."""
     known = cgroups.path_identity(cgroup)
     if not known.container_id:
         return Identity()
@@ -208,6 +221,8 @@ def identity(roots: Roots, cgroup: str) -> Identity:
                 name, labels = cgroups.parse_docker_config(text)
                 return cgroups.runtime_identity(labels, name)
             return cgroups.runtime_identity(cgroups.parse_oci_annotations(text))
+    if known.runtime == "docker" and not known.pod_uid:
+        return Identity(container=known.container_id[:12])
     return Identity()
 
 

@@ -97,8 +97,10 @@ def test_docker_and_v1_values_by_hand() -> None:
     app = {"id": f"/system.slice/docker-{DOCKER}.scope", "container": "redline-demo-app-1"}
     assert docker("container_cpu_usage_seconds_total", app) == 120.0
     assert docker("container_cpu_cfs_throttled_seconds_total", app) == 0.34
+    # its config unreadable (root's): named by its short id, as `docker ps` shows it
     assert docker("container_cpu_usage_seconds_total",
-                  {"id": f"/system.slice/docker-{'e5' * 32}.scope"}) == 0.001  # no config
+                  {"id": f"/system.slice/docker-{'e5' * 32}.scope",
+                   "container": "e5" * 6}) == 0.001
     v1 = registry_of("cgroupv1").get_sample_value
     web = {"id": f"/docker/{DOCKER}", "container": "web"}
     assert v1("container_cpu_usage_seconds_total", web) == 25.0  # cpuacct.usage, ns
