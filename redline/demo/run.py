@@ -20,6 +20,11 @@ from typing import IO
 
 import yaml
 
+from redline.alerts.spec import load_spec
+from redline.autoscale.hpa import desired_replicas
+from redline.autoscale.model import Scaling
+from redline.autoscale.objects import scaled
+from redline.autoscale.replay import current_values
 from redline.config import ConfigError
 from redline.demo import direct, topology
 from redline.demo.load import LoadResult, run_load
@@ -89,8 +94,10 @@ def _generate(workdir: Path) -> None:
 class Measure:
     """Where the screen's numbers come from: Prometheus when it runs, else the /metrics."""
 
-    def __init__(self, children: list[topology.Child], prometheus: str | None) -> None:
+    def __init__(self, children: list[topology.Child], prometheus: str | None,
+                 scaled: list[tuple[str, Scaling]] | None = None) -> None:
         self.prometheus = prometheus
+        self.scaled = scaled or []
         self.targets = [f"127.0.0.1:{c.port}" for c in children if c.scrape]
         self.previous: direct.Snapshot | None = None
 
@@ -119,6 +126,8 @@ class Measure:
             use = {column: stat.query(url, expr)
                    for column, expr in stat.use_queries(WINDOW).items()}
             alerts = json.loads(_fetch(f"{url}/api/v1/alerts"))["data"]["alerts"]
+            screen.scaling = [self._scaling_line(service, scaling, url)
+                              for service, scaling in self.scaled]
         except (ConfigError, OSError, ValueError, KeyError) as exc:
             # stat's errors name its --prometheus flag, which the demo does not have.
             screen.note = f"Prometheus: {str(exc).removeprefix('--prometheus: ')}"
@@ -130,6 +139,18 @@ class Measure:
             + " ".join(f"{k}={v}" for k, v in sorted(a["labels"].items())
                        if k not in ("alertname", "__name__"))
             for a in alerts)
+
+    @staticmethod
+    def _scaling_line(service: str, scaling: Scaling, url: str) -> str:
+        """The demo runs one replica of the app: what the HPA would make of it now."""
+        values = current_values(service, scaling, url)
+        wanted = desired_replicas(scaling, values, current=1)
+        seen = ", ".join(
+            f"{target.key} {values[target.key]:.3g} "
+            f"(target {target.value:g}{' per pod' if target.per_pod else ''})"
+            for target in scaling.targets if target.key in values)
+        return (f"{service}: 1 replica now, the HPA would want {wanted} "
+                f"({scaling.min_replicas}-{scaling.max_replicas}); {seen or 'no data yet'}")
 
 
 def _show(frame: str, out: IO[str]) -> None:
@@ -149,7 +170,7 @@ def run_demo(duration: float, refresh: float, rate: float, workdir: Path,
     logs.mkdir(parents=True, exist_ok=True)
     (workdir / "access.log").touch()
     ports = dict(zip(topology.PORT_NAMES, free_ports(len(topology.PORT_NAMES)), strict=True))
-    plan = topology.redline_children(ports, workdir)
+    plan = topology.redline_children(ports, workdir, cgroups=Path("/sys/fs/cgroup").is_dir())
     children = Children(logs)
     load = LoadResult()
     loader: threading.Thread | None = None
@@ -163,7 +184,9 @@ def run_demo(duration: float, refresh: float, rate: float, workdir: Path,
             "target": f"http://127.0.0.1:{ports['ambassador']}", "rate": rate,
             "concurrency": 8, "duration": duration, "stop": stop, "result": load})
         loader.start()
-        measure = Measure(plan, prometheus_url)
+        scaled_services = (scaled(load_spec(workdir / "slo.yaml"))
+                           if prometheus_url else [])
+        measure = Measure(plan, prometheus_url, scaled_services)
         source = f"Prometheus at {prometheus_url}" if prometheus_url else "the sidecars' /metrics"
         started = time.monotonic()
         while not stop.is_set():

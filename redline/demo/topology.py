@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from redline.exporters.node.collectors import COLLECTORS
+
 SERVICE = "checkout"          # the demo app's service name: deploy/prometheus/slo.yaml has SLOs
 LOG_SERVICE = "checkout-log"  # the same app seen by the adapter, through its access log
 PORT_NAMES = ("payments", "egress", "egress_admin", "app", "ambassador", "ambassador_admin",
@@ -21,6 +23,8 @@ PORT_NAMES = ("payments", "egress", "egress_admin", "app", "ambassador", "ambass
 # About 1% of the checkout's requests fail and about 4% take longer than 250 ms, so budgets of
 # 0.03% and 0.2% put even the fastest burn (14.4x) under those ratios: every alert kind (page and
 # ticket, availability and latency) fires within the first half minute.
+# The scaling block shows what an HPA on requests per second would want for the demo's load
+# (the screen's Autoscaling section; docs/autoscaling.md).
 DEMO_SLO = f"""\
 period: 30d
 slos:
@@ -29,6 +33,12 @@ slos:
     latency:
       threshold: 0.25
       target: 99.8
+    scaling:
+      workload: {{kind: Deployment, name: {SERVICE}}}
+      min_replicas: 1
+      max_replicas: 10
+      target: {{requests_per_second_per_pod: 20}}
+      window: 20s   # the demo's history is seconds long (the default, 2m, would dilute it)
 """
 
 
@@ -44,9 +54,11 @@ def _redline(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "redline.cli", *args)
 
 
-def redline_children(ports: dict[str, int], workdir: Path) -> list[Child]:
-    """The app, its dependency and redline's parts, in start order (dependencies first)."""
+def redline_children(ports: dict[str, int], workdir: Path, cgroups: bool = False) -> list[Child]:
+    """The app, its dependency and redline's parts, in start order (dependencies first);
+    `cgroups`: the machine has a cgroup file system, so the node exporter adds container USE."""
     at = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+    collectors = ("--collectors", ",".join([*COLLECTORS, "cgroups"])) if cgroups else ()
     access_log = str(workdir / "access.log")
     quick_drain = ("--drain-delay", "0", "--drain-timeout", "5")  # no endpoints to update here
     return [
@@ -65,7 +77,7 @@ def redline_children(ports: dict[str, int], workdir: Path) -> list[Child]:
         Child("adapter", _redline("adapter", "--service", LOG_SERVICE, "--access-log",
                                   access_log, "--format", "nginx", "--admin",
                                   at["adapter_admin"]), ports["adapter_admin"], True),
-        Child("node-exporter", _redline("node-exporter", "--listen", at["node"]),
+        Child("node-exporter", _redline("node-exporter", "--listen", at["node"], *collectors),
               ports["node"], True),
     ]
 

@@ -19,6 +19,7 @@ class Screen:
     use: dict[Key, Row] = field(default_factory=dict)
     alerts: list[str] | None = None               # None: no Prometheus to evaluate them
     load: dict[str, int] = field(default_factory=dict)
+    scaling: list[str] = field(default_factory=list)  # what an HPA would want, per service
     note: str = ""
 
 
@@ -45,6 +46,9 @@ def render(screen: Screen) -> str:
         lines += [f"  {alert}" for alert in screen.alerts]
     else:
         lines.append("  none firing or pending")
+    if screen.scaling:
+        lines += ["", "Autoscaling (what the HPA from the SLO spec would want now)"]
+        lines += [f"  {line}" for line in screen.scaling]
     if screen.note:
         lines += ["", screen.note]
     return "\n".join(lines) + "\n"

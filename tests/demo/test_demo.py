@@ -3,6 +3,8 @@ Prometheus while it runs, the view without Prometheus, and no process left after
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import shutil
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -97,6 +100,11 @@ def test_demo_with_prometheus_stat_sees_every_route_and_nothing_is_left(tmp_path
             assert float(rps) > 0, (service, route, routes)
             if route == "/api/checkout":
                 assert float(success.rstrip("%")) < 100, routes  # it fails a few percent
+    # The node exporter runs the cgroups collector too (this machine's cgroups are no
+    # containers, so `redline stat containers` has no rows: the series are there by id).
+    url = f"{prometheus}/api/v1/query?query=count(container_cpu_usage_seconds_total)"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert float(json.loads(response.read())["data"]["result"][0]["value"][1]) >= 1
     nodes = _stat(prometheus, "nodes").splitlines()
     assert len(nodes) == 2, nodes
     header, row = nodes[0].split(), nodes[1].split()
@@ -113,6 +121,11 @@ def test_demo_with_prometheus_stat_sees_every_route_and_nothing_is_left(tmp_path
     for alert in ("RedlineAvailabilityBurnRate", "RedlineLatencyBurnRate"):
         for severity in ("page", "ticket"):
             assert re.search(rf"firing\s+{alert} .*severity={severity}", last), last
+    # What an HPA on 20 requests/s per pod would want for the 80 requests/s the test sends.
+    wanted = re.search(r"checkout: 1 replica now, the HPA would want (\d+) \(1-10\); "
+                       r"requests_per_second_per_pod ([\d.]+) \(target 20 per pod\)", last)
+    assert wanted, last
+    assert 3 <= int(wanted[1]) <= 5 and int(wanted[1]) == math.ceil(float(wanted[2]) / 20)
     assert (tmp_path / "grafana" / "dashboards").is_dir()
     assert sorted(p.name for p in (tmp_path / "rules").iterdir()) == [
         "redline-health.rules.yaml", "redline-red.rules.yaml", "redline-slo.rules.yaml",
