@@ -161,6 +161,8 @@ def main() -> None:
                         help="redis-benchmark -n per test (SET and GET each)")
     parser.add_argument("--rate", type=int, default=2000, help="fixed rate, requests/s")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--latency-only", action="store_true",
+                        help="skip the throughput runs (more latency rounds in the same time)")
     args = parser.parse_args()
     for tool in ("redis-server", "redis-benchmark", "redis-cli", "nginx", "haproxy"):
         if shutil.which(tool) is None:
@@ -174,7 +176,7 @@ def main() -> None:
             benchmark(port, 20_000, 1)  # warm up
         rss_start = rss_mb(ports["opaque_pid"])
         for _ in range(args.rounds):
-            for pipeline in (1, 16):
+            for pipeline in () if args.latency_only else (1, 16):
                 for name, port in cases.items():
                     results.setdefault((name, pipeline), []).append(
                         benchmark(port, args.requests, pipeline))
@@ -189,6 +191,19 @@ def report(results: dict[tuple[str, int], list[dict[str, float]]],
            latencies: dict[str, list[tuple[float, float]]], args: argparse.Namespace,
            rss_start: float, rss_after: float) -> None:
     names = list(latencies)
+    p50 = {name: statistics.median(v[0] for v in values) for name, values in latencies.items()}
+    p99 = {name: statistics.median(v[1] for v in values) for name, values in latencies.items()}
+    if not results:
+        print(f"GET at {args.rate:,} req/s open loop over 10 connections, "
+              f"{args.latency_seconds:.0f} s x {args.rounds} alternating rounds, medians")
+        print()
+        print("| case | p50 | p99 | p99 added over direct |")
+        print("|---|---:|---:|---:|")
+        for name in names:
+            print(f"| {name} | {p50[name]:.3f} ms | {p99[name]:.3f} ms "
+                  f"| {p99[name] - p99['direct']:+.3f} ms |")
+        print(f"all latencies (p50, p99 ms): {latencies}")
+        return
     print(f"redis-benchmark -c 50 -n {args.requests} -t set,get, {args.rounds} alternating "
           f"rounds, medians; latency: GET at {args.rate:,} req/s open loop over 10 "
           f"connections for {args.latency_seconds:.0f} s")
@@ -198,8 +213,6 @@ def report(results: dict[tuple[str, int], list[dict[str, float]]],
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     median = {(name, pipeline, op): statistics.median(r[op] for r in results[name, pipeline])
               for name, pipeline in results for op in ("SET", "GET")}
-    p50 = {name: statistics.median(v[0] for v in values) for name, values in latencies.items()}
-    p99 = {name: statistics.median(v[1] for v in values) for name, values in latencies.items()}
     best = {pipeline: max(median["nginx stream", pipeline, "GET"],
                           median["haproxy tcp", pipeline, "GET"]) for pipeline in (1, 16)}
     for name in names:
