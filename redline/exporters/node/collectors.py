@@ -20,14 +20,15 @@ from redline.exporters.node import cgroups_collector, procfs
 from redline.exporters.node.network import conntrack, netclass, netdev, netstat
 from redline.exporters.node.roots import Families, Roots, family, read, single
 
-__all__ = ["COLLECTORS", "NODE_EXPORTER_EQUIVALENT", "OPTIONAL_COLLECTORS", "VMSTAT_FIELDS",
-           "NodeCollector", "Roots"]
+__all__ = ["COLLECTORS", "DISK_EXCLUDE", "MEMINFO_FIELDS", "NODE_EXPORTER_EQUIVALENT",
+           "OPTIONAL_COLLECTORS", "VMSTAT_FIELDS", "NodeCollector", "Roots"]
 
-# node_exporter's default filters, so that both export the same series; vmstat adds page
-# scanning and stealing (memory reclaim: the saturation signal before OOM kills), which
-# node_exporter exports under the same names when its --collector.vmstat.fields includes them.
+# node_exporter's default filters (of the release in docs/node-exporter.md), so that both export
+# the same series; vmstat adds page scanning and stealing (memory reclaim: the saturation signal
+# before OOM kills), which node_exporter exports under the same names when its
+# --collector.vmstat.fields includes them. zram devices are left out since node_exporter 1.9.
 VMSTAT_FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault|pgscan_.*|pgsteal_.*).*")
-DISK_EXCLUDE = re.compile(r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
+DISK_EXCLUDE = re.compile(r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
 MOUNT_POINTS_EXCLUDE = re.compile(
     r"^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)")
 FS_TYPES_EXCLUDE = re.compile(
@@ -74,27 +75,64 @@ def loadavg(roots: Roots) -> Families:
             for minutes, value in zip((1, 5, 15), loads, strict=True)]
 
 
+# The /proc/meminfo fields node_exporter exports since it reads them through prometheus/procfs
+# (1.9): a fixed list, so a kernel's newer fields (KReclaimable, FileHugePages, SecPageTables,
+# Unaccepted...) are not exported by either.
+MEMINFO_FIELDS = frozenset({
+    *(f"{name}_bytes" for name in (
+        "Active", "Active_anon", "Active_file", "AnonHugePages", "AnonPages", "Bounce",
+        "Buffers", "Cached", "CmaFree", "CmaTotal", "CommitLimit", "Committed_AS",
+        "DirectMap1G", "DirectMap2M", "DirectMap4k", "Dirty", "HardwareCorrupted",
+        "Hugepagesize", "Inactive", "Inactive_anon", "Inactive_file", "KernelStack", "Mapped",
+        "MemAvailable", "MemFree", "MemTotal", "Mlocked", "NFS_Unstable", "PageTables",
+        "Percpu", "SReclaimable", "SUnreclaim", "Shmem", "ShmemHugePages", "ShmemPmdMapped",
+        "Slab", "SwapCached", "SwapFree", "SwapTotal", "Unevictable", "VmallocChunk",
+        "VmallocTotal", "VmallocUsed", "Writeback", "WritebackTmp", "Zswap", "Zswapped")),
+    "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp", "HugePages_Total",
+})
+
+
 def meminfo(roots: Roots) -> Families:
     values = procfs.parse_meminfo(read(roots.proc("meminfo")))
     return [single("gauge", f"node_memory_{key}", f"Memory information field {key}.", value)
-            for key, value in values.items()]
+            for key, value in values.items() if key in MEMINFO_FIELDS]
+
+
+# (resource, the lines node_exporter exports: "some" as waiting, "full" as stalled, help texts)
+_PRESSURE = (
+    ("cpu", ("some",), "for CPU time", ""),  # cpu "full" is newer; node_exporter skips it
+    ("io", ("some", "full"), "due to IO congestion", "due to IO congestion"),
+    ("memory", ("some", "full"), "for memory", "due to memory congestion"),
+    ("irq", ("full",), "", "due to IRQ congestion"),  # kernel 6.1+, no "some" line
+)
 
 
 def pressure(roots: Roots) -> Families:
-    """PSI: saturation as time stalled. Kernels without PSI have no /proc/pressure."""
+    """PSI: saturation as time stalled. Kernels without PSI have no /proc/pressure; a kernel
+    without one resource's file (irq before 6.1) leaves out that resource only."""
     families: Families = []
-    for resource, resource_help in (("cpu", "for CPU time"), ("io", "due to IO congestion"),
-                                    ("memory", "due to memory congestion")):
-        totals = procfs.parse_pressure(read(roots.proc("pressure", resource)))
-        families.append(single(
-            "counter", f"node_pressure_{resource}_waiting_seconds",
-            f"Total time in seconds that processes have waited {resource_help}",
-            totals["some"]))
-        if resource != "cpu" and "full" in totals:  # cpu "full" is newer; node_exporter skips it
+    for resource, lines, waiting_help, stalled_help in _PRESSURE:
+        try:
+            text = read(roots.proc("pressure", resource))
+        except FileNotFoundError:
+            continue
+        totals = procfs.parse_pressure(text)
+        missing = [line for line in lines if line not in totals]
+        if missing:
+            raise ValueError(f"pressure/{resource}: no {' or '.join(missing)!r} line")
+        if "some" in lines:
+            families.append(single(
+                "counter", f"node_pressure_{resource}_waiting_seconds",
+                f"Total time in seconds that processes have waited {waiting_help}",
+                totals["some"]))
+        if "full" in lines:
             families.append(single(
                 "counter", f"node_pressure_{resource}_stalled_seconds",
-                f"Total time in seconds no process could make progress {resource_help}",
+                f"Total time in seconds no process could make progress {stalled_help}",
                 totals["full"]))
+    if not families:
+        raise FileNotFoundError(f"{roots.proc('pressure')}: no PSI files (kernel < 4.20 or "
+                                "CONFIG_PSI off)")
     return families
 
 
@@ -133,8 +171,20 @@ _DISK_HELP = {
     "flush_requests_time_seconds_total":
         "This is the total number of seconds spent by all flush requests.",
 }
-_UDEV_LABELS = (("model", "ID_MODEL"), ("path", "ID_PATH"), ("revision", "ID_REVISION"),
-                ("serial", "ID_SERIAL_SHORT"), ("wwn", "ID_WWN"))
+# node_disk_info's labels in exposition order; serial is the first of its udev properties set
+# (the serial printed on the disk, then the short one, then virtio's ID_SERIAL)
+_DISK_INFO_LABELS = ("device", "major", "minor", "model", "path", "revision", "rotational",
+                     "serial", "wwn")
+_SERIAL_PROPERTIES = ("SCSI_IDENT_SERIAL", "ID_SERIAL_SHORT", "ID_SERIAL")
+
+
+def _rotational(roots: Roots, device: str) -> str:
+    """sysfs queue/rotational as node_exporter labels it: "1" spinning, "0" otherwise, and "0"
+    where the device has no queue (node_exporter's value when it cannot read it)."""
+    try:
+        return format(int(read(roots.sys("block", device, "queue", "rotational"))), "b")
+    except (OSError, ValueError):
+        return "0"
 
 
 def diskstats(roots: Roots) -> Families:
@@ -148,14 +198,16 @@ def diskstats(roots: Roots) -> Families:
                                                      f"b{disk.major}:{disk.minor}")))
         except OSError:
             udev = {}
-        info.append(((disk.name, disk.major, disk.minor,
-                      *(udev.get(key, "") for _, key in _UDEV_LABELS)), 1.0))
+        serial = next((udev[key] for key in _SERIAL_PROPERTIES if udev.get(key)), "")
+        info.append(((disk.name, disk.major, disk.minor, udev.get("ID_MODEL", ""),
+                      udev.get("ID_PATH", ""), udev.get("ID_REVISION", ""),
+                      _rotational(roots, disk.name), serial, udev.get("ID_WWN", "")), 1.0))
         for (suffix, _, _), value in zip(procfs.DISK_FIELDS, disk.values, strict=False):
             columns.setdefault(suffix, []).append(((disk.name,), value))
     kinds = {suffix: "counter" if counter else "gauge" for suffix, _, counter in procfs.DISK_FIELDS}
     return [
         family("gauge", "node_disk_info", "Info of /sys/block/<block_device>.",
-               labelnames=("device", "major", "minor", *(n for n, _ in _UDEV_LABELS)),
+               labelnames=_DISK_INFO_LABELS,
                labelled=info),
         *(family(kinds[suffix], f"node_disk_{suffix}".removesuffix("_total"),
                  _DISK_HELP[suffix], labelnames=("device",), labelled=rows)
@@ -172,8 +224,19 @@ _FILESYSTEM = (
 )
 
 
+def _go_error(exc: OSError) -> str:
+    """An errno as Go's syscall package words it (strerror with a lower-case first letter):
+    node_exporter's device_error label."""
+    if exc.errno is None:
+        return str(exc)
+    text = os.strerror(exc.errno)
+    return text[:1].lower() + text[1:]
+
+
 def filesystem(roots: Roots) -> Families:
-    """Space and inodes per mount (statvfs through the host's root, as mounted at --rootfs)."""
+    """Space and inodes per mount (statvfs through the host's root, as mounted at --rootfs).
+    Labels as node_exporter 1.9+: `device_error` is empty, or the statvfs error of a mount
+    whose space cannot be read (that mount then has device_error 1 and readonly only)."""
     try:
         text = read(roots.proc("1", "mountinfo"))
     except OSError:
@@ -181,6 +244,7 @@ def filesystem(roots: Roots) -> Families:
     rows: dict[str, list[tuple[tuple[str, ...], float]]] = {key: [] for key, _ in _FILESYSTEM}
     readonly: list[tuple[tuple[str, ...], float]] = []
     errors: list[tuple[tuple[str, ...], float]] = []
+    mounts: list[tuple[tuple[str, ...], float]] = []
     seen: set[tuple[str, str]] = set()
     for mount in procfs.parse_mountinfo(text):
         if MOUNT_POINTS_EXCLUDE.match(mount.mountpoint) or FS_TYPES_EXCLUDE.match(mount.fstype):
@@ -188,19 +252,23 @@ def filesystem(roots: Roots) -> Families:
         if (mount.device, mount.mountpoint) in seen:
             continue  # mounted twice on the same point: node_exporter reports it once
         seen.add((mount.device, mount.mountpoint))
-        labels = (mount.device, mount.fstype, mount.mountpoint)
+        ro = 1.0 if mount.readonly else 0.0
         try:
             st = os.statvfs(roots.root(mount.mountpoint.lstrip("/")))
-        except OSError:
+        except OSError as exc:
+            labels = (mount.device, _go_error(exc), mount.fstype, mount.mountpoint)
             errors.append((labels, 1.0))
+            readonly.append((labels, ro))
             continue
+        labels = (mount.device, "", mount.fstype, mount.mountpoint)
         errors.append((labels, 0.0))
-        readonly.append((labels, 1.0 if mount.readonly else 0.0))
+        readonly.append((labels, ro))
         for (key, _), value in zip(_FILESYSTEM, (
                 st.f_blocks * st.f_bsize, st.f_bfree * st.f_bsize, st.f_bavail * st.f_bsize,
                 st.f_files, st.f_ffree), strict=True):
             rows[key].append((labels, float(value)))
-    names = ("device", "fstype", "mountpoint")
+        mounts.append(((mount.device, mount.major, mount.minor, mount.mountpoint), 1.0))
+    names = ("device", "device_error", "fstype", "mountpoint")
     return [
         *(family("gauge", f"node_filesystem_{key}", help_text, labelnames=names,
                  labelled=rows[key]) for key, help_text in _FILESYSTEM),
@@ -209,6 +277,8 @@ def filesystem(roots: Roots) -> Families:
         family("gauge", "node_filesystem_device_error",
                "Whether an error occurred while getting statistics for the given device.",
                labelnames=names, labelled=errors),
+        family("gauge", "node_filesystem_mount_info", "Filesystem mount information.",
+               labelnames=("device", "major", "minor", "mountpoint"), labelled=mounts),
     ]
 
 

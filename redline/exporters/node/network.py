@@ -12,13 +12,15 @@ import re
 from redline.exporters.node import procfs
 from redline.exporters.node.roots import Families, Roots, family, read, single
 
-# node_exporter's default device filter and netstat fields, so that both export the same series.
+# node_exporter's default device filter and netstat fields (of the release in
+# docs/node-exporter.md: TCPOFOQueue and TCPRcvQDrop are in its default since 1.9), so that both
+# export the same series. netclass filters no device by default.
 NETDEV_EXCLUDE = re.compile(r"^lo$")
 NETSTAT_FIELDS = re.compile(
     r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)"
-    r"|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs"
-    r"|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts"
-    r"|RcvbufErrors|SndbufErrors))$")
+    r"|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)"
+    r"|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)"
+    r"|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$")
 
 
 def netdev(roots: Roots) -> Families:
@@ -90,17 +92,18 @@ def conntrack(roots: Roots) -> Families:
 
 
 def netclass(roots: Roots) -> Families:
-    """Link speed, to turn byte rates into utilisation (node_exporter's netclass names)."""
+    """Link speed, to turn byte rates into utilisation (node_exporter's netclass names).
+
+    A link whose speed the driver does not know reads -1 (a virtio NIC, a link that is down):
+    node_exporter exports it as -125000 unless --collector.netclass.ignore-invalid-speed (off by
+    default), and so does redline; a utilisation query must keep `> 0` speeds only."""
     speeds: list[tuple[tuple[str, ...], float]] = []
     base = roots.sys("class", "net")
     for name in sorted(os.listdir(base)):
-        if NETDEV_EXCLUDE.match(name):
-            continue
         try:
             mbits = int(read(os.path.join(base, name, "speed")))
         except (OSError, ValueError):
-            continue  # virtual devices have no speed (EINVAL)
-        if mbits >= 0:
-            speeds.append(((name,), mbits * 1000 * 1000 / 8))
+            continue  # virtual devices and lo have no speed (EINVAL)
+        speeds.append(((name,), float(mbits * 125_000)))  # Mbit/s in bytes/s, exact
     return [family("gauge", "node_network_speed_bytes", "Network device property: speed_bytes",
                    labelnames=("device",), labelled=speeds)]

@@ -90,7 +90,8 @@ def parse_meminfo(text: str) -> dict[str, float]:
 
 
 def parse_pressure(text: str) -> dict[str, float]:
-    """`some` / `full` -> total stall time in seconds (the kernel counts microseconds)."""
+    """`some` / `full` -> total stall time in seconds (the kernel counts microseconds).
+    /proc/pressure/irq has a `full` line only; the caller says which lines it needs."""
     totals: dict[str, float] = {}
     for line in text.splitlines():
         kind, _, rest = line.partition(" ")
@@ -102,8 +103,8 @@ def parse_pressure(text: str) -> dict[str, float]:
                     totals[kind] = int(value) / 1000.0 / 1000.0
                 except ValueError as exc:
                     raise ValueError(f"pressure: cannot read {line[:60]!r}") from exc
-    if "some" not in totals:
-        raise ValueError("pressure: no 'some' line")
+    if not totals:
+        raise ValueError("pressure: no 'some' or 'full' line")
     return totals
 
 
@@ -215,6 +216,8 @@ class Mount:
     mountpoint: str
     fstype: str
     readonly: bool
+    major: str = ""
+    minor: str = ""
 
 
 def _unescape_mount(text: str) -> str:
@@ -234,8 +237,9 @@ def parse_mountinfo(text: str) -> list[Mount]:
             fstype, device = fields[separator + 1], fields[separator + 2]
         except (ValueError, IndexError) as exc:
             raise ValueError(f"mountinfo line {number}: cannot read {line[:60]!r}") from exc
+        major, _, minor = fields[2].partition(":")
         mounts.append(Mount(_unescape_mount(device), _unescape_mount(mountpoint), fstype,
-                            "ro" in options.split(",")))
+                            "ro" in options.split(","), major, minor))
     return mounts
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,16 +57,32 @@ def test_values_by_hand() -> None:
     assert get("node_disk_discard_time_seconds_total", {"device": "md127"}) == 0.014
     assert get("node_disk_info", {"device": "sda", "major": "8", "minor": "0",
                                   "model": "Samsung_SSD_870", "path": "pci-0000:00:17.0-ata-1",
-                                  "revision": "SVT01B6Q", "serial": "S6PNNX0R123456",
+                                  "revision": "SVT01B6Q", "rotational": "1",
+                                  "serial": "S6PNNX0R123456",
                                   "wwn": "0x5002538f4123abcd"}) == 1
+    # node_exporter 1.9+: SCSI_IDENT_SERIAL before ID_SERIAL_SHORT, then ID_SERIAL (virtio)
+    assert get("node_disk_info", {"device": "nvme0n1", "major": "259", "minor": "0",
+                                  "model": "Samsung_SSD_980_PRO_1TB",
+                                  "path": "pci-0000:01:00.0-nvme-1", "revision": "",
+                                  "rotational": "0", "serial": "S5GXNX0T",
+                                  "wwn": "eui.002538b911b3c1d2"}) == 1
+    assert get("node_disk_info", {"device": "sr0", "major": "11", "minor": "0",
+                                  "model": "QEMU_DVD-ROM", "path": "", "revision": "",
+                                  "rotational": "0", "serial": "QEMU_DVD-ROM_QM00003",
+                                  "wwn": ""}) == 1  # no queue/rotational: "0" as node_exporter
+    assert get("node_disk_read_bytes_total", {"device": "zram0"}) is None  # excluded since 1.9
     assert get("node_network_transmit_carrier_total", {"device": "eth0"}) == 11
     assert get("node_network_receive_nohandler_total", {"device": "eth0"}) == 17
     assert get("node_network_receive_bytes_total", {"device": "lo"}) is None
     assert get("node_network_receive_bytes_total", {"device": "br-3f2a9c1d"}) == 1000
     assert get("node_memory_Active_anon_bytes") == 12345 * 1024
     assert get("node_memory_HugePages_Total") == 0
+    assert get("node_memory_Zswap_bytes") == 0
+    assert get("node_memory_KReclaimable_bytes") is None  # not in node_exporter's procfs list
     assert get("node_pressure_cpu_waiting_seconds_total") == 123.456789
     assert get("node_pressure_io_stalled_seconds_total") == 1.5
+    assert get("node_pressure_irq_stalled_seconds_total") == 0.004242
+    assert get("node_pressure_irq_waiting_seconds_total") is None  # irq has no "some" line
     assert get("node_vmstat_oom_kill") == 3
     assert get("node_vmstat_pgscan_kswapd") == 10  # reclaim: added to node_exporter's default
     assert get("node_vmstat_nr_free_pages") is None
@@ -76,6 +93,8 @@ def test_values_by_hand() -> None:
     assert get("node_netstat_Tcp_InErrs") == 4
     assert get("node_netstat_Ip6_InOctets") == 128
     assert get("node_netstat_Tcp_MaxConn") is None  # not in the default fields
+    assert get("node_netstat_TcpExt_TCPOFOQueue") == 23  # default fields since 1.9
+    assert get("node_netstat_TcpExt_TCPRcvQDrop") == 29
     assert get("node_nf_conntrack_entries") == 5
     assert get("node_nf_conntrack_stat_found") == 0x0A + 0x10  # summed over CPUs
     assert get("node_nf_conntrack_stat_search_restart") == 2
@@ -85,6 +104,8 @@ def test_values_by_hand() -> None:
     assert get("node_processes_max_processes") == 4194304
     assert get("node_network_speed_bytes", {"device": "eth0"}) == 125_000_000
     assert get("node_network_speed_bytes", {"device": "br-3f2a9c1d"}) is None
+    # speed -1 (unknown): node_exporter's -1 Mbit/s in bytes, unless ignore-invalid-speed
+    assert get("node_network_speed_bytes", {"device": "veth9a8b7c6"}) == -125_000
     assert get("node_disk_io_errors_total", {"device": "sda"}) == 2
     assert get("node_disk_io_errors_total", {"device": "loop0"}) is None
 
@@ -96,6 +117,19 @@ def test_a_kernel_without_psi_leaves_only_that_collector_out() -> None:
     assert get("node_scrape_collector_success", {"collector": "cpu"}) == 1
     assert get("node_pressure_cpu_waiting_seconds_total") is None
     assert get("node_load1") == 0.11
+
+
+def test_a_kernel_without_irq_pressure_keeps_the_other_resources(tmp_path: Path) -> None:
+    """Kernels before 6.1 have cpu, io and memory PSI but no /proc/pressure/irq."""
+    shutil.copytree(FIXTURES / "psi" / "proc" / "pressure", tmp_path / "pressure")
+    (tmp_path / "pressure" / "irq").unlink()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(Roots(str(tmp_path), str(tmp_path), str(tmp_path)),
+                                    ["pressure"]))
+    get = registry.get_sample_value
+    assert get("node_scrape_collector_success", {"collector": "pressure"}) == 1
+    assert get("node_pressure_memory_stalled_seconds_total") == 7e-06
+    assert get("node_pressure_irq_stalled_seconds_total") is None
 
 
 def test_every_scrape_reads_proc_stat_anew(tmp_path: Path) -> None:
@@ -139,7 +173,7 @@ def test_garbage_sources_fail_their_collector_only(tmp_path: Path) -> None:
         (procfs.parse_meminfo, "MemTotal: lots kB\n", "meminfo line 1"),
         (procfs.parse_diskstats, "8 0 sda 1 2\n", "diskstats line 1: expected at least 14"),
         (procfs.parse_net_dev, "eth0: 1 2 3\n", "net/dev line 1: expected 16 values"),
-        (procfs.parse_pressure, "full total=1\n", "pressure: no 'some' line"),
+        (procfs.parse_pressure, "some avg10=0.00\n", "pressure: no 'some' or 'full' line"),
         (procfs.parse_file_nr, "12\n", "file-nr"),
     ],
 )
@@ -179,8 +213,9 @@ def test_filesystems_through_the_hosts_root(tmp_path: Path) -> None:
                                     ["filesystem"]))
     get = registry.get_sample_value
 
-    def labels(device: str, fstype: str, mountpoint: str) -> dict[str, str]:
-        return {"device": device, "fstype": fstype, "mountpoint": mountpoint}
+    def labels(device: str, fstype: str, mountpoint: str, error: str = "") -> dict[str, str]:
+        return {"device": device, "device_error": error, "fstype": fstype,
+                "mountpoint": mountpoint}
 
     data = labels("/dev/vdb1", "xfs", "/data")
     st = os.statvfs(root / "data")
@@ -189,8 +224,15 @@ def test_filesystems_through_the_hosts_root(tmp_path: Path) -> None:
     assert get("node_filesystem_readonly", data) == 1
     assert get("node_filesystem_readonly", labels("/dev/vda", "ext4", "/")) == 0
     assert get("node_filesystem_device_error", labels("/dev/vdc", "ext4", "/my disk")) == 0
-    assert get("node_filesystem_device_error", labels("/dev/vdd", "ext4", "/gone")) == 1
-    assert get("node_filesystem_size_bytes", labels("/dev/vdd", "ext4", "/gone")) is None
+    # node_exporter 1.9+: the statvfs error as Go words it, and readonly still exported
+    gone = labels("/dev/vdd", "ext4", "/gone", "no such file or directory")
+    assert get("node_filesystem_device_error", gone) == 1
+    assert get("node_filesystem_readonly", gone) == 0
+    assert get("node_filesystem_size_bytes", gone) is None
+    assert get("node_filesystem_mount_info", {"device": "/dev/vdb1", "major": "254",
+                                              "minor": "1", "mountpoint": "/data"}) == 1
+    assert get("node_filesystem_mount_info", {"device": "/dev/vdd", "major": "0",
+                                              "minor": "25", "mountpoint": "/gone"}) is None
     exported = {s.labels["mountpoint"] for f in registry.collect() for s in f.samples
                 if s.name == "node_filesystem_device_error"}
     assert exported == {"/", "/data", "/my disk", "/gone"}  # /run, overlay, cgroup excluded
