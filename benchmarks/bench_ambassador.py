@@ -109,12 +109,30 @@ def ambassador(port: int, admin: int, upstream: int, *extra: str
 
 
 def wrk(port: int, duration: int) -> float:
+    return wrk_run(port, duration)[0]
+
+
+def wrk_run(port: int, duration: int) -> tuple[float, int]:
+    """wrk's requests per second, and how many requests it completed."""
     output = subprocess.run(
         ["wrk", "-t1", "-c32", f"-d{duration}s", f"http://127.0.0.1:{port}/users/1"],
         capture_output=True, text=True, check=True, timeout=duration + 30).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    assert match, output
-    return float(match.group(1))
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    count = re.search(r"(\d+) requests in", output)
+    assert rate and count, output
+    return float(rate.group(1)), int(count.group(1))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process and its children (nginx's worker), in seconds: the
+    work a proxy did, which a busy machine disturbs far less than requests per second."""
+    pids = [pid, *(int(child) for child in
+                   Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    ticks = 0
+    for each in pids:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def _fixed_rate(port: int, rate: int, seconds: float, connections: int) -> list[float]:
@@ -179,15 +197,19 @@ def main() -> None:
         directory = Path(tmp)
         with nginx(NGINX_UPSTREAM, directory, "upstream", ports["upstream"]), \
                 nginx(NGINX_PROXY, directory, "proxy", ports["nginx"],
-                      upstream=ports["upstream"]), \
+                      upstream=ports["upstream"]) as proxy, \
                 process([sys.executable, "-c", OTLP_SINK, str(ports["sink"])], ports["sink"]), \
                 ambassador(ports["ambassador"], ports["admin"], ports["upstream"],
                            "--protocol", "auto") as amb, \
                 ambassador(ports["http1"], ports["http1_admin"], ports["upstream"],
-                           "--protocol", "http1"), \
+                           "--protocol", "http1") as http1, \
                 ambassador(ports["traced"], ports["traced_admin"], ports["upstream"],
                            "--otlp-endpoint", f"http://127.0.0.1:{ports['sink']}",
-                           "--trace-sample-ratio", "0.01"):
+                           "--trace-sample-ratio", "0.01") as traced:
+            pids = {"nginx": proxy.pid, "ambassador": amb.pid, "ambassador http1": http1.pid,
+                    "ambassador+tracing 1%": traced.pid}
+            cpu: dict[str, float] = {name: 0.0 for name in pids}  # seconds, over all runs
+            done: dict[str, int] = {name: 0 for name in pids}  # requests
             cases = {"direct": ports["upstream"], "nginx": ports["nginx"],
                      "ambassador": ports["ambassador"], "ambassador http1": ports["http1"],
                      "ambassador+tracing 1%": ports["traced"]}
@@ -200,7 +222,12 @@ def main() -> None:
             latencies: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
             for _ in range(args.rounds):
                 for name, port in cases.items():
-                    throughput[name].append(wrk(port, args.duration))
+                    before = cpu_seconds(pids[name]) if name in pids else 0.0
+                    rate, count = wrk_run(port, args.duration)
+                    throughput[name].append(rate)
+                    if name in pids:
+                        cpu[name] += cpu_seconds(pids[name]) - before
+                        done[name] += count
                 for name, port in cases.items():
                     latencies[name].append(latency(port, args.latency_seconds))
             rss_start = rss_after = rss_mb(amb.pid)
@@ -209,6 +236,16 @@ def main() -> None:
                 rss_after = rss_mb(amb.pid)
             total = recorded(ports["admin"])
     report(throughput, latencies, rss_start, rss_after, total, args)
+    print()
+    print("| proxy | CPU per request (user+system, over the wrk runs) |")
+    print("|---|---:|")
+    for name in cases:
+        if done.get(name):
+            print(f"| {name} | {cpu[name] / done[name] * 1e6:.1f} us |")
+    if done.get("ambassador") and done.get("ambassador http1"):
+        auto = cpu["ambassador"] / done["ambassador"]
+        http1 = cpu["ambassador http1"] / done["ambassador http1"]
+        print(f"CPU per request, auto / http1: {auto / http1:.3f}x")
 
 
 def report(throughput: dict[str, list[float]], latencies: dict[str, list[tuple[float, float]]],

@@ -7,6 +7,9 @@ Redis's RESP is recognised as not HTTP from its first line). Rounds alternate be
 medians are reported.
 
 - throughput: redis-benchmark GET and SET, 50 clients, `-n` requests, unpipelined and `-P 16`;
+- CPU per request: the user+system CPU time each proxy process (nginx: with its worker) used
+  during the throughput runs, divided by their requests; less sensitive to a busy machine than
+  requests per second, and the reason for a difference in them;
 - latency at a fixed rate: redis-benchmark has no fixed-rate mode, so a small open-loop client
   (below) sends GET at `--rate` requests/s spread over 10 connections, each on its own
   schedule, and times each request from its send to its full reply; p50/p99, and the p99
@@ -34,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
-from bench_ambassador import process
+from bench_ambassador import cpu_seconds, process
 from common import free_port, rss_mb
 
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
@@ -143,12 +146,16 @@ def servers(directory: Path, ports: dict[str, int]) -> Iterator[dict[str, int]]:
         stack.enter_context(redis(upstream))
         subprocess.run(["redis-cli", "-p", str(upstream), "set", "key", "bar"], check=True,
                        capture_output=True, timeout=10)
-        stack.enter_context(nginx_stream(directory, ports["nginx"], upstream))
-        stack.enter_context(haproxy(directory, ports["haproxy"], upstream))
-        opaque = stack.enter_context(ambassador(ports["opaque"], ports["opaque_admin"], upstream,
-                                                "opaque"))
-        stack.enter_context(ambassador(ports["auto"], ports["auto_admin"], upstream, "auto"))
-        ports["opaque_pid"] = opaque.pid
+        pids = {"direct": 0}
+        for name, server in (
+                ("nginx stream", nginx_stream(directory, ports["nginx"], upstream)),
+                ("haproxy tcp", haproxy(directory, ports["haproxy"], upstream)),
+                ("ambassador opaque", ambassador(ports["opaque"], ports["opaque_admin"],
+                                                 upstream, "opaque")),
+                ("ambassador auto", ambassador(ports["auto"], ports["auto_admin"], upstream,
+                                               "auto"))):
+            pids[name] = stack.enter_context(server).pid
+        ports.update({f"{name} pid": pid for name, pid in pids.items()})
         yield {"direct": upstream, "nginx stream": ports["nginx"],
                "haproxy tcp": ports["haproxy"], "ambassador opaque": ports["opaque"],
                "ambassador auto": ports["auto"]}
@@ -170,21 +177,35 @@ def main() -> None:
     ports = {name: free_port() for name in
              ("redis", "nginx", "haproxy", "opaque", "opaque_admin", "auto", "auto_admin")}
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    cpu: dict[tuple[str, int], float] = {}  # CPU seconds used in the throughput runs
     latencies: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp), ports) as cases:
         for port in cases.values():
             benchmark(port, 20_000, 1)  # warm up
-        rss_start = rss_mb(ports["opaque_pid"])
+        rss_start = rss_mb(ports["ambassador opaque pid"])
         for _ in range(args.rounds):
             for pipeline in () if args.latency_only else (1, 16):
                 for name, port in cases.items():
+                    pid = ports[f"{name} pid"]
+                    before = cpu_seconds(pid) if pid else 0.0
                     results.setdefault((name, pipeline), []).append(
                         benchmark(port, args.requests, pipeline))
+                    used = cpu_seconds(pid) - before if pid else 0.0
+                    cpu[name, pipeline] = cpu.get((name, pipeline), 0.0) + used
             for name, port in cases.items():
                 latencies.setdefault(name, []).append(
                     latency(port, args.rate, args.latency_seconds))
-        rss_after = rss_mb(ports["opaque_pid"])
+        rss_after = rss_mb(ports["ambassador opaque pid"])
     report(results, latencies, args, rss_start, rss_after)
+    if cpu:
+        requests = 2 * args.requests * args.rounds  # SET and GET
+        print()
+        print("| proxy | CPU per request | CPU per request, -P 16 |")
+        print("|---|---:|---:|")
+        for name in cases:
+            if name != "direct":
+                print(f"| {name} | {cpu[name, 1] / requests * 1e6:.1f} us "
+                      f"| {cpu[name, 16] / requests * 1e6:.2f} us |")
 
 
 def report(results: dict[tuple[str, int], list[dict[str, float]]],
