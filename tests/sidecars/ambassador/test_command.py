@@ -89,7 +89,8 @@ def test_pairs_from_the_environment_are_comma_separated_lists() -> None:
 
 def test_several_ports_from_the_environment_start() -> None:
     env = {"REDLINE_LISTEN": "127.0.0.1:0,127.0.0.1:0",
-           "REDLINE_UPSTREAM": "127.0.0.1:9,127.0.0.1:10", "REDLINE_PROTOCOL": "opaque,tls"}
+           "REDLINE_UPSTREAM": "127.0.0.1:9,127.0.0.1:10", "REDLINE_PROTOCOL": "opaque,tls",
+           "REDLINE_DRAIN_DELAY": "0"}
     proc = AmbassadorProcess(env=env, listen=False)
     try:
         assert [(port["upstream"], port["protocol"])
