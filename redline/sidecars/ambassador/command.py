@@ -14,6 +14,7 @@ from redline.flags import (
     buckets,
     flag_type,
     host_port,
+    non_negative_seconds,
     positive_integer,
     positive_seconds,
     ratio,
@@ -37,17 +38,6 @@ def header_bytes(text: str) -> int:
         value = 0
     if value < MIN_HEADER_BYTES:
         raise ValueError(f"expected a whole number of bytes >= {MIN_HEADER_BYTES}, got {text!r}")
-    return value
-
-
-def seconds_or_zero(text: str) -> float:
-    """A duration in seconds >= 0, where 0 means none."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise ValueError(f"expected a number of seconds >= 0 (0: none), got {text!r}")
     return value
 
 
@@ -77,7 +67,7 @@ def add_parser(sub: SubParsers,
     add("--detect-timeout", type=flag_type(positive_seconds), default=0.3, metavar="S",
         help="auto ports: a client silent this long is passed through as TCP, for protocols "
              "where the server speaks first (default 0.3)")
-    add("--tcp-idle-timeout", type=flag_type(seconds_or_zero), default=0.0, metavar="S",
+    add("--tcp-idle-timeout", type=flag_type(non_negative_seconds), default=0.0, metavar="S",
         help="close TCP pass-through connections with no bytes either way for this long "
              "(default 0: never)")
     add("--admin", type=flag_type(host_port), default=("0.0.0.0", 9901), metavar="H:P",

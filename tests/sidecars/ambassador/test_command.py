@@ -66,7 +66,7 @@ def test_a_bad_value_from_the_environment_exits_2_too() -> None:
           "--protocol", "tls"),
          "--protocol tls: --upstream https://... originates TLS, which only HTTP/1 ports do"),
         (("--protocol", "http"), "argument --protocol: invalid choice: 'http'"),
-        (("--tcp-idle-timeout", "-1"), "expected a number of seconds >= 0 (0: none)"),
+        (("--tcp-idle-timeout", "-1"), "expected a number of seconds >= 0, got '-1'"),
         (("--detect-timeout", "0"), "expected a number of seconds > 0"),
     ],
 )
