@@ -117,11 +117,21 @@ def _apply_environment(parser: argparse.ArgumentParser, environ: dict[str, str] 
                 raise ConfigError(f"{variable}: expected true or false, got {raw!r}")
             value = raw.lower() in _TRUE
         elif isinstance(action, argparse._AppendAction):
-            value = [_convert(action, variable, item) for item in raw.split(",") if item]
+            value = _FromEnvironment(_convert(action, variable, item)
+                                     for item in raw.split(",") if item)
         else:
             value = _convert(action, variable, raw)
         action.default = value
         action.required = False
+
+
+class _FromEnvironment(list[object]):
+    """A repeatable flag's values from REDLINE_<FLAG>. argparse appends command-line values to
+    a copy of the default; the copy of this one is empty, so the command line replaces the
+    environment's values instead of adding to them (the command line wins, as for every flag)."""
+
+    def __copy__(self) -> list[object]:
+        return []
 
 
 def _convert(action: argparse.Action, variable: str, raw: str) -> object:

@@ -95,3 +95,13 @@ def test_an_unknown_flag_gets_the_subcommands_usage_and_a_suggestion() -> None:
 def test_help_names_the_environment_variables() -> None:
     result = run("node-exporter", "--help")
     assert "REDLINE_LISTEN for --listen" in " ".join(result.stdout.split())
+
+
+def test_a_repeatable_flag_from_the_command_line_replaces_the_environments() -> None:
+    from redline.cli import build_parser
+
+    environ = {"REDLINE_FILENAME": "a.yaml,b.yaml"}
+    assert build_parser(environ, "inject").parse_args(["inject"]).filename == ["a.yaml",
+                                                                               "b.yaml"]
+    assert build_parser(environ, "inject").parse_args(
+        ["inject", "-f", "c.yaml", "-f", "d.yaml"]).filename == ["c.yaml", "d.yaml"]
