@@ -6,15 +6,18 @@ Nothing here knows Grafana or rule files: a dashboard passes `$__rate_interval` 
 
 - **Selectors** are built by `series(metric, *matchers)` from matchers (`eq`, `ne`, `regex`),
   never by hand in an f-string, so values are quoted and escaped in one place.
-- **Grouping labels are parameters** (`by=SERVICE`, `by=("service_name", "http_route")`): the
-  label sets below are the one place a label kept through every aggregation (a `cluster` label
-  for a central ruler over many clusters) is added.
+- **Grouping labels are parameters** (`by=SERVICE`, `by=("service_name", "http_route")`):
+  `Grouping` is the one place that adds the label kept through every aggregation and every
+  `on (...)` join, the `cluster` label that a central ruler over many Prometheus servers sees
+  (their `external_labels`). Where no series has it, `by (cluster, ...)` is harmless, so one
+  rule file serves both. `--cluster-label` names it otherwise: `Grouping("region")`.
 - **Metric names are parameters**: `RequestMetrics` names one request histogram and its untimed
   counter; `HTTP_SERVER` and `HTTP_CLIENT` are today's, a gRPC or TCP one is another instance.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,11 +34,68 @@ Matchers = Sequence[str]
 
 # --- grouping labels: what every aggregation keeps ------------------------------------------
 
-SERVICE: tuple[str, ...] = ("service_name",)
-SERVICE_ROUTE: tuple[str, ...] = (*SERVICE, "http_route")
-NODE: tuple[str, ...] = ("instance",)
-# What one scrape target is: the labels Prometheus gives every series of one sidecar process.
-SCRAPE_TARGET: tuple[str, ...] = ("instance", "job")
+CLUSTER_LABEL = "cluster"  # kube-prometheus' and Mimir's name for it
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# Labels the groupings use for something else: a cluster label named like one would merge them.
+_TAKEN = ("service_name", "http_route", "instance", "job", "namespace", "pod", "container",
+          "le", "slo", "source")
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """The labels each aggregation and each `on (...)` join keeps, the cluster label first."""
+
+    cluster: str = CLUSTER_LABEL
+
+    def __post_init__(self) -> None:
+        if not _LABEL_NAME.fullmatch(self.cluster) or self.cluster.startswith("__"):
+            raise ValueError(f"expected a Prometheus label name such as cluster or region, "
+                             f"got {self.cluster!r}")
+        if self.cluster in _TAKEN:
+            raise ValueError(f"{self.cluster!r} is a label redline groups by already; name the "
+                             f"label that tells clusters apart (cluster, region, ...)")
+
+    @property
+    def service(self) -> tuple[str, ...]:
+        return (self.cluster, "service_name")
+
+    @property
+    def service_route(self) -> tuple[str, ...]:
+        return (*self.service, "http_route")
+
+    @property
+    def node(self) -> tuple[str, ...]:
+        return (self.cluster, "instance")
+
+    @property
+    def scrape_target(self) -> tuple[str, ...]:
+        """What one scrape target is: the labels every series of one process has."""
+        return (self.cluster, "instance", "job")
+
+    @property
+    def pod(self) -> tuple[str, ...]:
+        return (self.cluster, "namespace", "pod")
+
+    @property
+    def container(self) -> tuple[str, ...]:
+        return (*self.pod, "container")
+
+    @property
+    def only(self) -> tuple[str, ...]:
+        """Per cluster, nothing else: a total that stays apart per cluster."""
+        return (self.cluster,)
+
+    def chosen(self, pattern: str) -> str:
+        """The clusters a dashboard variable chose: a regex, so that `.*` (All) also keeps
+        series without the label (one Prometheus without external_labels)."""
+        return regex(self.cluster, pattern)
+
+
+DEFAULT = Grouping()
+SERVICE = DEFAULT.service
+SERVICE_ROUTE = DEFAULT.service_route
+NODE = DEFAULT.node
+SCRAPE_TARGET = DEFAULT.scrape_target
 
 
 # --- selectors -------------------------------------------------------------------------------
@@ -75,6 +135,11 @@ def series(metric: str, *matchers: str | Matchers) -> str:
 def by(labels: Labels) -> str:
     """` by (a, b)`, or nothing for no labels (aggregate everything)."""
     return f" by ({', '.join(labels)})" if labels else ""
+
+
+def on(labels: Labels) -> str:
+    """`on (a, b)`: the labels a binary operation matches on (a Grouping's, cluster first)."""
+    return f"on ({', '.join(labels)})"
 
 
 def rate(selector: str, window: str) -> str:
@@ -146,10 +211,20 @@ def errors(metrics: RequestMetrics, matchers: Matchers, group: Labels, window: s
     return requests(metrics, [*matchers, metrics.error], group, window)
 
 
+def errors_or_zero(metrics: RequestMetrics, matchers: Matchers, group: Labels,
+                   window: str) -> str:
+    """`errors`, or 0 for a group with requests but no failed one (which has no error
+    series): a clean service's error ratio is 0, not absent. Grouped, so each group keeps its
+    labels, where `vector(0)` would have none."""
+    return (f"({errors(metrics, matchers, group, window)})\nor\n"
+            f"({requests(metrics, matchers, group, window)}) * 0")
+
+
 def error_ratio(metrics: RequestMetrics, matchers: Matchers, group: Labels,
                 window: str) -> str:
-    """Failed requests over all requests: a ratio of sums over the same sources."""
-    return (f"({errors(metrics, matchers, group, window)})\n/\n"
+    """Failed requests over all requests: a ratio of sums over the same sources; 0 for a group
+    without a failed request (not empty: a clean service shows 0%)."""
+    return (f"({errors_or_zero(metrics, matchers, group, window)})\n/\n"
             f"({requests(metrics, matchers, group, window)})")
 
 
@@ -178,18 +253,18 @@ def route_regex(routes: Sequence[str]) -> str:
     return "|".join(alternatives)
 
 
-def of_sidecars(expr: str, service_matchers: Matchers) -> str:
+def of_sidecars(expr: str, service_matchers: Matchers, target: Labels = SCRAPE_TARGET) -> str:
     """`expr` (a sidecar's self metric, which has no service_name) kept only for the scrape
     targets that export RED series of the chosen service.
 
     A sidecar is known by its scrape target: the inbound ambassador exports the route overflow
     count from start-up, the outbound one its client gauge after its first call. `group` is 1
-    whatever the gauge's value (an idle service's in-flight gauge is 0)."""
+    whatever the gauge's value (an idle service's in-flight gauge is 0). `target`: the labels
+    of a scrape target (`Grouping.scrape_target`)."""
     identity = " or ".join(series(name, service_matchers) for name in (
         "redline_route_overflow_total", "http_server_active_requests",
         "http_client_active_requests"))
-    target = ", ".join(SCRAPE_TARGET)
-    return f"{expr}\n* on ({target}) group_left ()\ngroup by ({target}) ({identity})"
+    return f"{expr}\n* {on(target)} group_left ()\n{aggregate('group', target, identity)}"
 
 
 # --- autoscaling: one value per service, for KEDA, prometheus-adapter and the replay ---------
@@ -256,7 +331,8 @@ def filesystem_used(matchers: Matchers) -> str:
 
 # --- containers: kubelet's cAdvisor or redline's cgroups collector, and kube-state-metrics -----
 
-CONTAINER: tuple[str, ...] = ("namespace", "pod", "container")
+CONTAINER = DEFAULT.container
+POD = DEFAULT.pod
 # Containers' own cgroups only: cAdvisor also exports pods' and slices' cgroups (container="",
 # which would count each container twice in a sum) and, on older kubelets, pause containers
 # ("POD"); redline labels container cgroups only.
@@ -320,9 +396,10 @@ def container_restarts(matchers: Matchers, window: str) -> str:
     return f"increase({series('kube_pod_container_status_restarts_total', matchers)}[{window}])"
 
 
-def of_workload(expr: str, workload: str) -> str:
+def of_workload(expr: str, workload: str, matchers: Matchers = (), pod: Labels = POD) -> str:
     """`expr` without the pods whose owner (kube-state-metrics' kube_pod_owner) is known and
     does not match the `workload` pattern: a pod without kube-state-metrics (a Docker host)
-    or without an owner record is kept, and `.*` keeps everything."""
-    return (f"{expr}\nunless on (namespace, pod)\n"
-            f"{series('kube_pod_owner', not_regex('owner_name', workload))}")
+    or without an owner record is kept, and `.*` keeps everything. `pod`: the labels of a pod
+    (`Grouping.pod`)."""
+    return (f"{expr}\nunless {on(pod)}\n"
+            f"{series('kube_pod_owner', not_regex('owner_name', workload), matchers)}")

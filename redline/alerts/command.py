@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.flags import SubParsers, buckets, flag_type
+from redline.queries import CLUSTER_LABEL, Grouping
 
 if TYPE_CHECKING:  # the rule builders load only when the command runs
     from redline.alerts.generate import Output, RuleOptions
@@ -30,6 +31,15 @@ def _label(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise ValueError(f"expected a label as NAME=VALUE, got {text!r}")
     return name, value
+
+
+def add_cluster_label(parser: argparse.ArgumentParser) -> None:
+    """`--cluster-label`, the same for every command that writes or runs queries."""
+    parser.add_argument(
+        "--cluster-label", type=flag_type(Grouping), default=CLUSTER_LABEL, metavar="LABEL",
+        help="the label that tells clusters apart where many Prometheus servers meet (their "
+             "external_labels in VictoriaMetrics, Thanos or Mimir); every aggregation and "
+             f"join keeps it, and it is harmless where series lack it (default: {CLUSTER_LABEL})")
 
 
 def add_parser(sub: SubParsers,
@@ -64,6 +74,7 @@ def add_parser(sub: SubParsers,
              "(default: docs/alerts.md)")
     add("--sidecar-job-regex", default=".*redline.*", metavar="RE",
         help="Prometheus job names of redline's sidecars (default: .*redline.*)")
+    add_cluster_label(parser)
     add("--grafana-datasource-uid", default="prometheus", metavar="UID",
         help="grafana: the uid of the Prometheus datasource the rules query "
              "(default: prometheus)")
@@ -99,7 +110,8 @@ def config(args: argparse.Namespace) -> AlertsConfig:
         buckets=tuple(args.buckets),
         options=RuleOptions(min_request_rate=args.min_request_rate,
                             runbook_url=args.runbook_url,
-                            sidecar_job_regex=args.sidecar_job_regex),
+                            sidecar_job_regex=args.sidecar_job_regex,
+                            cluster_label=args.cluster_label.cluster),
         output=Output(format=args.format, name=args.name, namespace=args.namespace,
                       labels=dict(args.rule_label) or {"role": "alert-rules"},
                       grafana_datasource_uid=args.grafana_datasource_uid,

@@ -9,6 +9,7 @@ from redline.alerts import container_rules, health_rules, red_rules, slo_rules, 
 from redline.alerts.render import operator_object, prometheus_file
 from redline.alerts.rules import Group, group
 from redline.alerts.spec import Spec
+from redline.queries import CLUSTER_LABEL, Grouping
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class RuleOptions:
     min_request_rate: float = 0.02  # burn-rate alerts stay silent below this, per second
     runbook_url: str = "docs/alerts.md"  # base of runbook_url; #alertname is appended
     sidecar_job_regex: str = ".*redline.*"  # Prometheus job names of redline's sidecars
+    # The label that tells clusters apart in a central ruler; kept through every aggregation.
+    cluster_label: str = CLUSTER_LABEL
 
 
 @dataclass(frozen=True)
@@ -36,17 +39,18 @@ class Output:
 def build_groups(spec: Spec | None, options: RuleOptions) -> dict[str, list[Group]]:
     """File stem -> rule groups."""
     files: dict[str, list[Group]] = {}
+    grouping = Grouping(options.cluster_label)
     if spec is not None:
         files["redline-slo"] = [
-            group("redline-slo-recording", slo_rules.recording_rules(spec)),
+            group("redline-slo-recording", slo_rules.recording_rules(spec, grouping)),
             group("redline-slo-alerts", slo_rules.alert_rules(
                 spec, min_request_rate=options.min_request_rate,
-                runbook_url=options.runbook_url)),
+                runbook_url=options.runbook_url, grouping=grouping)),
         ]
-    files["redline-red"] = [group("redline-red-recording", red_rules.recording_rules())]
-    files["redline-use"] = [group("redline-use-recording", use_rules.RECORDING),
+    files["redline-red"] = [group("redline-red-recording", red_rules.recording_rules(grouping))]
+    files["redline-use"] = [group("redline-use-recording", use_rules.recording_rules(grouping)),
                             group("redline-use-alerts", use_rules.alert_rules(
-                                options.runbook_url)),
+                                options.runbook_url, grouping)),
                             group("redline-use-containers-recording", container_rules.RECORDING),
                             group("redline-use-containers-alerts", container_rules.alert_rules(
                                 options.runbook_url))]

@@ -1,6 +1,7 @@
 """SLO spec -> recording rules and multi-window multi-burn-rate alerts (the SRE workbook's).
 
-Recording rules, per SLO and SLI (labels `service_name`, `slo` = availability | latency):
+Recording rules, per SLO and SLI (labels `service_name`, `slo` = availability | latency, and
+the cluster label where series have one: each cluster's SLI is its own, and so are its alerts):
 - `slo:sli_requests:rate<W>` and `slo:sli_error:ratio_rate<W>` for the short windows 5m, 30m,
   1h, 2h, 6h, from the raw counters;
 - `slo:sli_errors:rate5m`, the numerator the long windows sum;
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from redline import queries
 from redline.alerts.rules import VALUE_1F, AlertingRule, RecordingRule, alert, recording, template
 from redline.alerts.spec import SLO, Spec, parse_duration
-from redline.queries import HTTP_SERVER, eq, regex
+from redline.queries import DEFAULT, HTTP_SERVER, Grouping, eq, regex
 
 SHORT_WINDOWS = ("5m", "30m", "1h", "2h", "6h")
 LONG_WINDOWS = ("1d", "3d")
@@ -53,17 +54,18 @@ def slo_matchers(slo: SLO) -> list[str]:
             regex("http_route", queries.route_regex(slo.routes)) if slo.routes else ""]
 
 
-def sli_expressions(slo: SLO, sli: str, window: str) -> tuple[str, str]:
-    """(bad events per second, all events per second) over `window`."""
-    matchers = slo_matchers(slo)
+def sli_expressions(slo: SLO, sli: str, window: str, grouping: Grouping = DEFAULT
+                    ) -> tuple[str, str]:
+    """(bad events per second, all events per second) over `window`, per cluster."""
+    matchers, by = slo_matchers(slo), grouping.service
     if sli == "availability":
-        return (queries.errors(HTTP_SERVER, matchers, (), window),
-                queries.requests(HTTP_SERVER, matchers, (), window))
+        return (queries.errors_or_zero(HTTP_SERVER, matchers, by, window),
+                queries.requests(HTTP_SERVER, matchers, by, window))
     assert slo.latency is not None
     # Latency has no untimed requests: only the histogram knows a duration.
-    everything = queries.sum_rate(HTTP_SERVER.count, matchers, (), window)
+    everything = queries.sum_rate(HTTP_SERVER.count, matchers, by, window)
     fast = queries.sum_rate(HTTP_SERVER.bucket,
-                            [*matchers, queries.le_matcher(slo.latency.threshold)], (), window)
+                            [*matchers, queries.le_matcher(slo.latency.threshold)], by, window)
     return f"{everything} - {fast}", everything
 
 
@@ -83,7 +85,7 @@ def objectives(slo: SLO) -> list[tuple[str, float]]:
     return found
 
 
-def recording_rules(spec: Spec) -> list[RecordingRule]:
+def recording_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
     rules: list[RecordingRule] = []
     for slo in spec.slos:
         for sli, objective in objectives(slo):
@@ -93,11 +95,11 @@ def recording_rules(spec: Spec) -> list[RecordingRule]:
                 return recorded_selector(slo, sli, metric)
 
             for window in SHORT_WINDOWS:
-                bad, total = sli_expressions(slo, sli, window)
+                bad, total = sli_expressions(slo, sli, window, grouping)
                 rules.append(recording(f"slo:sli_requests:rate{window}", total, labels))
                 rules.append(recording(f"slo:sli_error:ratio_rate{window}",
                                        f"({bad})\n/\n({total})", labels))
-            bad, _ = sli_expressions(slo, sli, "5m")
+            bad, _ = sli_expressions(slo, sli, "5m", grouping)
             rules.append(recording("slo:sli_errors:rate5m", bad, labels))
             for window in (*LONG_WINDOWS, spec.period):
                 if window in SHORT_WINDOWS:
@@ -129,10 +131,12 @@ def _dedupe(rules: list[RecordingRule]) -> list[RecordingRule]:
     return kept
 
 
-def alert_rules(spec: Spec, *, min_request_rate: float, runbook_url: str
-                ) -> list[AlertingRule]:
+def alert_rules(spec: Spec, *, min_request_rate: float, runbook_url: str,
+                grouping: Grouping = DEFAULT) -> list[AlertingRule]:
     rules: list[AlertingRule] = []
-    joined = ", ".join((*queries.SERVICE, "slo"))
+    # The cluster label too: joined on the service alone, another cluster's traffic would let
+    # this cluster's burn through the minimum request rate.
+    joined = queries.on((*grouping.service, "slo"))
     for slo in spec.slos:
         for sli, objective in objectives(slo):
             budget = 1 - objective
@@ -149,7 +153,7 @@ def alert_rules(spec: Spec, *, min_request_rate: float, runbook_url: str
                 traffic = recorded_selector(slo, sli, f"slo:sli_requests:rate{window.long}")
                 expr = (f"(\n  {long} / {budget:.6g} > {factor:g}\n"
                         f"  and\n  {short} / {budget:.6g} > {factor:g}\n)\n"
-                        f"and on ({joined})\n"
+                        f"and {joined}\n"
                         f"{traffic} >= {min_request_rate:g}")
                 # No pending time: the short window already confirms the burn (SRE workbook).
                 rules.append(alert(

@@ -18,42 +18,48 @@ from redline.alerts.rules import (
     recording,
     template,
 )
-from redline.queries import FILESYSTEM, NODE, ONE_PER_CPU, series
+from redline.queries import DEFAULT, FILESYSTEM, ONE_PER_CPU, Grouping, series
 
-ON_NODE = f"on ({', '.join(NODE)})"
 
-RECORDING: list[RecordingRule] = [
-    recording("instance:use_cpu_utilisation:ratio_rate5m",
-              queries.cpu_utilisation((), "5m")),
-    recording("instance:use_cpu_saturation_psi:ratio_rate5m",
-              queries.pressure("cpu", (), "5m")),
-    recording("instance:use_load1_per_cpu:ratio",
-              f"node_load1 / {ON_NODE} group_left ()\n"
-              f"count without (cpu, mode) ({series('node_cpu_seconds_total', ONE_PER_CPU)})"),
-    recording("instance:use_memory_utilisation:ratio", queries.memory_utilisation(())),
-    recording("instance:use_memory_saturation_psi:ratio_rate5m",
-              queries.pressure("memory", (), "5m")),
-    recording("instance:use_vmstat_pgmajfault:rate5m", "rate(node_vmstat_pgmajfault[5m])"),
-    recording("instance_device:use_disk_utilisation:ratio_rate5m",
-              "rate(node_disk_io_time_seconds_total[5m])"),
-    recording("instance_device:use_disk_saturation:ratio_rate5m",
-              "rate(node_disk_io_time_weighted_seconds_total[5m])"),
-    recording("instance_device:use_network_receive_errors:ratio_rate5m",
-              "rate(node_network_receive_errs_total[5m]) / "
-              "rate(node_network_receive_packets_total[5m])"),
-    recording("instance_device:use_network_transmit_errors:ratio_rate5m",
-              "rate(node_network_transmit_errs_total[5m]) / "
-              "rate(node_network_transmit_packets_total[5m])"),
-    recording("instance_mountpoint:use_filesystem_utilisation:ratio",
-              queries.filesystem_used(())),
-]
+def recording_rules(grouping: Grouping = DEFAULT) -> list[RecordingRule]:
+    """Per node (and device, mountpoint): every label but cpu and mode is kept, the cluster
+    label with them; the one join is on the node, cluster included (two clusters may both
+    have a node-1)."""
+    on_node = queries.on(grouping.node)
+    return [
+        recording("instance:use_cpu_utilisation:ratio_rate5m",
+                  queries.cpu_utilisation((), "5m")),
+        recording("instance:use_cpu_saturation_psi:ratio_rate5m",
+                  queries.pressure("cpu", (), "5m")),
+        recording("instance:use_load1_per_cpu:ratio",
+                  f"node_load1 / {on_node} group_left ()\n"
+                  f"count without (cpu, mode) "
+                  f"({series('node_cpu_seconds_total', ONE_PER_CPU)})"),
+        recording("instance:use_memory_utilisation:ratio", queries.memory_utilisation(())),
+        recording("instance:use_memory_saturation_psi:ratio_rate5m",
+                  queries.pressure("memory", (), "5m")),
+        recording("instance:use_vmstat_pgmajfault:rate5m", "rate(node_vmstat_pgmajfault[5m])"),
+        recording("instance_device:use_disk_utilisation:ratio_rate5m",
+                  "rate(node_disk_io_time_seconds_total[5m])"),
+        recording("instance_device:use_disk_saturation:ratio_rate5m",
+                  "rate(node_disk_io_time_weighted_seconds_total[5m])"),
+        recording("instance_device:use_network_receive_errors:ratio_rate5m",
+                  "rate(node_network_receive_errs_total[5m]) / "
+                  "rate(node_network_receive_packets_total[5m])"),
+        recording("instance_device:use_network_transmit_errors:ratio_rate5m",
+                  "rate(node_network_transmit_errs_total[5m]) / "
+                  "rate(node_network_transmit_packets_total[5m])"),
+        recording("instance_mountpoint:use_filesystem_utilisation:ratio",
+                  queries.filesystem_used(())),
+    ]
+
 
 def _filesystem(expr: str) -> str:
     """`expr` on writable filesystems only (a read-only one cannot fill up)."""
     return f"(\n  {expr}\nand\n  {series('node_filesystem_readonly', FILESYSTEM)} == 0\n)"
 
 
-def alert_rules(runbook_url: str) -> list[AlertingRule]:
+def alert_rules(runbook_url: str, grouping: Grouping = DEFAULT) -> list[AlertingRule]:
     on = template("$labels.instance")
     device = template("$labels.device")
     mount = template("$labels.mountpoint")
@@ -126,7 +132,7 @@ def alert_rules(runbook_url: str) -> list[AlertingRule]:
                           f"over the last 5 minutes (PSI).", runbook_url=runbook_url,
               signal="psi"),
         alert("RedlineNodeCPUSaturation",
-              f"instance:use_load1_per_cpu:ratio > 2\nunless {ON_NODE}\n"
+              f"instance:use_load1_per_cpu:ratio > 2\nunless {queries.on(grouping.node)}\n"
               f"node_pressure_cpu_waiting_seconds_total", for_="15m", severity="warning",
               summary=f"Tasks on {on} wait for CPU",
               description=f"The 1-minute load on {on} is {template(VALUE_1F)} per CPU (the "

@@ -126,7 +126,7 @@ def test_adapter_rules_serve_the_hpas_metrics(spec_path: Path) -> None:
         metric = rule["seriesQuery"].split("{")[0]
         assert rule["name"]["matches"] == f"^{metric}$" and metric in rule["metricsQuery"]
     inventory = served["redline_inventory_active_requests"]["metricsQuery"]
-    assert inventory == ('sum by (service_name) (avg_over_time(http_server_active_requests'
+    assert inventory == ('sum by (cluster, service_name) (avg_over_time(http_server_active_requests'
                          '{service_name="inventory",cluster="eu1"}[5m]))')
 
 

@@ -39,7 +39,8 @@ def test_values_feed_the_hpa_on_the_step_grid_with_gaps_as_missing() -> None:
                             pods=matrix((0, "3"), (30, "3")))
     result = replay("checkout", SCALING, ReplayConfig(since="5m", step=15), run)
     assert asked[0].endswith(")[5m:15s]") and 'service_name="checkout"' in asked[0]
-    assert asked[1].startswith("(count by (service_name) (count by (service_name, instance)")
+    assert asked[1].startswith("(count by (cluster, service_name) (count by (cluster, "
+                                "service_name, instance)")
     assert result.times == (0, 15, 30)
     assert result.values == {RATE.key: [100.0, None, 400.0]}
     assert result.observed == [3.0, None, 3.0]
