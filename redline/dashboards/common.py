@@ -13,6 +13,10 @@ One JSON serves both ways of loading a dashboard:
 Panels never name `${DS_PROMETHEUS}` themselves: after an import they would hold a fixed uid
 and ignore the variable, and under provisioning they would name a datasource that does not
 exist.
+
+Every query also reads the `cluster` variable, as a regex matcher on the cluster label
+(`cluster=~"$cluster"`, `Grouping.chosen`): multi-select, All is `.*`, so on one Prometheus
+without the label (no values to choose) All still keeps every series.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from grafanalib.core import Dashboard as _Dashboard
 from grafanalib.core import DataSourceInput, RowPanel, Target, Template, Templating
 
 from redline.dashboards.extensions import current_schema, with_exemplars
+from redline.queries import Grouping
 
 DATASOURCE_INPUT = "DS_PROMETHEUS"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -40,6 +45,19 @@ def query_variable(name: str, label: str, query: str, *, include_all: bool = Fal
     return Template(name=name, label=label, query=query, dataSource=DATASOURCE,
                     includeAll=include_all, multi=multi, allValue=".*" if include_all else None,
                     refresh=2, sort=1)
+
+
+CLUSTER = "$cluster"  # the cluster variable's value, a regex (`a|b`, `.*` for All)
+
+
+def cluster_variable(grouping: Grouping, selector: str) -> Template:
+    """The clusters to show: the cluster label's values on `selector` (the dashboard's own
+    metric), All by default."""
+    variable = query_variable("cluster", "Cluster", f"label_values({selector}, "
+                              f"{grouping.cluster})", include_all=True, multi=True)
+    # grafanalib writes `default` as a single value; a multi-value variable's All is a list.
+    variable._current = {"selected": True, "text": ["All"], "value": ["$__all"]}
+    return variable
 
 
 def target(expr: str, legend: str = "", *, ref: str = "A", instant: bool = False,

@@ -9,10 +9,10 @@ from grafanalib.core import Table, TimeSeries
 from redline import queries
 from redline.alerts import red_rules
 from redline.dashboards import red, use
-from redline.dashboards.common import dashboard, table_columns, target
+from redline.dashboards.common import CLUSTER, cluster_variable, dashboard, table_columns, target
 from redline.dashboards.extensions import CurrentBarGauge
 from redline.dashboards.layout import Layout
-from redline.queries import ALL_SERVICES, HTTP_SERVER, NODE, SERVICE, SERVICE_ROUTE, series
+from redline.queries import ALL_SERVICES, DEFAULT, HTTP_SERVER, Grouping, series
 
 RED_UID = "redline-red-overview"
 USE_UID = "redline-use-cluster"
@@ -20,27 +20,38 @@ RATE = "$__rate_interval"
 
 
 def _link_to(uid: str, variable: str, field: str) -> dict[str, Any]:
+    """A table cell's link to a details dashboard for its value, in the clusters chosen."""
     return {"matcher": {"id": "byName", "options": field},
             "properties": [{"id": "links", "value": [{
                 "title": "Open the details",
-                "url": f"/d/{uid}?var-{variable}=${{__value.raw}}&${{__url_time_range}}"}]}]}
+                "url": f"/d/{uid}?var-{variable}=${{__value.raw}}&${{cluster:queryparam}}"
+                       f"&${{__url_time_range}}"}]}]}
 
 
 class RedQueries:
     """The overview's expressions, from the raw histograms with the dashboard's rate interval
-    (any Prometheus, no rules needed)."""
+    (any Prometheus, no rules needed), per service and cluster, in the clusters chosen."""
+
+    def __init__(self, grouping: Grouping = DEFAULT) -> None:
+        self.grouping = grouping
+        self.chosen = [grouping.chosen(CLUSTER)]
 
     def requests(self) -> str:
-        return queries.requests(HTTP_SERVER, [ALL_SERVICES], SERVICE, RATE)
+        return queries.requests(HTTP_SERVER, [ALL_SERVICES, *self.chosen],
+                                self.grouping.service, RATE)
 
     def error_ratio(self) -> str:
-        return queries.error_ratio(HTTP_SERVER, [ALL_SERVICES], SERVICE, RATE)
+        return queries.error_ratio(HTTP_SERVER, [ALL_SERVICES, *self.chosen],
+                                   self.grouping.service, RATE)
 
-    def quantile(self, q: float, group: tuple[str, ...] = SERVICE) -> str:
-        return queries.latency_quantile(q, HTTP_SERVER, [ALL_SERVICES], group, RATE)
+    def quantile(self, q: float, per_route: bool = False) -> str:
+        group = self.grouping.service_route if per_route else self.grouping.service
+        return queries.latency_quantile(q, HTTP_SERVER, [ALL_SERVICES, *self.chosen], group,
+                                        RATE)
 
     def route_errors(self) -> str:
-        return queries.errors(HTTP_SERVER, [ALL_SERVICES], SERVICE_ROUTE, RATE)
+        return queries.errors(HTTP_SERVER, [ALL_SERVICES, *self.chosen],
+                              self.grouping.service_route, RATE)
 
 
 class RecordedRedQueries(RedQueries):
@@ -50,17 +61,17 @@ class RecordedRedQueries(RedQueries):
     sides of an `or`, so a fallback would cost the raw query whether or not rules exist."""
 
     def requests(self) -> str:
-        return red_rules.requests_name("service")
+        return series(red_rules.requests_name("service"), self.chosen)
 
     def error_ratio(self) -> str:
-        return red_rules.error_ratio_name("service")
+        return series(red_rules.error_ratio_name("service"), self.chosen)
 
-    def quantile(self, q: float, group: tuple[str, ...] = SERVICE) -> str:
-        level = "service" if tuple(group) == SERVICE else "service_route"
-        return f"histogram_quantile({q:g}, {red_rules.buckets_name(level)})"
+    def quantile(self, q: float, per_route: bool = False) -> str:
+        level = "service_route" if per_route else "service"
+        return f"histogram_quantile({q:g}, {series(red_rules.buckets_name(level), self.chosen)})"
 
     def route_errors(self) -> str:
-        return red_rules.errors_name("service_route")
+        return series(red_rules.errors_name("service_route"), self.chosen)
 
 
 def bar_gauge(title: str, unit: str, expr: str, legend: str,
@@ -74,8 +85,9 @@ def bar_gauge(title: str, unit: str, expr: str, legend: str,
         targets=[target(expr, legend, instant=True)])
 
 
-def red_overview(recorded: bool = False) -> dict[str, Any]:
-    red_queries = RecordedRedQueries() if recorded else RedQueries()
+def red_overview(recorded: bool = False, grouping: Grouping = DEFAULT) -> dict[str, Any]:
+    red_queries = (RecordedRedQueries if recorded else RedQueries)(grouping)
+    cluster = f"{{{{{grouping.cluster}}}}}"  # last in legends: empty on one Prometheus
     layout = Layout()
     layout.row("Services")
     transformations, units = table_columns("service_name", "Service", red.RED_COLUMNS)
@@ -92,69 +104,90 @@ def red_overview(recorded: bool = False) -> dict[str, Any]:
     # follow the p99 stat of the service dashboard.
     layout.add(bar_gauge("Top routes by errors per second", "reqps",
                          f"topk(10, {red_queries.route_errors()})",
-                         "{{service_name}} {{http_route}}", [("red", None)]), 12, 9)
+                         f"{{{{service_name}}}} {{{{http_route}}}} {cluster}",
+                         [("red", None)]), 12, 9)
     layout.add(bar_gauge("Top routes by p99", "s",
-                         f"topk(10, {red_queries.quantile(0.99, SERVICE_ROUTE)})",
-                         "{{service_name}} {{http_route}}", red.P99_THRESHOLDS), 12, 9)
+                         f"topk(10, {red_queries.quantile(0.99, per_route=True)})",
+                         f"{{{{service_name}}}} {{{{http_route}}}} {cluster}",
+                         red.P99_THRESHOLDS), 12, 9)
     layout.row("Traffic")
     layout.add(TimeSeries(
         title="Requests by service", unit="reqps", stacking={"mode": "normal"},
-        targets=[target(red_queries.requests(), "{{service_name}}")]), 24, 8)
+        targets=[target(red_queries.requests(), f"{{{{service_name}}}} {cluster}")]), 24, 8)
     return dashboard(
         title="redline / RED overview", uid=RED_UID, tags=["redline", "red"],
         description="Every service's rate, errors and duration; click through to a service."
                     + (" From redline's RED recording rules." if recorded else ""),
-        panels=layout.panels, variables=[],
+        panels=layout.panels,
+        variables=[cluster_variable(grouping, red_rules.requests_name("service") if recorded
+                                    else HTTP_SERVER.count)],
         links=[{"title": "RED service", "type": "link", "url": f"/d/{red.UID}",
-                "keepTime": True},
+                "keepTime": True, "includeVars": True},
                {"title": "USE cluster", "type": "link", "url": f"/d/{USE_UID}",
-                "keepTime": True},
+                "keepTime": True, "includeVars": True},
                {"title": "Runbooks", "type": "link", "url": "docs/alerts.md",
                 "targetBlank": True}])
 
 
-def use_cluster() -> dict[str, Any]:
-    cpus = f"count({queries.series('node_cpu_seconds_total', queries.ONE_PER_CPU)})"
-    node = queries.by(NODE)
+def use_cluster(grouping: Grouping = DEFAULT) -> dict[str, Any]:
+    """Each node's share of its own cluster: the totals are per cluster and joined `on` it,
+    never one total over every cluster chosen."""
+    chosen = grouping.chosen(CLUSTER)
+    node, per_cluster = grouping.node, grouping.only
+    share = f"\n/ {queries.on(per_cluster)} group_left ()\n"
+    cluster = f"{{{{{grouping.cluster}}}}}"
+    legend = f"{{{{instance}}}} {cluster}"
+
+    def node_sum(expr: str) -> str:
+        return queries.aggregate("sum", node, expr)
+
+    def of(metric: str, *matchers: str) -> str:
+        return series(metric, chosen, *matchers)
+
     layout = Layout()
-    layout.row("Utilisation: each node's share of the cluster (stacks to at most 100%)")
+    layout.row("Utilisation: each node's share of its cluster (stacks to at most 100%)")
     layout.add(TimeSeries(
         title="CPU", unit="percentunit", stacking={"mode": "normal"},
-        targets=[target(f"sum{node} (rate({series('node_cpu_seconds_total', queries.CPU_BUSY)}"
-                        f"[{RATE}]))\n/ scalar({cpus})", "{{instance}}")]), 12, 8)
+        targets=[target(node_sum(queries.rate(of("node_cpu_seconds_total", queries.CPU_BUSY),
+                                              RATE))
+                        + share + queries.aggregate("count", per_cluster, of(
+                            "node_cpu_seconds_total", queries.ONE_PER_CPU)), legend)]), 12, 8)
     layout.add(TimeSeries(
         title="Memory", unit="percentunit", stacking={"mode": "normal"},
-        targets=[target(f"sum{node} (node_memory_MemTotal_bytes - "
-                        "node_memory_MemAvailable_bytes)\n"
-                        "/ scalar(sum(node_memory_MemTotal_bytes))", "{{instance}}")]), 12, 8)
+        targets=[target(node_sum(f"{of('node_memory_MemTotal_bytes')} - "
+                                 f"{of('node_memory_MemAvailable_bytes')}")
+                        + share + queries.aggregate("sum", per_cluster,
+                                                    of("node_memory_MemTotal_bytes")),
+                        legend)]), 12, 8)
     layout.add(TimeSeries(
         title="Disk busy", unit="percentunit", stacking={"mode": "normal"},
-        targets=[target(f"sum{node} (rate(node_disk_io_time_seconds_total[{RATE}]))\n"
-                        f"/ scalar(count(node_disk_io_time_seconds_total))",
-                        "{{instance}}")]), 12, 8)
+        targets=[target(node_sum(queries.rate(of("node_disk_io_time_seconds_total"), RATE))
+                        + share + queries.aggregate("count", per_cluster,
+                                                    of("node_disk_io_time_seconds_total")),
+                        legend)]), 12, 8)
     layout.add(TimeSeries(
         title="Network traffic", unit="Bps", stacking={"mode": "normal"},
-        targets=[target(f"sum{node} (rate(node_network_receive_bytes_total[{RATE}]) "
-                        f"+ rate(node_network_transmit_bytes_total[{RATE}]))",
-                        "{{instance}}")]), 12, 8)
+        targets=[target(node_sum(f"{queries.rate(of('node_network_receive_bytes_total'), RATE)}"
+                                 f" + "
+                                 f"{queries.rate(of('node_network_transmit_bytes_total'), RATE)}"),
+                        legend)]), 12, 8)
     layout.row("Saturation and errors")
     layout.add(TimeSeries(
         title="CPU pressure (PSI)", unit="percentunit",
-        targets=[target(queries.pressure("cpu", (), RATE),
-                        "{{instance}}")]), 8, 8)
+        targets=[target(queries.pressure("cpu", [chosen], RATE), legend)]), 8, 8)
     layout.add(TimeSeries(
         title="Memory pressure (PSI)", unit="percentunit",
-        targets=[target(queries.pressure("memory", (), RATE),
-                        "{{instance}}")]), 8, 8)
+        targets=[target(queries.pressure("memory", [chosen], RATE), legend)]), 8, 8)
     layout.add(bar_gauge("Fullest filesystem per node", "percentunit",
-                         queries.aggregate("max", NODE, queries.filesystem_used(())),
-                         "{{instance}}", use.THRESHOLDS["percentunit"], max_value=1), 8, 8)
+                         queries.aggregate("max", node, queries.filesystem_used([chosen])),
+                         legend, use.THRESHOLDS["percentunit"], max_value=1), 8, 8)
     return dashboard(
         title="redline / USE cluster", uid=USE_UID, tags=["redline", "use"],
-        description="Every node's utilisation as a share of the cluster, saturation and "
+        description="Every node's utilisation as a share of its cluster, saturation and "
                     "the fullest filesystems.",
-        panels=layout.panels, variables=[],
+        panels=layout.panels,
+        variables=[cluster_variable(grouping, "node_cpu_seconds_total")],
         links=[{"title": "USE node", "type": "link", "url": f"/d/{use.UID}",
-                "keepTime": True},
+                "keepTime": True, "includeVars": True},
                {"title": "RED overview", "type": "link", "url": f"/d/{RED_UID}",
-                "keepTime": True}])
+                "keepTime": True, "includeVars": True}])

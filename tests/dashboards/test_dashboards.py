@@ -30,9 +30,12 @@ def targets(dashboard: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, A
 
 
 def substitute(expr: str, values: dict[str, str]) -> str:
-    """Dashboard variables as Grafana fills them in (label_replace's ${1} stays)."""
+    """Dashboard variables as Grafana fills them in (label_replace's ${1} stays); the cluster
+    is All (`.*`) unless `values` chooses."""
     expr = expr.replace("$__rate_interval", values.get("__rate_interval", "5m"))
-    return re.sub(r"\$(service|route|instance)\b", lambda m: values[m.group(1)], expr)
+    return re.sub(r"\$(service|route|instance|cluster)\b",
+                  lambda m: values.get(m.group(1), ".*") if m.group(1) == "cluster"
+                  else values[m.group(1)], expr)
 
 
 @pytest.mark.parametrize("name", sorted(BUILT))

@@ -109,7 +109,7 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
 
 
 def fill(expr: str, **values: str) -> str:
-    return re.sub(r"\$(__rate_interval|namespace|workload|pod|container)\b",
+    return re.sub(r"\$(__rate_interval|cluster|namespace|workload|pod|container)\b",
                   lambda m: values.get(m.group(1), ".*"), expr)
 
 
@@ -119,6 +119,10 @@ def test_every_panel_has_data_for_the_workload(workload: Prometheus) -> None:
     empty = [f"{panel['title']} ({t['refId']})" for panel, t in targets(dashboard)
              if not workload.query(fill(t["expr"], **chosen))]
     assert not empty, f"panels without data: {empty}"
+    # a cluster this Prometheus does not have (no label at all): every panel is empty
+    shown = [f"{panel['title']} ({t['refId']})" for panel, t in targets(dashboard)
+             if workload.query(fill(t["expr"], **chosen, cluster="elsewhere"))]
+    assert shown == []
     # what the panels show is the container, named from containerd's files
     usage = next(t["expr"] for panel, t in targets(dashboard)
                  if panel["title"].startswith("CPU usage") and t["refId"] == "A")
@@ -134,6 +138,9 @@ def test_every_panel_has_data_for_the_workload(workload: Prometheus) -> None:
         assert selector is not None, variable["name"]
         found = {s["metric"].get(selector.group(2))
                  for s in workload.query(fill(selector.group(1), **chosen))}
+        if variable["name"] == "cluster":  # one Prometheus: no label, no value; All keeps all
+            assert found == {None}
+            continue
         assert found == {OWNER if variable["name"] == "workload"
                          else NAMES[variable["name"]]}, variable["name"]
 
