@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import re
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from redline.config import ConfigError
+from redline.queries import Grouping
 from redline.stat.command import StatConfig, query, stat, window
 from tests.dashboards.test_end_to_end import stack  # noqa: F401 -- the fixture
 from tests.process import free_port
@@ -124,3 +126,49 @@ def test_window_without_a_valid_unit_names_the_flag(value: str, reason: str) -> 
 def test_windows_prometheus_accepts() -> None:
     for text in ("30s", "1m", "1h30m", "500ms", "1d", "2w", "1y", "90s"):
         assert window(text) == text
+
+
+def _answers(by_cluster: bool) -> tuple[list[str], Any]:
+    """A fake query API: every column answers one row per cluster (or one without the label)
+    for checkout; the queries asked are kept."""
+    asked: list[str] = []
+
+    def run_query(prometheus: str, expr: str) -> list[dict[str, Any]]:
+        asked.append(expr)
+        clusters = ["a", "b"] if by_cluster else [None]
+        return [{"metric": {"service_name": "checkout",
+                            **({"cluster": c} if c else {})}, "value": [0, "0.5"]}
+                for c in clusters]
+    return asked, run_query
+
+
+def test_rows_are_per_cluster_where_series_have_the_label() -> None:
+    asked, run_query = _answers(by_cluster=True)
+    lines = stat(StatConfig("http://vm:8428"), run_query=run_query).splitlines()
+    assert lines[0].split() == ["CLUSTER", "SERVICE", "RPS", "SUCCESS", "P50", "P95", "P99"]
+    assert [line.split()[:2] for line in lines[1:]] == [["a", "checkout"], ["b", "checkout"]]
+    assert all("by (cluster, service_name)" in e or "by (le, cluster, service_name)" in e
+               for e in asked)
+
+
+def test_one_prometheus_has_no_cluster_column() -> None:
+    _, run_query = _answers(by_cluster=False)
+    lines = stat(StatConfig("http://p:9090"), run_query=run_query).splitlines()
+    assert lines[0].split()[0] == "SERVICE"
+
+
+@pytest.mark.parametrize("what", ["services", "nodes", "containers"])
+def test_cluster_flag_chooses_one_in_every_query(what: str) -> None:
+    asked, run_query = _answers(by_cluster=True)
+    stat(StatConfig("http://vm:8428", what=what, cluster="a", grouping=Grouping("region")),
+         run_query=run_query)
+    selectors = [m for e in asked for m in re.findall(r"\w+\{[^}]*\}", e)]
+    assert selectors and all('region="a"' in s for s in selectors), selectors
+
+
+def test_a_cluster_without_data_is_named_in_the_error() -> None:
+    def empty(prometheus: str, expr: str) -> list[dict[str, Any]]:
+        return []
+
+    with pytest.raises(ConfigError, match="has no RED metrics for cluster 'c' in the last 1m"):
+        stat(StatConfig("http://vm:8428", cluster="c"), run_query=empty)

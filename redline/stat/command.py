@@ -1,6 +1,8 @@
 """`redline stat`: RED per service or route, or USE per node or container, from Prometheus, as
 a table (in the spirit of `linkerd viz stat`).
 
+Any server with Prometheus' query API works: Prometheus, or a central VictoriaMetrics, Thanos
+Query or Mimir over many clusters, where each row is also per cluster (`--cluster` keeps one).
 The queries and the table are pure functions; `query` is the one HTTP call.
 """
 
@@ -18,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from redline import queries
+from redline.alerts.command import add_cluster_label
 from redline.config import ConfigError
 from redline.flags import SubParsers, flag_type
-from redline.queries import CONTAINER, HTTP_SERVER, NODE, ONE_PER_CPU, eq, series
+from redline.queries import DEFAULT, HTTP_SERVER, ONE_PER_CPU, Grouping, eq, series
 
 Row = dict[str, float]
 Key = tuple[str, ...]
@@ -34,45 +37,53 @@ class StatConfig:
     service: str | None = None
     by_route: bool = False
     window: str = "1m"
+    cluster: str | None = None  # one cluster only, where series have a cluster label
+    grouping: Grouping = DEFAULT
+
+    def matchers(self) -> list[str]:
+        return [eq(self.grouping.cluster, self.cluster)] if self.cluster is not None else []
 
 
 def red_queries(window: str, matchers: Sequence[str], by: Sequence[str]) -> dict[str, str]:
-    requests = queries.requests(HTTP_SERVER, matchers, by, window)
-    errors = queries.errors(HTTP_SERVER, matchers, by, window)
-    # A group without any error has no error series: `or ... * 0` makes its success 100%.
-    result = {"RPS": requests, "SUCCESS": f"1 - ({errors} or {requests} * 0) / {requests}"}
+    result = {"RPS": queries.requests(HTTP_SERVER, matchers, by, window),
+              "SUCCESS": f"1 - ({queries.error_ratio(HTTP_SERVER, matchers, by, window)})"}
     for q in (50, 95, 99):
         result[f"P{q}"] = queries.latency_quantile(q / 100, HTTP_SERVER, matchers, by, window)
     return result
 
 
-def use_queries(window: str) -> dict[str, str]:
-    on_node = f"on ({', '.join(NODE)})"
-    cpus = queries.aggregate("count", NODE, series("node_cpu_seconds_total", ONE_PER_CPU))
+def use_queries(window: str, grouping: Grouping = DEFAULT, matchers: Sequence[str] = ()
+                ) -> dict[str, str]:
+    node = grouping.node
+    cpus = queries.aggregate("count", node, series("node_cpu_seconds_total", ONE_PER_CPU,
+                                                   matchers))
     return {
-        "CPU": queries.cpu_utilisation((), window, NODE),
-        "CPU-PSI": queries.pressure("cpu", (), window),
-        "LOAD/CPU": f"node_load1 / {on_node} {cpus}",
-        "MEM": queries.memory_utilisation(()),
-        "MEM-PSI": queries.pressure("memory", (), window),
-        "DISK": queries.aggregate("max", NODE, queries.rate("node_disk_io_time_seconds_total",
-                                                            window)),
-        "FS": queries.aggregate("max", NODE, queries.filesystem_used(())),
+        "CPU": queries.cpu_utilisation(matchers, window, node),
+        "CPU-PSI": queries.pressure("cpu", matchers, window),
+        "LOAD/CPU": f"{series('node_load1', matchers)} / {queries.on(node)} {cpus}",
+        "MEM": queries.memory_utilisation(matchers),
+        "MEM-PSI": queries.pressure("memory", matchers, window),
+        "DISK": queries.aggregate("max", node, queries.rate(
+            series("node_disk_io_time_seconds_total", matchers), window)),
+        "FS": queries.aggregate("max", node, queries.filesystem_used(matchers)),
     }
 
 
-def container_queries(window: str) -> dict[str, str]:
+def container_queries(window: str, grouping: Grouping = DEFAULT, matchers: Sequence[str] = ()
+                      ) -> dict[str, str]:
     """USE per container (cAdvisor's names: kubelet's, or redline's cgroups collector)."""
+    container = grouping.container
+
     def per_container(expr: str) -> str:
-        return queries.aggregate("sum", CONTAINER, expr)
+        return queries.aggregate("sum", container, expr)
 
     return {
-        "CPU-USED": per_container(queries.container_cpu_usage((), window)),
-        "CPU-LIMIT": per_container(queries.container_cpu_limit(())),
-        "THROTTLED": queries.container_cpu_throttled((), window, CONTAINER),
-        "MEM-WS": per_container(queries.container_memory_working_set(())),
-        "MEM-LIMIT": per_container(queries.container_memory_limit(())),
-        "OOM-KILLS": per_container(queries.container_oom_kills((), window)),
+        "CPU-USED": per_container(queries.container_cpu_usage(matchers, window)),
+        "CPU-LIMIT": per_container(queries.container_cpu_limit(matchers)),
+        "THROTTLED": queries.container_cpu_throttled(matchers, window, container),
+        "MEM-WS": per_container(queries.container_memory_working_set(matchers)),
+        "MEM-LIMIT": per_container(queries.container_memory_limit(matchers)),
+        "OOM-KILLS": per_container(queries.container_oom_kills(matchers, window)),
     }
 
 
@@ -107,6 +118,20 @@ def _cell(column: str, value: float | None) -> str:
     if column.startswith("P"):
         return f"{value * 1000:.0f}ms" if value < 10 else f"{value:.1f}s"
     return f"{value:.2f}" if column != "RPS" else f"{value:.1f}"
+
+
+def without_empty(label: str, rows: dict[Key, Row], by: tuple[str, ...]
+                  ) -> tuple[dict[Key, Row], tuple[str, ...]]:
+    """The rows without the `label` column when no row has a value for it: a cluster column
+    is noise on one Prometheus, which has no cluster label."""
+    index = by.index(label)
+    if any(key[index] for key in rows):
+        return rows, by
+
+    def drop(key: Key) -> Key:
+        return key[:index] + key[index + 1:]
+
+    return {drop(key): row for key, row in rows.items()}, drop(by)
 
 
 def table(rows: dict[Key, Row], by: tuple[str, ...], columns: list[str]) -> str:
@@ -153,34 +178,41 @@ def _prometheus_error(exc: urllib.error.HTTPError) -> str | None:
 
 
 def stat(config: StatConfig, run_query: Query = query) -> str:
-    prometheus, window = config.prometheus, config.window
+    prometheus, window, grouping = config.prometheus, config.window, config.grouping
+    matchers = config.matchers()
+    where = "" if config.cluster is None else f" for {grouping.cluster} {config.cluster!r}"
+
+    def rows(columns: dict[str, str], by: tuple[str, ...], first: str,
+             missing: Callable[[], str]) -> str:
+        results = {column: run_query(prometheus, expr) for column, expr in columns.items()}
+        if not results[first]:
+            raise ConfigError(missing())
+        shown, labels = without_empty(grouping.cluster, collect(results, by), by)
+        return table(shown, labels, list(columns))
+
     if config.what == "containers":
-        use = container_queries(window)
-        results = {column: run_query(prometheus, expr) for column, expr in use.items()}
-        if not results["CPU-USED"]:
-            raise ConfigError(f"Prometheus at {prometheus} has no container CPU usage in the "
-                              f"last {window}: is it scraping kubelet's cAdvisor or redline's "
-                              f"node exporter with --collectors ...,cgroups?")
-        return table(collect(results, CONTAINER), CONTAINER, list(use))
+        return rows(container_queries(window, grouping, matchers), grouping.container,
+                    "CPU-USED", lambda: (
+                        f"Prometheus at {prometheus} has no container CPU usage in the last "
+                        f"{window}{where}: is it scraping kubelet's cAdvisor or redline's node "
+                        f"exporter with --collectors ...,cgroups?"))
     if config.what == "nodes":
-        use = use_queries(window)
-        results = {column: run_query(prometheus, expr) for column, expr in use.items()}
-        if not results["CPU"]:
-            raise ConfigError(f"Prometheus at {prometheus} has no node_cpu_seconds_total: is it "
-                              f"scraping redline's node exporter (or node_exporter)?")
-        return table(collect(results, NODE), NODE, list(use))
-    by = queries.SERVICE_ROUTE if config.by_route else queries.SERVICE
-    matchers = [eq("service_name", config.service)] if config.service else []
-    red = red_queries(window, matchers, by)
-    results = {column: run_query(prometheus, expr) for column, expr in red.items()}
-    if not results["RPS"]:
+        return rows(use_queries(window, grouping, matchers), grouping.node, "CPU", lambda: (
+            f"Prometheus at {prometheus} has no node_cpu_seconds_total{where}: is it "
+            f"scraping redline's node exporter (or node_exporter)?"))
+    by = grouping.service_route if config.by_route else grouping.service
+    if config.service:
+        matchers.append(eq("service_name", config.service))
+
+    def no_red() -> str:
         known = run_query(prometheus, " or ".join(
             f"count({name})" for name in HTTP_SERVER.request_counters))
         what_missing = f"service {config.service!r}" if config.service and known \
             else "RED metrics"
-        raise ConfigError(f"Prometheus at {prometheus} has no {what_missing} in the last "
-                          f"{window}: is it scraping redline's sidecars?")
-    return table(collect(results, by), by, list(red))
+        return (f"Prometheus at {prometheus} has no {what_missing}{where} in the last "
+                f"{window}: is it scraping redline's sidecars?")
+
+    return rows(red_queries(window, matchers, by), by, "RPS", no_red)
 
 
 # Prometheus' own duration syntax: units from the largest down, each at most once.
@@ -223,11 +255,17 @@ def add_parser(sub: SubParsers,
     parser.add_argument("--window", type=flag_type(window), default="1m", metavar="DURATION",
                         help="rate window, a PromQL duration with its unit: 30s, 5m, 1h30m "
                              "(default: 1m)")
+    parser.add_argument("--cluster", metavar="NAME",
+                        help="one cluster only, where many Prometheus servers meet "
+                             "(VictoriaMetrics, Thanos, Mimir); rows are per cluster anyway "
+                             "when series have the label (default: every cluster)")
+    add_cluster_label(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = StatConfig(prometheus=args.prometheus, what=args.what, service=args.service,
-                        by_route=args.by == "route", window=args.window)
+                        by_route=args.by == "route", window=args.window,
+                        cluster=args.cluster, grouping=args.cluster_label)
     print(stat(config), end="")
     return 0
