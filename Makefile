@@ -10,10 +10,12 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 # Debian packages the tests run for real: promtool (prometheus), openssl (a test CA),
 # node_exporter (the node exporter is compared with it), amtool (the Alertmanager example),
 # docker-compose (validates deploy/compose; no Docker engine needed), redis and curl (the
-# ambassador in front of Redis and of a TLS server).
+# ambassador in front of Redis and of a TLS server), victoria-metrics and vmalert (the rules and
+# dashboards in a central store over two clusters, tests/scale).
 TEST_TOOLS := promtool:prometheus openssl:openssl prometheus-node-exporter:prometheus-node-exporter \
               amtool:prometheus-alertmanager docker-compose:docker-compose \
-              redis-server:redis-server redis-benchmark:redis-tools curl:curl
+              redis-server:redis-server redis-benchmark:redis-tools curl:curl \
+              victoria-metrics:victoria-metrics vmalert:victoria-metrics
 # What the demo uses when it can have it: Prometheus and Alertmanager (it runs without them).
 DEMO_TOOLS := prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager
 # e.g. `make demo DEMO_ARGS="--duration 60 --rate 100"`
