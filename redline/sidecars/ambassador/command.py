@@ -100,6 +100,9 @@ def add_parser(sub: SubParsers,
     add("--max-header-bytes", type=flag_type(header_bytes), default=65536, metavar="N",
         help=f"431 for request heads larger than this (default 65536, at least "
              f"{MIN_HEADER_BYTES})")
+    add("--max-pipelined-requests", type=flag_type(positive_integer), default=128, metavar="N",
+        help="stop reading a client while this many of its requests are in flight, until "
+             "responses drain (default 128)")
     add("--keep-host", action="store_true",
         help="outbound: forward the app's Host header as it is instead of naming the upstream")
     add("--otlp-endpoint", default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), metavar="URL",
@@ -144,7 +147,8 @@ def config_from_args(args: argparse.Namespace) -> AmbassadorConfig:
         raise ConfigError(f"--upstream-ca: {args.upstream_ca}: expected a readable CA file")
     limits = Limits(max_header_bytes=args.max_header_bytes, header_timeout=args.header_timeout,
                     upstream_timeout=args.upstream_timeout, idle_timeout=args.idle_timeout,
-                    detect_timeout=args.detect_timeout, tcp_idle_timeout=args.tcp_idle_timeout)
+                    detect_timeout=args.detect_timeout, tcp_idle_timeout=args.tcp_idle_timeout,
+                    max_pipelined=args.max_pipelined_requests)
     return AmbassadorConfig(
         ports=ports_from_args(args), admin=args.admin, service=args.service,
         mode=args.mode, routes=routes, buckets=args.buckets, record_sizes=args.record_sizes,

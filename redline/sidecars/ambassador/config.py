@@ -55,6 +55,10 @@ class Limits:
     # --tcp-idle-timeout: pass-through connections (opaque, tls, h2c) with no byte either way
     # for this long are closed; 0, the default: never (database pools idle for hours).
     tcp_idle_timeout: float = 0.0
+    # --max-pipelined-requests: with this many requests of a connection in flight, its client
+    # is not read until responses bring it below (a client that pipelines without reading
+    # the responses would otherwise grow the line of exchanges without bound).
+    max_pipelined: int = 128
     # Fixed: no flag, as no app has needed another value.
     connect_queue_bytes: int = 256 * 1024  # client reading pauses above, while connecting
     max_response_head: int = 65536  # a larger response head is a broken upstream
@@ -64,6 +68,9 @@ class Limits:
         if self.max_header_bytes < MIN_HEADER_BYTES:
             raise ValueError(f"max_header_bytes: expected at least {MIN_HEADER_BYTES} bytes, "
                              f"got {self.max_header_bytes}")
+        if self.max_pipelined < 1:
+            raise ValueError(f"max_pipelined: expected at least 1 request, "
+                             f"got {self.max_pipelined}")
         if self.tcp_idle_timeout < 0:
             raise ValueError(f"tcp_idle_timeout: expected 0 (none) or more seconds, "
                              f"got {self.tcp_idle_timeout}")

@@ -74,6 +74,10 @@ class Process(Protocol):
 
     def count_rejected(self, reason: str) -> None: ...
 
+    def count_limit(self, limit: str) -> None:
+        """A connection reached `limit` (config.Limits) and is held back or closed."""
+        ...
+
     def count_retry(self) -> None: ...
 
     def server_name_seen(self, server_name: str) -> None:

@@ -46,6 +46,10 @@ class ClientSide(Handler):
         self.observer = owner.observer
         self.limits = owner.limits
         self.max_head = self.limits.max_header_bytes
+        self.max_pipelined = self.limits.max_pipelined
+        # Reading resumes at half: the waiting chunk is then framed (and the rest of it copied)
+        # once per batch of responses, not once per response.
+        self.pipeline_resume = self.max_pipelined // 2
         self.transport: asyncio.Transport | None = None
         self.upstream: UpstreamSide | None = None
         self.pending: deque[Exchange] = deque()
@@ -58,6 +62,12 @@ class ClientSide(Handler):
         self.closed = False
         self.rejecting = False  # the ambassador answers itself once earlier responses are out
         self.deferred: bytes | None = None
+        # Reading the client is paused while either is set: the upstream side cannot take more
+        # (connecting, or its write buffer is full), or max_pipelined requests are in flight;
+        # in the latter case the rest of the chunk read waits in `backlog`, unframed.
+        self.upstream_full = False
+        self.pipeline_full = False
+        self.backlog = b""
         self.last_read = monotonic()
         self.last_upstream_read = self.last_read
         self.replay = Replay(self.limits.replay_bytes)
@@ -86,6 +96,9 @@ class ClientSide(Handler):
         if self.held:
             data = self.held + data
             self.held = b""
+        self._receive(data, now)
+
+    def _receive(self, data: bytes, now: float) -> None:
         try:
             self._frame_requests(data, now)
         except ProtocolError as exc:
@@ -113,6 +126,9 @@ class ClientSide(Handler):
                 continue
             if self.raw:
                 break  # an upgrade was asked: the rest is forwarded as it is
+            if self.pipeline_full:
+                self.backlog = data[pos:]  # framed once responses drain (response_complete)
+                break
             if data[pos:pos + 2] == b"\r\n":  # RFC 9112 2.2: ignore empty lines before a request
                 pos += 2
                 continue
@@ -141,7 +157,7 @@ class ClientSide(Handler):
                 rewritten += (data[mark:pos], exchange.head_rewrite)
                 mark = head_end
             pos = head_end
-        stop = end - len(self.held)
+        stop = end - len(self.held) - len(self.backlog)
         if rewritten is None and mark == 0 and stop == end:
             self._to_upstream(data)  # the common case, without a copy or another call
         else:
@@ -151,7 +167,10 @@ class ClientSide(Handler):
         head = parse_request_head(raw_head)
         exchange = self.observer.begin(head, raw_head, now)
         exchange.close = head.close
-        self.pending.append(exchange)
+        pending = self.pending
+        pending.append(exchange)
+        if len(pending) >= self.max_pipelined:
+            self._pause_pipeline()
         if head.method not in IDEMPOTENT or head.upgrade:
             self.replay.forbid()
         self.body = request_body(head)
@@ -162,6 +181,23 @@ class ClientSide(Handler):
             else:
                 self.raw_after_body = True
         return exchange
+
+    def _pause_pipeline(self) -> None:
+        self.pipeline_full = True
+        self.owner.count_limit("pipeline_full")
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def _resume_pipeline(self, now: float) -> None:
+        """Responses brought the requests in flight down to half: frame what waited,
+        then read the client again (unless that filled the line once more)."""
+        self.pipeline_full = False
+        backlog = self.backlog
+        self.backlog = b""
+        if backlog and not (self.rejecting or self.closed):
+            self._receive(backlog, now)
+        if not self.pipeline_full:
+            self._resume_transport()
 
     def _forward(self, data: bytes, mark: int, stop: int, rewritten: list[bytes] | None) -> None:
         if rewritten is None:
@@ -219,11 +255,18 @@ class ClientSide(Handler):
             self.transport.write(data)
 
     def pause_reading(self) -> None:
+        """The upstream side cannot take more for now."""
+        self.upstream_full = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.rejecting:
+        self.upstream_full = False
+        self._resume_transport()
+
+    def _resume_transport(self) -> None:
+        if self.transport is not None and not (self.rejecting or self.upstream_full
+                                               or self.pipeline_full):
             self.transport.resume_reading()
 
     def response_complete(self, now: float) -> bool:
@@ -239,6 +282,8 @@ class ClientSide(Handler):
         if exchange.close:
             self.close()
             return False
+        if self.pipeline_full and len(pending) <= self.pipeline_resume:
+            self._resume_pipeline(now)
         if not pending:
             if self.deferred is not None:
                 self._send_and_close(self.deferred)
@@ -322,7 +367,8 @@ class ClientSide(Handler):
         response = error_response(status, detail)
         if self.pending:
             self.deferred = response
-            self.pause_reading()
+            if self.transport is not None:
+                self.transport.pause_reading()
         else:
             self._send_and_close(response)
 

@@ -60,6 +60,9 @@ class Port:
     def count_rejected(self, reason: str) -> None:
         self.process.count_rejected(reason)
 
+    def count_limit(self, limit: str) -> None:
+        self.process.count_limit(limit)
+
     def count_retry(self) -> None:
         self.process.count_retry()
 

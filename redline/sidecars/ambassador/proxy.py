@@ -32,6 +32,8 @@ log = logging.getLogger("redline.ambassador")
 # capped; names past the cap are counted as OTHER_SERVER_NAME (as routes past theirs).
 MAX_SERVER_NAMES = 100
 OTHER_SERVER_NAME = "{other}"
+# The `limit` label values of redline_ambassador_limits_total, shown from 0.
+LIMITS_COUNTED = ("pipeline_full",)
 
 
 class _SelfMetrics:
@@ -43,6 +45,10 @@ class _SelfMetrics:
         self.rejected = Counter(
             "redline_ambassador_rejected",
             "Requests or responses the ambassador could not forward, by reason.", ("reason",))
+        self.limits = Counter(
+            "redline_ambassador_limits",
+            "Times a connection reached a limit and was held back or closed, by limit "
+            "(docs/ambassador.md, Limits).", ("limit",))
         self.retries = Counter(
             "redline_ambassador_upstream_retries",
             "Requests sent again on a new upstream connection because a keep-alive one closed "
@@ -59,11 +65,13 @@ class _SelfMetrics:
             self.open.cell((side,))
         self.ready.set((), 0)
         self.retries.cell(())
+        for limit in LIMITS_COUNTED:
+            self.limits.cell((limit,))
         self._names_seen: set[str] = set()
 
     def collector(self) -> InstrumentCollector:
-        return InstrumentCollector([self.opened, self.open, self.rejected, self.retries,
-                                    self.ready, self.server_names])
+        return InstrumentCollector([self.opened, self.open, self.rejected, self.limits,
+                                    self.retries, self.ready, self.server_names])
 
     def server_name_seen(self, server_name: str) -> None:
         if server_name not in self._names_seen:
@@ -192,6 +200,9 @@ class Ambassador:
 
     def count_rejected(self, reason: str) -> None:
         self.metrics.rejected.inc((reason,))
+
+    def count_limit(self, limit: str) -> None:
+        self.metrics.limits.inc((limit,))
 
     def count_retry(self) -> None:
         self.metrics.retries.inc(())

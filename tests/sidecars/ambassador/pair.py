@@ -87,6 +87,7 @@ class FakeOwner:
         self.connects: list[tuple[asyncio.Protocol, ConnectFailed]] = []
         self.upstreams_open = 0
         self.rejected: list[str] = []
+        self.limits_reached: list[str] = []
         self.retries = 0
 
     def connection_opened(self, connection: Connection) -> None:
@@ -110,6 +111,9 @@ class FakeOwner:
 
     def count_rejected(self, reason: str) -> None:
         self.rejected.append(reason)
+
+    def count_limit(self, limit: str) -> None:
+        self.limits_reached.append(limit)
 
     def count_retry(self) -> None:
         self.retries += 1

@@ -229,3 +229,31 @@ def test_draining_closes_a_connection_once_its_last_response_ended() -> None:
     upstream.data_received(OK)
     assert pair.client_transport.take() == OK
     assert pair.client_transport.closing
+
+
+def test_a_full_pipeline_stops_reading_the_client_until_responses_drain() -> None:
+    pair = Pair(FakeOwner(limits=Limits(max_pipelined=4)))
+    pair.client.data_received(GET_A + GET_B)
+    upstream, upstream_transport = pair.connect()
+    assert pair.client_transport.reading
+    # The fourth request fills the line: reading stops, and the rest of the chunk waits.
+    pair.client.data_received(GET_A + GET_B + GET_A + GET_B + GET_A)
+    assert not pair.client_transport.reading
+    assert pair.owner.limits_reached == ["pipeline_full"]
+    assert upstream_transport.take() == GET_A + GET_B + GET_A + GET_B
+    upstream.data_received(OK)  # three in flight: still paused until half of the limit
+    assert upstream_transport.take() == b"" and not pair.client_transport.reading
+    upstream.data_received(OK)  # two: what waited goes on, and fills the line again
+    assert upstream_transport.take() == GET_A + GET_B
+    assert not pair.client_transport.reading
+    assert pair.owner.limits_reached == ["pipeline_full"] * 2
+    upstream.data_received(OK)
+    # Paused by the upstream side too (its buffer is full): draining the line is not enough.
+    upstream.pause_writing()
+    upstream.data_received(OK)
+    assert upstream_transport.take() == GET_A and not pair.client_transport.reading
+    upstream.resume_writing()
+    assert pair.client_transport.reading
+    upstream.data_received(OK * 3)
+    assert pair.client_transport.take() == OK * 7
+    assert pair.finished == [(b"GET", 200, None)] * 7 and pair.client.idle()
