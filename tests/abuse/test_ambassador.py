@@ -5,9 +5,7 @@ redline_ambassador_limits_total, and record nothing as the app's failure."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +30,25 @@ from tests.sidecars.ambassador.upstream import UpstreamServer
 with UpstreamServer() as server:
     print(server.port, flush=True)
     sys.stdin.read()
+"""
+# The attack in a process of its own too, so that the probes time the ambassador and not this
+# process's GIL: CONNECTIONS connections pipeline GETs for SECONDS and never read a response.
+PIPELINE_ATTACK = """
+import contextlib, socket, sys, time
+port, connections, seconds = map(int, sys.argv[1:])
+attackers = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
+burst = b"GET / HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n" * 2000
+for attacker in attackers:
+    attacker.setblocking(False)
+print("connected", flush=True)
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline:
+    sent = 0
+    for attacker in attackers:
+        with contextlib.suppress(BlockingIOError):  # its buffer is full
+            sent += attacker.send(burst)
+    if not sent:
+        time.sleep(0.005)  # every socket buffer is full: the ambassador stopped reading
 """
 
 
@@ -123,23 +140,17 @@ def no_app_errors(ambassador: AmbassadorProcess) -> None:
 def test_pipelining_without_reading_stops_at_the_pipeline_limit(upstream_port: int) -> None:
     ambassador = AmbassadorProcess("--upstream", f"127.0.0.1:{upstream_port}",
                                    "--protocol", "http1", "--drain-delay", "0")
-    attackers = [socket.create_connection(("127.0.0.1", ambassador.port)) for _ in range(4)]
-    burst = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 2000
+    attack = subprocess.Popen([sys.executable, "-c", PIPELINE_ATTACK, str(ambassador.port),
+                               "4", "3"], stdout=subprocess.PIPE, text=True)
+    assert attack.stdout is not None
     try:
         with Watch(ambassador):
-            for attacker in attackers:
-                attacker.setblocking(False)
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
-                sent = 0
-                for attacker in attackers:
-                    with contextlib.suppress(BlockingIOError):  # its buffer is full
-                        sent += attacker.send(burst)
-                if not sent:
-                    time.sleep(0.005)  # every socket buffer is full: the ambassador stopped
+            assert attack.stdout.readline() == "connected\n"
+            assert attack.wait(10) == 0
         assert ambassador.value("redline_ambassador_limits_total", limit="pipeline_full") >= 4
         no_app_errors(ambassador)
     finally:
-        for attacker in attackers:
-            attacker.close()
+        attack.kill()
+        attack.wait()
+        attack.stdout.close()
         assert ambassador.stop() == 0

@@ -63,6 +63,9 @@ class Limits:
     connect_queue_bytes: int = 256 * 1024  # client reading pauses above, while connecting
     max_response_head: int = 65536  # a larger response head is a broken upstream
     replay_bytes: int = 64 * 1024  # kept of the requests in flight to send them again
+    # Empty lines before a request head (RFC 9112 2.2 lets a server ignore "at least one"):
+    # above this many bytes of them, 400; they start the --header-timeout clock as a head does.
+    max_empty_line_bytes: int = 64
 
     def __post_init__(self) -> None:
         if self.max_header_bytes < MIN_HEADER_BYTES:

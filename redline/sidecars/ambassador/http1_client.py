@@ -54,7 +54,8 @@ class ClientSide(Handler):
         self.upstream: UpstreamSide | None = None
         self.pending: deque[Exchange] = deque()
         self.held = b""  # an incomplete request head, not forwarded yet
-        self.head_since = 0.0  # when the held head started arriving
+        self.head_since = 0.0  # when the held head (or empty lines before it) started arriving
+        self.empty_line_bytes = 0  # before the head being waited for; counted from head_since
         self.body: Body | None = None  # the request body being forwarded
         self.raw = False  # forwarding client bytes without framing (upgrade asked or granted)
         self.raw_after_body = False
@@ -130,6 +131,9 @@ class ClientSide(Handler):
                 self.backlog = data[pos:]  # framed once responses drain (response_complete)
                 break
             if data[pos:pos + 2] == b"\r\n":  # RFC 9112 2.2: ignore empty lines before a request
+                if not self._empty_line(now):
+                    self._forward(data, mark, pos, rewritten)
+                    return
                 pos += 2
                 continue
             head_end = data.find(b"\r\n\r\n", pos)
@@ -139,8 +143,7 @@ class ClientSide(Handler):
                     self._reject(data[pos:pos + 32], 431, "request head too large")
                     return
                 self.held = data[pos:]
-                if not self.head_since:
-                    self.head_since = now
+                self._waiting_for_head(now)
                 break
             head_end += 4
             self.head_since = 0.0
@@ -162,6 +165,23 @@ class ClientSide(Handler):
             self._to_upstream(data)  # the common case, without a copy or another call
         else:
             self._forward(data, mark, stop, rewritten)
+
+    def _waiting_for_head(self, now: float) -> None:
+        """Part of a request head (or empty lines before one) arrived: its clock runs."""
+        if not self.head_since:
+            self.head_since = now
+            self.empty_line_bytes = 0
+
+    def _empty_line(self, now: float) -> bool:
+        """An empty line before a request head: part of the wait for the head, on its clock;
+        False, and refused, past max_empty_line_bytes of them."""
+        self._waiting_for_head(now)
+        self.empty_line_bytes += 2
+        if self.empty_line_bytes <= self.limits.max_empty_line_bytes:
+            return True
+        # Not a request: answered, not recorded (as a head that timed out).
+        self._refuse(400, "too many empty lines before a request", "empty_lines")
+        return False
 
     def _start_exchange(self, raw_head: bytes, now: float) -> Exchange:
         head = parse_request_head(raw_head)
@@ -359,11 +379,15 @@ class ClientSide(Handler):
 
     def _reject(self, start_of_head: bytes, status: int, detail: str) -> None:
         """Answer a request the ambassador will not forward, after the earlier responses."""
-        self.rejecting = True
-        self.held = b""
         method = start_of_head.split(b" ", 1)[0]
         self.observer.rejected(method, status, BAD_REQUEST)
-        self.owner.count_rejected("head_too_large" if status == 431 else "bad_request")
+        self._refuse(status, detail, "head_too_large" if status == 431 else "bad_request")
+
+    def _refuse(self, status: int, detail: str, reason: str) -> None:
+        """Answer by itself after the earlier responses, then close; nothing more is read."""
+        self.rejecting = True
+        self.held = b""
+        self.owner.count_rejected(reason)
         response = error_response(status, detail)
         if self.pending:
             self.deferred = response
@@ -378,14 +402,7 @@ class ClientSide(Handler):
         if self.head_since and now - self.head_since > limits.header_timeout:
             # A slow or stalled client (slowloris); not a request yet, so no RED observation.
             self.head_since = 0.0
-            self.held = b""
-            self.rejecting = True
-            self.owner.count_rejected("header_timeout")
-            response = error_response(408, "request head not received in time")
-            if self.pending:
-                self.deferred = response
-            else:
-                self._send_and_close(response)
+            self._refuse(408, "request head not received in time", "header_timeout")
             return
         if self.pending and not self.tunnel:
             last = max(self.last_read, self.last_upstream_read, self.pending[0].start)

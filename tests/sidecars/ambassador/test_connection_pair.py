@@ -257,3 +257,30 @@ def test_a_full_pipeline_stops_reading_the_client_until_responses_drain() -> Non
     upstream.data_received(OK * 3)
     assert pair.client_transport.take() == OK * 7
     assert pair.finished == [(b"GET", 200, None)] * 7 and pair.client.idle()
+
+
+def test_empty_lines_before_a_request_run_the_header_timeout() -> None:
+    pair = Pair(FakeOwner(limits=Limits(header_timeout=1.0)))
+    pair.client.data_received(b"\r\n")
+    started = pair.client.head_since
+    assert started
+    for second in range(1, 4):  # one empty line a second, each before the timeout
+        pair.client.data_received(b"\r\n")
+        pair.client.check_timeouts(started + 0.5 * second)
+        if pair.client_transport.closing:
+            break
+    assert status_of(pair.client_transport.take()) == 408 and pair.client_transport.closing
+    assert pair.owner.rejected == ["header_timeout"] and pair.finished == []
+
+
+def test_a_few_empty_lines_are_ignored_and_more_get_400() -> None:
+    pair = Pair()
+    pair.client.data_received(b"\r\n" * 32 + GET_A)  # 64 bytes: ignored, as RFC 9112 allows
+    upstream, _ = pair.connect()
+    upstream.data_received(OK)
+    assert pair.client_transport.take() == OK and not pair.client.head_since
+    pair.client.data_received(b"\r\n" * 32)  # the count starts again after each request
+    pair.client.data_received(b"\r\n")
+    assert status_of(pair.client_transport.take()) == 400 and pair.client_transport.closing
+    assert pair.owner.rejected == ["empty_lines"]
+    assert pair.finished == [(b"GET", 200, None)] and pair.owner.recording.rejections == []
