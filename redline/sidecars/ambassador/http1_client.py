@@ -71,6 +71,9 @@ class ClientSide(Handler):
         self.backlog = b""
         self.last_read = monotonic()
         self.last_upstream_read = self.last_read
+        # Since when the client has not been taking what is written to it (its transport's
+        # buffer is full, so the upstream is not read): the upstream timeout does not run then.
+        self.stalled_since = 0.0
         self.replay = Replay(self.limits.replay_bytes)
 
     # --- client events ---------------------------------------------------------------------
@@ -250,10 +253,14 @@ class ClientSide(Handler):
         self.owner.connection_closed(self)
 
     def pause_writing(self) -> None:
+        self.stalled_since = monotonic()
         if self.upstream is not None:
             self.upstream.pause_reading()
 
     def resume_writing(self) -> None:
+        self.stalled_since = 0.0
+        # The upstream could not send while it was not read: its clock starts again.
+        self.last_upstream_read = monotonic()
         if self.upstream is not None:
             self.upstream.resume_reading()
 
@@ -404,6 +411,12 @@ class ClientSide(Handler):
             self.head_since = 0.0
             self._refuse(408, "request head not received in time", "header_timeout")
             return
+        if self.stalled_since and not self.tunnel:
+            # The ambassador holds the upstream back for a client that does not read: not the
+            # app's failure. A client that takes nothing for --idle-timeout has gone.
+            if now - self.stalled_since > limits.idle_timeout:
+                self._drop_stalled_client(now)
+            return
         if self.pending and not self.tunnel:
             last = max(self.last_read, self.last_upstream_read, self.pending[0].start)
             if now - last > limits.upstream_timeout:
@@ -411,6 +424,19 @@ class ClientSide(Handler):
         elif self.idle() and now - max(self.last_read, self.last_upstream_read) \
                 > limits.idle_timeout:
             self.close()
+
+    def _drop_stalled_client(self, now: float) -> None:
+        self.stalled_since = 0.0
+        self.owner.count_limit("client_stalled")
+        self.meter.fail(TIMEOUT)
+        while self.pending:
+            exchange = self.pending.popleft()
+            self.observer.finish(exchange, exchange.status, CLIENT_CLOSED, now)
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.abort()
+        self.abort()  # what is buffered for it will not be read
 
     # --- lifecycle -------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ log = logging.getLogger("redline.ambassador")
 MAX_SERVER_NAMES = 100
 OTHER_SERVER_NAME = "{other}"
 # The `limit` label values of redline_ambassador_limits_total, shown from 0.
-LIMITS_COUNTED = ("pipeline_full",)
+LIMITS_COUNTED = ("pipeline_full", "client_stalled")
 
 
 class _SelfMetrics:

@@ -284,3 +284,24 @@ def test_a_few_empty_lines_are_ignored_and_more_get_400() -> None:
     assert status_of(pair.client_transport.take()) == 400 and pair.client_transport.closing
     assert pair.owner.rejected == ["empty_lines"]
     assert pair.finished == [(b"GET", 200, None)] and pair.owner.recording.rejections == []
+
+
+def test_a_client_that_stops_reading_is_not_the_apps_timeout() -> None:
+    pair = Pair(FakeOwner(limits=Limits(upstream_timeout=5.0, idle_timeout=20.0)))
+    pair.client.data_received(GET_A)
+    upstream, upstream_transport = pair.connect()
+    upstream.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+    pair.client.pause_writing()  # the client's buffer is full: the upstream is not read
+    assert not upstream_transport.reading
+    stalled = pair.client.stalled_since
+    pair.client.check_timeouts(stalled + 6.0)  # past --upstream-timeout: the app is not late
+    assert pair.finished == [] and not pair.client_transport.closing
+    pair.client.resume_writing()  # it read: the upstream's clock starts again
+    assert upstream_transport.reading
+    pair.client.check_timeouts(pair.client.last_upstream_read + 4.0)
+    assert pair.finished == []
+    pair.client.pause_writing()
+    pair.client.check_timeouts(pair.client.stalled_since + 21.0)  # nothing read for the idle one
+    assert pair.finished == [(b"GET", 200, "client_closed")]
+    assert pair.client_transport.aborted and upstream_transport.aborted
+    assert pair.owner.limits_reached == ["client_stalled"]
