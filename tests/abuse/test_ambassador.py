@@ -5,7 +5,9 @@ redline_ambassador_limits_total, and record nothing as the app's failure."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
 import subprocess
 import sys
 import threading
@@ -47,8 +49,8 @@ while time.monotonic() < deadline:
     for attacker in attackers:
         with contextlib.suppress(BlockingIOError):  # its buffer is full
             sent += attacker.send(burst)
-    if not sent:
-        time.sleep(0.005)  # every socket buffer is full: the ambassador stopped reading
+    # Paced a little: the point is never reading, not taking the CPU from the ambassador.
+    time.sleep(0.002 if sent else 0.005)  # nothing sent: the ambassador stopped reading
 """
 
 
@@ -153,4 +155,31 @@ def test_pipelining_without_reading_stops_at_the_pipeline_limit(upstream_port: i
         attack.kill()
         attack.wait()
         attack.stdout.close()
+        assert ambassador.stop() == 0
+
+
+def test_connections_past_max_connections_are_closed_at_once(upstream_port: int) -> None:
+    ambassador = AmbassadorProcess("--upstream", f"127.0.0.1:{upstream_port}",
+                                   "--protocol", "http1", "--drain-delay", "0",
+                                   "--max-connections", "50")
+    idle: list[socket.socket] = []
+    try:
+        with Watch(ambassador):  # its proxied connection is one of the 50
+            time.sleep(0.2)
+            idle = [socket.create_connection(("127.0.0.1", ambassador.port))
+                    for _ in range(300)]
+            time.sleep(0.5)
+            closed = 0
+            for connection in idle:
+                connection.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    closed += connection.recv(1) == b""
+            time.sleep(0.3)
+        assert 300 - 49 <= closed < 300
+        assert ambassador.value("redline_ambassador_limits_total",
+                                limit="max_connections") == closed
+        assert ambassador.value("redline_ambassador_connections_open", side="client") <= 50
+    finally:
+        for connection in idle:
+            connection.close()
         assert ambassador.stop() == 0

@@ -103,6 +103,9 @@ def add_parser(sub: SubParsers,
     add("--max-pipelined-requests", type=flag_type(positive_integer), default=128, metavar="N",
         help="stop reading a client while this many of its requests are in flight, until "
              "responses drain (default 128)")
+    add("--max-connections", type=flag_type(positive_integer), default=1024, metavar="N",
+        help="client connections of the process, all ports together; past it new ones are "
+             "closed at once (default 1024)")
     add("--keep-host", action="store_true",
         help="outbound: forward the app's Host header as it is instead of naming the upstream")
     add("--otlp-endpoint", default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), metavar="URL",
@@ -148,7 +151,8 @@ def config_from_args(args: argparse.Namespace) -> AmbassadorConfig:
     limits = Limits(max_header_bytes=args.max_header_bytes, header_timeout=args.header_timeout,
                     upstream_timeout=args.upstream_timeout, idle_timeout=args.idle_timeout,
                     detect_timeout=args.detect_timeout, tcp_idle_timeout=args.tcp_idle_timeout,
-                    max_pipelined=args.max_pipelined_requests)
+                    max_pipelined=args.max_pipelined_requests,
+                    max_connections=args.max_connections)
     return AmbassadorConfig(
         ports=ports_from_args(args), admin=args.admin, service=args.service,
         mode=args.mode, routes=routes, buckets=args.buckets, record_sizes=args.record_sizes,

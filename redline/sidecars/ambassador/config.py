@@ -59,6 +59,9 @@ class Limits:
     # is not read until responses bring it below (a client that pipelines without reading
     # the responses would otherwise grow the line of exchanges without bound).
     max_pipelined: int = 128
+    # --max-connections: client connections of the process (all ports); past it, new ones are
+    # closed as accepted, so that the admin port and the connections open keep their memory.
+    max_connections: int = 1024
     # Fixed: no flag, as no app has needed another value.
     connect_queue_bytes: int = 256 * 1024  # client reading pauses above, while connecting
     max_response_head: int = 65536  # a larger response head is a broken upstream
@@ -71,6 +74,8 @@ class Limits:
         if self.max_header_bytes < MIN_HEADER_BYTES:
             raise ValueError(f"max_header_bytes: expected at least {MIN_HEADER_BYTES} bytes, "
                              f"got {self.max_header_bytes}")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections: expected at least 1, got {self.max_connections}")
         if self.max_pipelined < 1:
             raise ValueError(f"max_pipelined: expected at least 1 request, "
                              f"got {self.max_pipelined}")

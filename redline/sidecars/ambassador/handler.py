@@ -60,6 +60,11 @@ class Process(Protocol):
         """Draining has closed the listener: idle connections should close."""
         ...
 
+    def admits_connection(self) -> bool:
+        """Whether one more client connection may be accepted (--max-connections); a refusal
+        is counted."""
+        ...
+
     def connection_opened(self, connection: Connection) -> None: ...
 
     def connection_replaced(self, old: Connection, new: Connection) -> None:

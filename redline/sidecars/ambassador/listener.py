@@ -34,6 +34,13 @@ HANDLERS: dict[str, HandlerFactory] = {AUTO: _detector, **{
     flag: DETECTED[label] for flag, label in LABELS.items()}}
 
 
+class Refused(asyncio.Protocol):
+    """A connection past --max-connections: closed as soon as it is accepted."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
 class Listener:
     def __init__(self, address: tuple[str, int], protocol: str, owner: ConnectionOwner) -> None:
         try:
@@ -52,8 +59,11 @@ class Listener:
         loop = asyncio.get_running_loop()
         handler, owner = self.handler, self.owner
         host, port = self.address
+        def accept() -> asyncio.Protocol:
+            return handler(owner) if owner.admits_connection() else Refused()
+
         self._server = await loop.create_server(
-            lambda: handler(owner), host, port, reuse_address=True, backlog=2048)
+            accept, host, port, reuse_address=True, backlog=2048)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 

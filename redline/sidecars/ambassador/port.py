@@ -42,6 +42,9 @@ class Port:
     def open_upstream(self, protocol: asyncio.Protocol, failed: ConnectFailed) -> None:
         self.spawn(self.connector.connect(protocol, failed))
 
+    def admits_connection(self) -> bool:
+        return self.process.admits_connection()
+
     def connection_opened(self, connection: Connection) -> None:
         self.process.connection_opened(connection)
 

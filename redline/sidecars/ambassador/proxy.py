@@ -33,7 +33,7 @@ log = logging.getLogger("redline.ambassador")
 MAX_SERVER_NAMES = 100
 OTHER_SERVER_NAME = "{other}"
 # The `limit` label values of redline_ambassador_limits_total, shown from 0.
-LIMITS_COUNTED = ("pipeline_full", "client_stalled")
+LIMITS_COUNTED = ("pipeline_full", "client_stalled", "max_connections")
 
 
 class _SelfMetrics:
@@ -177,6 +177,12 @@ class Ambassador:
         return 0
 
     # --- called by connections ---------------------------------------------------------------
+
+    def admits_connection(self) -> bool:
+        if len(self.connections) < self.limits.max_connections:
+            return True
+        self.metrics.limits.inc(("max_connections",))
+        return False
 
     def connection_opened(self, connection: Connection) -> None:
         self.connections.add(connection)

@@ -90,6 +90,9 @@ class FakeOwner:
         self.limits_reached: list[str] = []
         self.retries = 0
 
+    def admits_connection(self) -> bool:
+        return True
+
     def connection_opened(self, connection: Connection) -> None:
         self.connections.add(connection)
 
