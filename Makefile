@@ -11,11 +11,13 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 # node_exporter (the node exporter is compared with it), amtool (the Alertmanager example),
 # docker-compose (validates deploy/compose; no Docker engine needed), redis and curl (the
 # ambassador in front of Redis and of a TLS server), victoria-metrics and vmalert (the rules and
-# dashboards in a central store over two clusters, tests/scale).
+# dashboards in a central store over two clusters, tests/scale), h2load and nghttp (HTTP/2
+# through the ambassador).
 TEST_TOOLS := promtool:prometheus openssl:openssl prometheus-node-exporter:prometheus-node-exporter \
               amtool:prometheus-alertmanager docker-compose:docker-compose \
               redis-server:redis-server redis-benchmark:redis-tools curl:curl \
-              victoria-metrics:victoria-metrics vmalert:victoria-metrics
+              victoria-metrics:victoria-metrics vmalert:victoria-metrics \
+              h2load:nghttp2-client
 # What the demo uses when it can have it: Prometheus and Alertmanager (it runs without them).
 DEMO_TOOLS := prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager
 # e.g. `make demo DEMO_ARGS="--duration 60 --rate 100"`
@@ -86,6 +88,7 @@ pytest: $(STAMP) system-tools $(KUBECTL) $(CHECKOV)
 	PATH="$(CURDIR)/$(TOOLS_DIR)/bin:$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 bench: $(STAMP) bench-tools
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_hot_path.py
 	$(BIN)/python benchmarks/bench_proxy_python.py
 	$(BIN)/python benchmarks/bench_ambassador.py
