@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from redline.exporters.instruments import format_bound
 from redline.exporters.red import (
     CLIENT_DURATION,
+    RPC_CLIENT_DURATION,
+    RPC_SERVER_DURATION,
     SERVER_ACTIVE,
     SERVER_DURATION,
     SERVER_UNTIMED,
@@ -186,6 +188,10 @@ class RequestMetrics:
 
 HTTP_SERVER = RequestMetrics(SERVER_DURATION, untimed=SERVER_UNTIMED)
 HTTP_CLIENT = RequestMetrics(CLIENT_DURATION)
+# gRPC calls: a call failed when error_type is set (server-fault statuses and transport
+# failures; client-fault statuses such as NOT_FOUND are not errors, like 4xx).
+GRPC_SERVER = RequestMetrics(RPC_SERVER_DURATION)
+GRPC_CLIENT = RequestMetrics(RPC_CLIENT_DURATION)
 
 
 def requests(metrics: RequestMetrics, matchers: Matchers, group: Labels, window: str) -> str:

@@ -39,6 +39,9 @@ ROUTE_OVERFLOW = "redline_route_overflow_total"
 # Requests known only from a log line without a request time: rate and errors, no duration.
 # Rules and dashboards add this to the histogram's _count (see docs/metrics.md).
 SERVER_UNTIMED = "redline_untimed_requests_total"
+# gRPC calls, named as Beyla and OpenTelemetry's RPC conventions name them (DESIGN.md).
+RPC_SERVER_DURATION = "rpc_server_duration_seconds"
+RPC_CLIENT_DURATION = "rpc_client_duration_seconds"
 
 SERVICE = "service_name"
 METHOD = "http_request_method"
