@@ -66,6 +66,11 @@ class Grouping:
         return (*self.service, "http_route")
 
     @property
+    def service_method(self) -> tuple[str, ...]:
+        """A gRPC method of a service: what a route is to HTTP."""
+        return (*self.service, "rpc_service", "rpc_method")
+
+    @property
     def node(self) -> tuple[str, ...]:
         return (self.cluster, "instance")
 
@@ -132,6 +137,13 @@ def series(metric: str, *matchers: str | Matchers) -> str:
         flat.extend([item] if isinstance(item, str) else item)
     kept = [m for m in flat if m]
     return metric + ("{" + ",".join(kept) + "}" if kept else "")
+
+
+def any_of(metrics: Sequence[str], *matchers: str | Matchers) -> str:
+    """`{__name__=~"a|b",...}`: the series of any of `metrics` (a dashboard variable listing
+    the services of HTTP and gRPC metrics at once)."""
+    return series("", regex("__name__", "|".join(re.escape(name) for name in metrics)),
+                  *matchers)
 
 
 def by(labels: Labels) -> str:
