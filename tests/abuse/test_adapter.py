@@ -12,18 +12,14 @@ import random
 import socket
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.abuse.watch import Watch, http_ok
 from tests.sidecars.adapter.helpers import AdapterProcess, append, line
-
-MAX_RSS_MB = 64
-MAX_HEALTHZ_S = 0.1
 
 MAPPING = """
 mappings:
@@ -44,51 +40,10 @@ mappings:
 """
 
 
-def rss_mb(pid: int) -> float:
-    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if row.startswith("VmRSS:"):
-            return int(row.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-class Watch:
-    """While an attack runs: /healthz timed every 50 ms, and the adapter's peak RSS."""
-
-    def __init__(self, adapter: AdapterProcess) -> None:
-        self.adapter = adapter
-        self.slowest = 0.0
-        self.peak_mb = 0.0
-        self.probes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        url = f"http://127.0.0.1:{self.adapter.admin_port}/healthz"
-        while not self._stop.is_set():
-            self.peak_mb = max(self.peak_mb, rss_mb(self.adapter.proc.pid))
-            started = time.monotonic()
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    response.read()
-                took = time.monotonic() - started
-            except OSError:
-                took = float("inf")
-            self.slowest = max(self.slowest, took)
-            self.probes += 1
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> Watch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        if kind is None:
-            assert self.probes >= 1
-            assert self.slowest < MAX_HEALTHZ_S, f"/healthz took {self.slowest:.3f} s"
-            assert self.peak_mb < MAX_RSS_MB, f"RSS reached {self.peak_mb:.1f} MB"
+def watching(adapter: AdapterProcess) -> Watch:
+    """Watch the adapter: /healthz on its admin port."""
+    healthz = f"http://127.0.0.1:{adapter.admin_port}/healthz"
+    return Watch(adapter.proc.pid, {"healthz": lambda: http_ok(healthz)})
 
 
 def no_app_errors(adapter: AdapterProcess) -> None:
@@ -124,7 +79,7 @@ def statsd(tmp_path: Path) -> Iterator[tuple[AdapterProcess, Callable[[bytes], N
 def test_statsd_tiny_sample_rates_are_one_weighted_observation(
         statsd: tuple[AdapterProcess, Callable[[bytes], None]]) -> None:
     adapter, send = statsd
-    with Watch(adapter):
+    with watching(adapter):
         for _ in range(50):  # each stood for 10^8 observations, one at a time: 9.8 s
             send(b"x.req:5|ms|@0.00000001")
         assert adapter.wait_value("redline_adapter_clamped_sample_rates_total", 50) == 50
@@ -137,7 +92,7 @@ def test_statsd_random_names_stop_at_the_rules_series_cap(
     adapter, send = statsd
     rng = random.Random(17)
     names = [f"app.{rng.getrandbits(64):x}.hits:1|c".encode() for _ in range(3000)]
-    with Watch(adapter):
+    with watching(adapter):
         for start in range(0, len(names), 40):
             send(b"\n".join(names[start:start + 40]))
             time.sleep(0.001)  # loopback UDP drops what the socket buffer cannot hold
@@ -152,7 +107,7 @@ def test_statsd_random_names_stop_at_the_rules_series_cap(
 def test_statsd_values_that_would_break_a_series_are_refused(
         statsd: tuple[AdapterProcess, Callable[[bytes], None]]) -> None:
     adapter, send = statsd
-    with Watch(adapter):
+    with watching(adapter):
         send(b"app.a.hits:3|c")
         send(b"app.a.hits:-5|c\napp.a.hits:nan|c\napp.a.hits:inf|c\napp.a.hits:1e308|c|@0.001")
         send(b"x.req:-5|c\nx.req:-1|ms\nx.req:1e400|ms")
@@ -180,7 +135,7 @@ def test_log_lines_over_the_limit_and_control_characters(tmp_path: Path) -> None
     log.touch()
     adapter = AdapterProcess("--access-log", str(log))
     try:
-        with Watch(adapter):
+        with watching(adapter):
             huge = line(1).replace("/items/1", "/" + "a" * 300_000)  # a valid line of 300 KB
             append(log, huge + line(2))  # arrives whole, in one read
             assert adapter.wait_recorded(1) == 1
@@ -274,7 +229,7 @@ def test_json_url_body_cap_and_whole_fetch_deadline(tmp_path: Path,
                                                     hostile_app: HostileApp) -> None:
     adapter = json_adapter(tmp_path, hostile_app, "--fetch-timeout", "1")
     try:
-        with Watch(adapter):
+        with watching(adapter):
             took, counts = timed_scrape(adapter)  # the endless body: up to 8 MiB, no further
             assert took < 2 and counts["redline_adapter_oversized_fetches_total"] == 1
             hostile_app.mode = "huge"
