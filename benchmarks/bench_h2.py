@@ -1,0 +1,222 @@
+"""HTTP/2 (h2c) through the ambassador against nginx as an HTTP/2 proxy, side by side in one run,
+on loopback (#18).
+
+Upstream: nginx with `http2` on a cleartext listener, `return 200 "ok\\n"` (1 worker).
+Compared: direct to the upstream; nginx as HTTP/2 proxy (`grpc_pass` to the upstream,
+upstream keepalive, 1 worker, its own process); the ambassador with `--protocol h2c` (one
+process). Rounds alternate between them; medians are reported.
+
+- throughput: h2load (1 thread) with 32 connections x 10 streams, and 1 connection x 100
+  streams, `-D` seconds each; streams/s and the ratio to nginx;
+- CPU per stream: user+system CPU time of each proxy process (nginx: with its worker) during
+  the throughput runs, from /proc, divided by the streams it served;
+- latency at a fixed 1,000 streams/s: h2load `--rps 100` on each of 10 connections, every
+  stream timed by h2load's `--log-file`; p50/p99, and the p99 added over direct;
+- RSS of the ambassador after `--rss-streams` streams (h2load -n, 32 x 10);
+- gRPC unary (grpcio server and aio client, benchmarks/grpc_echo.py, each a process of its
+  own) direct and through a second ambassador (`--protocol h2c`): calls/s and p50/p99 with 1
+  and with 16 calls in flight on one channel.
+
+    .venv/bin/python benchmarks/bench_h2.py [--rounds 3] [--duration 10]
+        [--rss-streams 1000000] [--no-grpc]
+Needs nginx (with http_v2 and grpc, as Debian's nginx-light) and h2load (nghttp2-client).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench_ambassador import ambassador, cpu_seconds, nginx, process
+from common import free_port, rss_mb
+
+NGINX_H2_UPSTREAM = """
+worker_processes 1;
+error_log {dir}/upstream.err;
+pid {dir}/upstream.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  # nginx ends an HTTP/2 connection after 1,000 streams by default; h2load does not reconnect.
+  keepalive_requests 1000000000;
+  server {{ listen 127.0.0.1:{port} http2; location / {{ return 200 "ok\\n"; }} }}
+}}
+"""
+NGINX_H2_PROXY = """
+worker_processes 1;
+error_log {dir}/proxy.err;
+pid {dir}/proxy.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000000;
+  upstream app {{ server 127.0.0.1:{upstream}; keepalive 64; keepalive_requests 1000000000; }}
+  server {{ listen 127.0.0.1:{port} http2; location / {{ grpc_pass grpc://app; }} }}
+}}
+"""
+SHAPES = {"32x10": (32, 10), "1x100": (1, 100)}  # connections x concurrent streams each
+GRPC_ECHO = str(Path(__file__).with_name("grpc_echo.py"))
+
+
+def h2load(port: int, connections: int, streams: int, *options: str) -> tuple[float, int]:
+    """h2load's streams per second and the streams it completed; every one must succeed."""
+    output = subprocess.run(
+        ["h2load", "-c", str(connections), "-m", str(streams), *options,
+         f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, check=True, timeout=1800).stdout
+    rate = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output)
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, "
+                     r"(\d+) failed, (\d+) errored", output)
+    assert rate and done, output
+    assert done.group(1) == done.group(2) and done.group(3) == done.group(4) == "0", output
+    return float(rate.group(1)), int(done.group(1))
+
+
+def fixed_rate(port: int, seconds: float, log: Path) -> tuple[float, float]:
+    """p50 and p99 in ms at 1,000 streams/s: 10 connections at 100 streams/s each."""
+    h2load(port, 10, 10, "--rps", "100", "-n", str(int(1000 * seconds)), "--log-file",
+           str(log))
+    micros = sorted(int(row.split("\t")[2]) for row in log.read_text().splitlines())
+    return micros[len(micros) // 2] / 1e3, micros[int(len(micros) * 0.99)] / 1e3
+
+
+def grpc_calls(port: int, concurrency: int, seconds: float) -> dict[str, float]:
+    output = subprocess.run(
+        [sys.executable, GRPC_ECHO, "call", str(port), "--concurrency", str(concurrency),
+         "--seconds", str(seconds)], capture_output=True, text=True, check=True,
+        timeout=seconds + 60).stdout
+    result: dict[str, float] = json.loads(output)
+    return result
+
+
+def run_h2(args: argparse.Namespace, directory: Path) -> None:
+    ports = {name: free_port() for name in ("upstream", "nginx", "ambassador", "admin")}
+    with nginx(NGINX_H2_UPSTREAM, directory, "upstream", ports["upstream"]), \
+            nginx(NGINX_H2_PROXY, directory, "proxy", ports["nginx"],
+                  upstream=ports["upstream"]) as proxy, \
+            ambassador(ports["ambassador"], ports["admin"], ports["upstream"],
+                       "--protocol", "h2c") as amb:
+        cases = {"direct": ports["upstream"], "nginx grpc_pass": ports["nginx"],
+                 "ambassador h2c": ports["ambassador"]}
+        pids = {"nginx grpc_pass": proxy.pid, "ambassador h2c": amb.pid}
+        for port in cases.values():
+            h2load(port, 32, 10, "-D", "2")  # warm up
+        rates: dict[tuple[str, str], list[float]] = {}
+        cpu = {(name, shape): 0.0 for name in pids for shape in SHAPES}
+        done = dict.fromkeys(cpu, 0)
+        latencies: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+        for _ in range(args.rounds):
+            for shape, (connections, streams) in SHAPES.items():
+                for name, port in cases.items():
+                    before = cpu_seconds(pids[name]) if name in pids else 0.0
+                    rate, count = h2load(port, connections, streams, "-D", str(args.duration))
+                    rates.setdefault((name, shape), []).append(rate)
+                    if name in pids:
+                        cpu[name, shape] += cpu_seconds(pids[name]) - before
+                        done[name, shape] += count
+            for name, port in cases.items():
+                latencies[name].append(fixed_rate(port, args.latency_seconds,
+                                                  directory / "latency.tsv"))
+        rss_start = rss_mb(amb.pid)
+        streams_served = 0
+        if args.rss_streams:
+            streams_served = h2load(ports["ambassador"], 32, 10, "-n",
+                                    str(args.rss_streams))[1]
+        rss_after = rss_mb(amb.pid)
+    report_h2(args, rates, latencies, cpu, done)
+    print(f"ambassador h2c RSS: {rss_start:.1f} MB after the rounds, {rss_after:.1f} MB after "
+          f"{streams_served:,} more streams (h2load -c 32 -m 10 -n {args.rss_streams})")
+    print(f"all rounds (streams/s): {rates}")
+    print(f"all latencies (p50, p99 ms): {latencies}")
+
+
+def report_h2(args: argparse.Namespace, rates: dict[tuple[str, str], list[float]],
+              latencies: dict[str, list[tuple[float, float]]],
+              cpu: dict[tuple[str, str], float], done: dict[tuple[str, str], int]) -> None:
+    median = {key: statistics.median(values) for key, values in rates.items()}
+    p50 = {name: statistics.median(v[0] for v in values) for name, values in latencies.items()}
+    p99 = {name: statistics.median(v[1] for v in values) for name, values in latencies.items()}
+    print(f"h2load -t 1 -D {args.duration}, {args.rounds} alternating rounds, medians; "
+          f"latency: 1,000 streams/s (10 connections x --rps 100) for "
+          f"{args.latency_seconds:.0f} s")
+    print()
+    print("| case | streams/s 32x10 | vs nginx | streams/s 1x100 | vs nginx | CPU per stream "
+          "32x10 | CPU per stream 1x100 | p50 at 1k/s | p99 at 1k/s | p99 added over direct |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name in latencies:
+        row = [name]
+        for shape in SHAPES:
+            rate = median[name, shape]
+            row += [f"{rate:,.0f}", f"{rate / median['nginx grpc_pass', shape]:.2f}x"]
+        for shape in SHAPES:
+            row.append(f"{cpu[name, shape] / done[name, shape] * 1e6:.1f} µs"
+                       if done.get((name, shape)) else "")
+        row += [f"{p50[name]:.3f} ms", f"{p99[name]:.3f} ms",
+                f"{p99[name] - p99['direct']:+.3f} ms"]
+        print("| " + " | ".join(row) + " |")
+    print()
+
+
+def run_grpc(args: argparse.Namespace) -> None:
+    ports = {name: free_port() for name in ("server", "ambassador", "admin")}
+    with process([sys.executable, GRPC_ECHO, "serve", str(ports["server"])], ports["server"]), \
+            ambassador(ports["ambassador"], ports["admin"], ports["server"],
+                       "--protocol", "h2c"):
+        cases = {"direct": ports["server"], "ambassador h2c": ports["ambassador"]}
+        results: dict[tuple[str, int], list[dict[str, float]]] = {}
+        for port in cases.values():
+            grpc_calls(port, 16, 2)  # warm up
+        for _ in range(args.rounds):
+            for concurrency in (1, 16):
+                for name, port in cases.items():
+                    results.setdefault((name, concurrency), []).append(
+                        grpc_calls(port, concurrency, args.duration))
+    print(f"gRPC unary (grpcio aio client and server, 32-byte messages, one channel), "
+          f"{args.duration} s per run, {args.rounds} alternating rounds, medians")
+    print()
+    print("| case | in flight | calls/s | vs direct | p50 | p99 | p99 added over direct |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for (name, concurrency), runs in results.items():
+        calls = statistics.median(r["calls"] / r["seconds"] for r in runs)
+        direct = statistics.median(r["calls"] / r["seconds"]
+                                   for r in results["direct", concurrency])
+        p50 = statistics.median(r["p50_ms"] for r in runs)
+        p99 = statistics.median(r["p99_ms"] for r in runs)
+        p99_direct = statistics.median(r["p99_ms"] for r in results["direct", concurrency])
+        print(f"| {name} | {concurrency} | {calls:,.0f} | {calls / direct:.2f}x "
+              f"| {p50:.3f} ms | {p99:.3f} ms | {p99 - p99_direct:+.3f} ms |")
+    print(f"all runs: {results}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run")
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--rss-streams", type=int, default=1_000_000,
+                        help="streams sent through the ambassador before its RSS is read "
+                             "again (0: skip)")
+    parser.add_argument("--no-grpc", action="store_true", help="skip the gRPC unary part")
+    parser.add_argument("--grpc-only", action="store_true", help="only the gRPC unary part")
+    args = parser.parse_args()
+    for tool in ("nginx", "h2load"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed; `make bench-tools` and `make test` install it")
+    if not args.grpc_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            run_h2(args, Path(tmp))
+    if not args.no_grpc:
+        run_grpc(args)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
