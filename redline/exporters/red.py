@@ -194,6 +194,11 @@ class ServerRecorder:
     def request_started(self, method: str | bytes, scheme: str = "http") -> None:
         self.active.add((normalize_method(method), scheme), 1)
 
+    def request_abandoned(self, method: str | bytes, scheme: str = "http") -> None:
+        """A started request whose outcome will never be known (HTTP/2 observation stopped
+        on its connection): no longer in flight, and not recorded."""
+        self.active.add((normalize_method(method), scheme), -1)
+
     def series(self, method: str | bytes, route: str, status: int | None, *,
                scheme: str = "http", error: str | None = None) -> HistogramChild:
         """The duration series of one label combination, for producers that cache it

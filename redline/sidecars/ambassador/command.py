@@ -41,6 +41,13 @@ def header_bytes(text: str) -> int:
     return value
 
 
+def whole_bytes(text: str) -> int:
+    """A number of bytes >= 0 (0: no such limit)."""
+    if not text.strip().isdigit():
+        raise ValueError(f"expected a whole number of bytes >= 0, got {text!r}")
+    return int(text)
+
+
 def add_parser(sub: SubParsers,
                common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
@@ -48,9 +55,10 @@ def add_parser(sub: SubParsers,
         help="proxy beside the app that records RED metrics for every request",
         description="Proxy between clients and the app (inbound) or between the app and a "
                     "dependency (outbound), forwarding every byte unchanged: HTTP/1.1 with RED "
-                    "metrics per request, anything else (TLS, h2c, databases) as TCP with TCP "
-                    "metrics per connection. Several ports: repeat --listen, --upstream and "
-                    "--protocol as pairs. Metrics, /healthz and /readyz are served on --admin.",
+                    "metrics per request, h2c and gRPC with RED metrics per stream, anything "
+                    "else (TLS, databases) as TCP with TCP metrics per connection. Several "
+                    "ports: repeat --listen, --upstream and --protocol as pairs. Metrics, "
+                    "/healthz and /readyz are served on --admin.",
     )
     add = parser.add_argument
     add("--listen", type=flag_type(host_port), action="append", required=True, metavar="H:P",
@@ -62,8 +70,9 @@ def add_parser(sub: SubParsers,
              "originates TLS)")
     add("--protocol", choices=PORT_PROTOCOLS, action="append", metavar="P",
         help="what clients of the i-th --listen speak: auto (the default: detected from "
-             "their first bytes), http1, h2c (passed through as TCP for now), tls (passed "
-             "through), opaque (TCP); omitted: all auto, else once per pair")
+             "their first bytes), http1, h2c (HTTP/2 with prior knowledge: relayed, "
+             "observed per stream, gRPC included), tls (passed through), opaque (TCP); "
+             "omitted: all auto, else once per pair")
     add("--detect-timeout", type=flag_type(positive_seconds), default=0.3, metavar="S",
         help="auto ports: a client silent this long is passed through as TCP, for protocols "
              "where the server speaks first (default 0.3)")
@@ -106,6 +115,9 @@ def add_parser(sub: SubParsers,
     add("--max-connections", type=flag_type(positive_integer), default=1024, metavar="N",
         help="client connections of the process, all ports together; past it new ones are "
              "closed at once (default 1024)")
+    add("--min-average-chunk-bytes", type=flag_type(whole_bytes), default=256, metavar="N",
+        help="400 for a chunked request body whose chunks average fewer data bytes than this "
+             "after its first 1024 (default 256; 0: no minimum)")
     add("--keep-host", action="store_true",
         help="outbound: forward the app's Host header as it is instead of naming the upstream")
     add("--otlp-endpoint", default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), metavar="URL",
@@ -152,7 +164,8 @@ def config_from_args(args: argparse.Namespace) -> AmbassadorConfig:
                     upstream_timeout=args.upstream_timeout, idle_timeout=args.idle_timeout,
                     detect_timeout=args.detect_timeout, tcp_idle_timeout=args.tcp_idle_timeout,
                     max_pipelined=args.max_pipelined_requests,
-                    max_connections=args.max_connections)
+                    max_connections=args.max_connections,
+                    min_average_chunk_bytes=args.min_average_chunk_bytes)
     return AmbassadorConfig(
         ports=ports_from_args(args), admin=args.admin, service=args.service,
         mode=args.mode, routes=routes, buckets=args.buckets, record_sizes=args.record_sizes,

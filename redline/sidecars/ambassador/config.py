@@ -62,6 +62,10 @@ class Limits:
     # --max-connections: client connections of the process (all ports); past it, new ones are
     # closed as accepted, so that the admin port and the connections open keep their memory.
     max_connections: int = 1024
+    # --min-average-chunk-bytes: past the first 1024 chunks of a request body, its chunks must
+    # average this many data bytes (framing costs per chunk: 1-byte chunks took 2.8 s of CPU
+    # for 13 MiB and stalled every connection meanwhile); 0: no minimum.
+    min_average_chunk_bytes: int = 256
     # Fixed: no flag, as no app has needed another value.
     connect_queue_bytes: int = 256 * 1024  # client reading pauses above, while connecting
     max_response_head: int = 65536  # a larger response head is a broken upstream
@@ -69,6 +73,12 @@ class Limits:
     # Empty lines before a request head (RFC 9112 2.2 lets a server ignore "at least one"):
     # above this many bytes of them, 400; they start the --header-timeout clock as a head does.
     max_empty_line_bytes: int = 64
+    # HTTP/2 observation (http2.py): streams of one connection observed at once (more are
+    # forwarded, not recorded), and the largest HPACK table a peer may allow that the mirrored
+    # decoders keep (a larger one stops observing the connection). A header block is capped
+    # by --max-header-bytes.
+    http2_max_streams: int = 1024
+    http2_max_table_size: int = 65536
 
     def __post_init__(self) -> None:
         if self.max_header_bytes < MIN_HEADER_BYTES:
@@ -79,6 +89,9 @@ class Limits:
         if self.max_pipelined < 1:
             raise ValueError(f"max_pipelined: expected at least 1 request, "
                              f"got {self.max_pipelined}")
+        if self.min_average_chunk_bytes < 0:
+            raise ValueError(f"min_average_chunk_bytes: expected 0 (none) or more bytes, "
+                             f"got {self.min_average_chunk_bytes}")
         if self.tcp_idle_timeout < 0:
             raise ValueError(f"tcp_idle_timeout: expected 0 (none) or more seconds, "
                              f"got {self.tcp_idle_timeout}")

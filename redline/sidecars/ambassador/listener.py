@@ -13,13 +13,14 @@ from redline.sidecars.ambassador import detect
 from redline.sidecars.ambassador.detector import Detector
 from redline.sidecars.ambassador.handler import ConnectionOwner, HandlerFactory, HandOff
 from redline.sidecars.ambassador.http1_client import ClientSide
-from redline.sidecars.ambassador.passthrough import Http2PassThrough, PassThrough, TlsPassThrough
+from redline.sidecars.ambassador.http2 import Http2
+from redline.sidecars.ambassador.passthrough import PassThrough, TlsPassThrough
 from redline.sidecars.ambassador.protocols import AUTO, LABELS
 
 # What a connection was found to speak (detect.py's answer, the metric label) -> its handler.
 DETECTED: dict[str, HandOff] = {
     detect.HTTP1: ClientSide,
-    detect.HTTP2: Http2PassThrough,  # until HTTP/2 has a handler
+    detect.HTTP2: Http2,  # h2c with prior knowledge: relayed, observed per stream
     detect.TLS: TlsPassThrough,
     detect.OPAQUE: PassThrough,
 }

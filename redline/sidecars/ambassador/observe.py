@@ -12,6 +12,7 @@ from typing import Protocol
 
 from redline.exporters.red import ClientRecorder, ServerRecorder
 from redline.exporters.routes import RouteTemplater
+from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.http1 import RequestHead
 
 
@@ -43,6 +44,9 @@ class Tracer(Protocol):
 
 
 class Observer(Protocol):
+    # HTTP/2 streams' recorder (inbound only); None: h2c is relayed without being observed.
+    http2: StreamRecorder | None
+
     def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange: ...
 
     def finish(self, exchange: Exchange, status: int | None, error: str | None,
@@ -55,10 +59,11 @@ class InboundObserver:
     """Server metrics for requests reaching the app, labelled by route."""
 
     def __init__(self, recorder: ServerRecorder, routes: RouteTemplater,
-                 tracer: Tracer | None = None) -> None:
+                 tracer: Tracer | None = None, http2: StreamRecorder | None = None) -> None:
         self.recorder = recorder
         self.routes = routes
         self.tracer = tracer
+        self.http2 = http2
 
     def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange:
         exchange = Exchange(head.method, now, head.upgrade)
@@ -116,6 +121,7 @@ class OutboundObserver:
         self.port = port
         self.tracer = tracer
         self.host_header = host_header
+        self.http2: StreamRecorder | None = None  # outbound ports are HTTP/1 (command.py)
 
     def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange:
         exchange = Exchange(head.method, now, head.upgrade)

@@ -20,8 +20,9 @@ TLS = "tls"
 OPAQUE = "opaque"
 PORT_PROTOCOLS = (AUTO, HTTP1, H2C, TLS, OPAQUE)
 
-# A declared protocol -> the label its connections get. h2c is passed through as opaque TCP
-# (labelled http2) until HTTP/2 has a handler of its own.
+# A declared protocol -> the label its connections get. h2c connections (prior knowledge, or
+# the preface detected on an `auto` port) are relayed unchanged and observed per stream
+# (http2.py); HTTP/2 inside TLS stays TLS pass-through.
 LABELS: dict[str, str] = {
     HTTP1: detect.HTTP1,
     H2C: detect.HTTP2,

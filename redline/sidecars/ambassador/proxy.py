@@ -15,9 +15,11 @@ from redline.admin import AdminServer
 from redline.exporters.exposition import new_registry
 from redline.exporters.instruments import Counter, Gauge, InstrumentCollector
 from redline.exporters.red import ClientRecorder, ServerRecorder
+from redline.exporters.rpc import RpcServerRecorder
 from redline.exporters.tcp import TcpRecorder
 from redline.sidecars.ambassador.config import AmbassadorConfig, Upstream
 from redline.sidecars.ambassador.connector import Connector
+from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.handler import Connection
 from redline.sidecars.ambassador.observe import InboundObserver, Observer, OutboundObserver, Tracer
 from redline.sidecars.ambassador.port import Port
@@ -94,18 +96,23 @@ class Ambassador:
         self.metrics = _SelfMetrics()
         self.tcp = TcpRecorder(config.service)
         self.observer: Observer
+        collectors: list[InstrumentCollector]
         if config.mode == "outbound":
             client = ClientRecorder(config.service, config.buckets)
             self.observer = OutboundObserver(
                 client, config.upstream.host, config.upstream.port, tracer,
                 host_header=None if config.keep_host else config.authority())
-            red_collector: InstrumentCollector = client.collector()
+            collectors = [client.collector()]
         else:
             server = ServerRecorder(config.service, config.buckets,
                                     record_sizes=config.record_sizes, routes=config.routes)
-            self.observer = InboundObserver(server, config.routes, tracer)
-            red_collector = server.collector()
-        self.registry = new_registry("ambassador", red_collector, self.tcp.collector(),
+            # gRPC methods are capped as routes are, by the routes file's cap.
+            rpc = RpcServerRecorder(config.service, config.buckets,
+                                    max_methods=config.routes.max_routes)
+            http2 = StreamRecorder(server, rpc, config.routes, self.tracer)
+            self.observer = InboundObserver(server, config.routes, tracer, http2)
+            collectors = [server.collector(), rpc.collector(), http2.collector()]
+        self.registry = new_registry("ambassador", *collectors, self.tcp.collector(),
                                      self.metrics.collector())
         self.ports = [
             Port(port, self, Connector(port.upstream, config.connect_timeout, config.upstream_ca),

@@ -40,6 +40,9 @@ from redline.exporters.routes import strip_target
 from redline.sidecars.ambassador.http1 import RequestHead
 from redline.sidecars.ambassador.observe import Exchange
 
+# What `sampled` returns for a span sampled without a remote parent.
+ROOT = object()
+
 _TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
@@ -68,19 +71,32 @@ class OtelTracer:
         self.tracer = self.provider.get_tracer("redline.ambassador", __version__)
         self._random = random.random
 
-    def begin(self, exchange: Exchange, head: RequestHead, raw_head: bytes) -> None:
-        parent: Context | None = None
-        if head.traceparent is not None:
-            match = _TRACEPARENT.fullmatch(head.traceparent.strip().lower())
+    def sampled(self, traceparent: bytes | None, tracestate: bytes | None) -> object | None:
+        """The sampling decision: None (not sampled), else the parent to start the span under
+        (the caller's remote span, or ROOT). Costs no OpenTelemetry call when not sampled."""
+        if traceparent is not None:
+            match = _TRACEPARENT.fullmatch(traceparent.strip().lower())
             if match is not None and match.group(1) != b"ff":
                 if not int(match.group(4), 16) & 1:
-                    return  # the caller decided not to sample
-                parent = set_span_in_context(NonRecordingSpan(SpanContext(
+                    return None  # the caller decided not to sample
+                return set_span_in_context(NonRecordingSpan(SpanContext(
                     trace_id=int(match.group(2), 16), span_id=int(match.group(3), 16),
                     is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED),
                     trace_state=TraceState.from_header(
-                        [head.tracestate.decode("latin-1")]) if head.tracestate else None)))
-        if parent is None and self._random() >= self.ratio:
+                        [tracestate.decode("latin-1")]) if tracestate else None)))
+        return ROOT if self._random() < self.ratio else None
+
+    def start_span(self, parent: object, name: str, attributes: dict[str, str | int]
+                   ) -> tuple[Span, str]:
+        """A span under what `sampled` returned, and its trace id (hex) for exemplars."""
+        context = parent if isinstance(parent, Context) else None
+        span = self.tracer.start_span(name, context=context, kind=self.kind,
+                                      attributes=attributes)
+        return span, f"{span.get_span_context().trace_id:032x}"
+
+    def begin(self, exchange: Exchange, head: RequestHead, raw_head: bytes) -> None:
+        parent = self.sampled(head.traceparent, head.tracestate)
+        if parent is None:
             return
         method = normalize_method(head.method)
         route = exchange.template
@@ -96,12 +112,10 @@ class OtelTracer:
         if head.user_agent:
             attributes["user_agent.original"] = head.user_agent.decode("latin-1")
         name = f"{method} {route}" if route else method
-        span = self.tracer.start_span(name, context=parent, kind=self.kind,
-                                      attributes=attributes)
-        context = span.get_span_context()
+        span, exchange.trace_id = self.start_span(parent, name, attributes)
         exchange.span = span
-        exchange.trace_id = f"{context.trace_id:032x}"
         if head.traceparent is None:
+            context = span.get_span_context()
             base = exchange.head_rewrite if exchange.head_rewrite is not None else raw_head
             exchange.head_rewrite = (
                 base[:-2] + b"traceparent: 00-%032x-%016x-01\r\n\r\n"
@@ -111,14 +125,25 @@ class OtelTracer:
         span = exchange.span
         if not isinstance(span, Span):
             return
-        if status is not None:
-            span.set_attribute("http.response.status_code", status)
         kind = error_type(status, error)
-        if kind:
-            span.set_attribute("error.type", kind)
+        # Client spans: 4xx are errors too.
+        failed = bool(kind) or (self.kind is SpanKind.CLIENT and status is not None
+                                and status >= 400)
+        self.end_span(span, {} if status is None else {"http.response.status_code": status},
+                      kind, failed=failed)
+
+    def end_span(self, span: object, attributes: dict[str, str | int], error: str, *,
+                 failed: bool = False) -> None:
+        """End a span from `start_span` with its outcome: `error` is its error.type ("" for
+        none); it failed when it has one, or when `failed`."""
+        if not isinstance(span, Span):
+            return
+        if attributes:
+            span.set_attributes(attributes)
+        if error:
+            span.set_attribute("error.type", error)
+        if error or failed:
             span.set_status(Status(StatusCode.ERROR))
-        elif self.kind is SpanKind.CLIENT and status is not None and status >= 400:
-            span.set_status(Status(StatusCode.ERROR))  # client spans: 4xx are errors too
         span.end()
 
     def shutdown(self) -> None:

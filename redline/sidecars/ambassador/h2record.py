@@ -1,0 +1,168 @@
+"""What the ambassador records per HTTP/2 stream: the observation filter between the stream
+events of h2streams.py and the RED schema, shared by every HTTP/2 connection of the process.
+
+- gRPC (a request content-type `application/grpc`, `application/grpc+proto`, ...): one
+  observation of `rpc_server_duration_seconds` when the response stream ends, with the status
+  the client sees; calls to the health checking service (`grpc.health.v1.Health`, what
+  kubelet's gRPC probes and grpc-health-probe call) are not recorded, as HTTP probes are not.
+- anything else: the `http_server_*` metrics, exactly as an HTTP/1 request (routes, the route
+  cap, ignored paths and probe user agents, `streaming` routes timed to the response headers).
+
+Tracing is parent-based as for HTTP/1 (`traceparent` read, one span per sampled stream, its
+trace id as the exemplar), but nothing is added to the request: the bytes are not rewritten,
+so the app's spans join the trace only if the caller sent `traceparent` itself.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from redline.exporters.instruments import Counter, InstrumentCollector
+from redline.exporters.red import ServerRecorder, error_type, normalize_method
+from redline.exporters.routes import RouteTemplater, strip_target
+from redline.exporters.rpc import RpcServerRecorder, grpc_error_type, grpc_status
+from redline.sidecars.ambassador.h2streams import Stream
+
+GRPC_CONTENT_TYPE = b"application/grpc"
+HEALTH_SERVICE = b"/grpc.health.v1.Health/"
+STOPPED_OBSERVING = "redline_ambassador_http2_unobserved_connections"  # _total
+STREAMS_UNTRACKED = "redline_ambassador_http2_untracked_streams"  # _total
+# Why observation of an HTTP/2 connection stopped (the `reason` label).
+STOP_REASONS = ("client_framing", "server_framing")
+
+
+class StreamTracer(Protocol):
+    """The part of tracing.OtelTracer that streams use (no header is ever added)."""
+
+    def sampled(self, traceparent: bytes | None, tracestate: bytes | None) -> object | None: ...
+
+    def start_span(self, parent: object, name: str, attributes: dict[str, str | int]
+                   ) -> tuple[object, str]: ...
+
+    def end_span(self, span: object, attributes: dict[str, str | int], error: str, *,
+                 failed: bool = False) -> None: ...
+
+
+class _Call:
+    """What a recorded stream carries between its events (`Stream.context`)."""
+
+    __slots__ = ("grpc", "name", "recorded", "span", "streaming", "trace_id")
+
+    def __init__(self, grpc: bool, name: tuple[str, str], streaming: bool) -> None:
+        self.grpc = grpc
+        self.name = name  # (rpc_service, rpc_method), or (route template, "") for HTTP
+        self.streaming = streaming
+        self.recorded = False
+        self.span: object | None = None
+        self.trace_id: str | None = None
+
+
+class StreamRecorder:
+    """Turns stream events into RED observations (h2streams.StreamEvents)."""
+
+    def __init__(self, server: ServerRecorder, rpc: RpcServerRecorder, routes: RouteTemplater,
+                 tracer: StreamTracer | None = None) -> None:
+        self.server = server
+        self.rpc = rpc
+        self.routes = routes
+        self.tracer = tracer
+        self.stopped = Counter(
+            STOPPED_OBSERVING,
+            "HTTP/2 connections whose streams stopped being observed (their bytes still "
+            "flow), by what could not be read: client_framing or server_framing (framing, "
+            "HPACK, a header block or table past its limit).", ("reason",))
+        self.untracked = Counter(
+            STREAMS_UNTRACKED,
+            "HTTP/2 streams not recorded because their connection already had the most "
+            "streams observed at once (docs/ambassador.md, HTTP/2 limits).", ())
+        for reason in STOP_REASONS:
+            self.stopped.cell((reason,))
+        self.untracked.cell(())
+
+    def collector(self) -> InstrumentCollector:
+        return InstrumentCollector([self.stopped, self.untracked])
+
+    def observation_stopped(self, reason: str) -> None:
+        """`reason` is what h2streams returned: it starts with the side that broke it."""
+        self.stopped.inc(("server_framing" if reason.startswith("server") else
+                          "client_framing",))
+
+    # --- StreamEvents --------------------------------------------------------------------------
+
+    def request_started(self, stream: Stream, now: float) -> None:
+        if stream.content_type.startswith(GRPC_CONTENT_TYPE):
+            if stream.path.startswith(HEALTH_SERVICE):
+                return
+            name = self.rpc.method(stream.path)
+            call = _Call(True, name, False)
+        else:
+            route = self.routes.route(stream.path)
+            if route is None or self.routes.ignores_user_agent(stream.user_agent):
+                return
+            call = _Call(False, (route.template, ""), route.streaming)
+            self.server.request_started(stream.method)
+        stream.context = call
+        if self.tracer is not None:
+            self._start_span(self.tracer, stream, call)
+
+    def response_started(self, stream: Stream, now: float) -> None:
+        call = stream.context
+        if isinstance(call, _Call) and call.streaming:
+            self._record(stream, call, now, None)  # a streaming route: timed to its headers
+
+    def stream_ended(self, stream: Stream, now: float, error: str | None) -> None:
+        call = stream.context
+        if isinstance(call, _Call) and not call.recorded:
+            self._record(stream, call, now, error)
+
+    def stream_abandoned(self, stream: Stream) -> None:
+        call = stream.context
+        if isinstance(call, _Call) and not call.recorded:
+            call.recorded = True
+            if not call.grpc:
+                self.server.request_abandoned(stream.method)
+            if self.tracer is not None and call.span is not None:
+                self.tracer.end_span(call.span, {}, "")
+
+    # --- recording -----------------------------------------------------------------------------
+
+    def _record(self, stream: Stream, call: _Call, now: float, error: str | None) -> None:
+        call.recorded = True
+        duration = now - stream.start
+        if call.grpc:
+            status = None if error else grpc_status(stream.status, stream.grpc_status)
+            service, method = call.name
+            self.rpc.call_finished(service, method, status, duration, error=error,
+                                   trace_id=call.trace_id)
+            if self.tracer is not None and call.span is not None:
+                self.tracer.end_span(
+                    call.span, {} if status is None else {"rpc.grpc.status_code": status},
+                    grpc_error_type(status, error))
+            return
+        status = stream.status
+        self.server.request_finished(stream.method, call.name[0], status, duration,
+                                     error=error, trace_id=call.trace_id)
+        if self.tracer is not None and call.span is not None:
+            self.tracer.end_span(
+                call.span, {} if status is None else {"http.response.status_code": status},
+                error_type(status, error))
+
+    def _start_span(self, tracer: StreamTracer, stream: Stream, call: _Call) -> None:
+        parent = tracer.sampled(stream.traceparent, stream.tracestate)
+        if parent is None:
+            return
+        attributes: dict[str, str | int]
+        if call.grpc:
+            service, method = call.name
+            name = f"{service}/{method}"
+            attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+        else:
+            http_method = normalize_method(stream.method)
+            route = call.name[0]
+            name = f"{http_method} {route}" if route else http_method
+            attributes = {"http.request.method": http_method, "http.route": route,
+                          "url.path": strip_target(stream.path.decode("latin-1")),
+                          "url.scheme": "http", "network.protocol.version": "2"}
+        if stream.user_agent:
+            attributes["user_agent.original"] = stream.user_agent.decode("latin-1")
+        call.span, call.trace_id = tracer.start_span(parent, name, attributes)

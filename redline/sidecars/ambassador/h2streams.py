@@ -1,0 +1,259 @@
+"""HTTP/2 streams of one connection, sans IO: what each request and response was, and when
+and how each stream ended, from the two directions' bytes.
+
+Each direction has its own frame reader (h2frames.py) and its own HPACK decoder, mirroring the
+decoder of the peer it flows to: header blocks are compressed against state both peers keep,
+so every block of a direction must be decoded, in order, including those of streams not
+recorded. Decoding uses the `hpack` library (python-hyper's, the decoder of the `h2` package):
+HPACK's Huffman code and table rules are exact and easy to get subtly wrong, and hpack is
+small, pure Python, maintained, and bounds the decoded header list it builds.
+
+Events go to a `StreamEvents` sink: a request started (its request HEADERS), its response
+headers arrived, and the stream ended, cleanly at the response's END_STREAM or with a
+transport error: a RST_STREAM from either side, a GOAWAY that refused it, the connection lost.
+When the bytes stop making sense (framing, HPACK, a limit), the connection stops being
+observed: open streams are abandoned (not recorded), later bytes are not looked at, and the
+reason is returned once; the bytes themselves keep flowing, as the shell never waits on this.
+
+Memory per connection is bounded: a header block by `max_block` (compressed) and the decoded
+list by the same; the tracked streams by `max_streams` (more concurrent streams are decoded
+but not recorded); each HPACK table by the size its peer's SETTINGS allowed, itself capped by
+`max_table_size` (a larger one stops observation).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+from hpack import Decoder, HPACKError
+
+from redline.exporters.red import CLIENT_CLOSED, CONNECTION_REFUSED, CONNECTION_RESET
+from redline.sidecars.ambassador import h2frames
+from redline.sidecars.ambassador.h2frames import Frame, FrameReader, FramingError
+
+# The HPACK table size both directions start with (RFC 9113 section 6.5.2).
+DEFAULT_TABLE_SIZE = 4096
+
+
+class Stream:
+    """One request and its response, as far as observation reads them."""
+
+    __slots__ = ("content_type", "context", "grpc_status", "method", "path", "start", "status",
+                 "stream_id", "timeout", "traceparent", "tracestate", "user_agent")
+
+    def __init__(self, stream_id: int, start: float) -> None:
+        self.stream_id = stream_id
+        self.start = start
+        self.method = b""
+        self.path = b""
+        self.content_type = b""  # of the request
+        self.user_agent: bytes | None = None
+        self.traceparent: bytes | None = None
+        self.tracestate: bytes | None = None
+        self.timeout: bytes | None = None  # grpc-timeout
+        self.status: int | None = None  # the final response's :status
+        self.grpc_status: bytes | None = None  # from trailers or a Trailers-Only response
+        self.context: object | None = None  # the sink's, for what it records at the end
+
+
+class StreamEvents(Protocol):
+    """What observation tells (observe code sees events, never sockets)."""
+
+    def request_started(self, stream: Stream, now: float) -> None: ...
+
+    def response_started(self, stream: Stream, now: float) -> None:
+        """The final response headers arrived (`stream.status` is set)."""
+        ...
+
+    def stream_ended(self, stream: Stream, now: float, error: str | None) -> None:
+        """The response ended (`error` None: its END_STREAM) or the stream failed: `error` is
+        the transport error_type (a reset, a GOAWAY, the connection lost)."""
+        ...
+
+    def stream_abandoned(self, stream: Stream) -> None:
+        """Observation stopped with the stream open: its outcome is unknown."""
+        ...
+
+
+class Http2Streams:
+    """The streams of one connection. `client_bytes`/`server_bytes` take each direction's
+    bytes as they pass; they return a reason the first time observation stops, else None."""
+
+    def __init__(self, events: StreamEvents, *, max_block: int, max_streams: int,
+                 max_table_size: int) -> None:
+        self.events = events
+        self.max_streams = max_streams
+        self.max_table_size = max_table_size
+        self.client = FrameReader(preface=True, max_block=max_block)
+        self.server = FrameReader(preface=False, max_block=max_block)
+        # The decoder of a direction mirrors the receiving peer's: the client's blocks are
+        # decoded with the server's advertised table size, once the client acknowledged it.
+        self.client_decoder = Decoder(max_header_list_size=max_block)
+        self.server_decoder = Decoder(max_header_list_size=max_block)
+        # SETTINGS_HEADER_TABLE_SIZE each peer sent and the other has not acknowledged yet
+        # (None: that SETTINGS frame did not change it), oldest first.
+        self.server_settings: deque[int | None] = deque()
+        self.client_settings: deque[int | None] = deque()
+        self.streams: dict[int, Stream] = {}
+        self.last_client_stream = 0  # the highest stream id the client opened
+        self.untracked = 0  # streams past max_streams: decoded, not recorded
+        self.stopped: str | None = None
+
+    @property
+    def open_streams(self) -> int:
+        return len(self.streams)
+
+    # --- the two directions --------------------------------------------------------------------
+
+    def client_bytes(self, data: bytes, now: float) -> str | None:
+        if self.stopped is not None:
+            return None
+        try:
+            for frame in self.client.feed(data):
+                self._client_frame(frame, now)
+        except (FramingError, HPACKError, ValueError) as exc:
+            return self.stop(f"client: {exc}")
+        return None
+
+    def server_bytes(self, data: bytes, now: float) -> str | None:
+        if self.stopped is not None:
+            return None
+        try:
+            for frame in self.server.feed(data):
+                self._server_frame(frame, now)
+        except (FramingError, HPACKError, ValueError) as exc:
+            return self.stop(f"server: {exc}")
+        return None
+
+    def connection_lost(self, now: float, error: str) -> None:
+        """The connection ended: streams still open end with `error`."""
+        streams, self.streams = self.streams, {}
+        for stream in streams.values():
+            self.events.stream_ended(stream, now, error)
+
+    def stop(self, reason: str) -> str:
+        """Stop observing: open streams are abandoned, later bytes ignored."""
+        self.stopped = reason
+        streams, self.streams = self.streams, {}
+        for stream in streams.values():
+            self.events.stream_abandoned(stream)
+        return reason
+
+    # --- frames --------------------------------------------------------------------------------
+
+    def _client_frame(self, frame: Frame, now: float) -> None:
+        kind = frame.type
+        if kind == h2frames.HEADERS:
+            self._request_headers(frame, now)
+        elif kind == h2frames.RST_STREAM:
+            h2frames.error_code(frame.payload)  # validated: a malformed one stops observation
+            self._end(frame.stream_id, now, CLIENT_CLOSED)
+        elif kind == h2frames.SETTINGS:
+            self._settings(frame, self.client_settings, self.server_settings,
+                           self.client_decoder)
+        elif kind == h2frames.PUSH_PROMISE:
+            raise FramingError("PUSH_PROMISE from the client")
+        # A client's GOAWAY refuses server-initiated (pushed) streams only, never recorded.
+
+    def _server_frame(self, frame: Frame, now: float) -> None:
+        kind = frame.type
+        if kind == h2frames.HEADERS:
+            self._response_headers(frame, now)
+        elif kind == h2frames.DATA:
+            if frame.flags & h2frames.END_STREAM:
+                self._end(frame.stream_id, now, None)
+        elif kind == h2frames.RST_STREAM:
+            code = h2frames.error_code(frame.payload)
+            self._end(frame.stream_id, now,
+                      CONNECTION_REFUSED if code == h2frames.REFUSED_STREAM else CONNECTION_RESET)
+        elif kind == h2frames.SETTINGS:
+            self._settings(frame, self.server_settings, self.client_settings,
+                           self.server_decoder)
+        elif kind == h2frames.GOAWAY:
+            last, _ = h2frames.goaway_fields(frame.payload)
+            # Streams above the last one the server processed never reached the app.
+            for stream_id in [s for s in self.streams if s > last]:
+                self._end(stream_id, now, CONNECTION_REFUSED)
+        elif kind == h2frames.PUSH_PROMISE:
+            # Pushed responses are not recorded (h2c services do not push); the block is
+            # decoded all the same, to keep this direction's HPACK table in step.
+            self.server_decoder.decode(frame.payload, raw=True)
+
+    def _settings(self, frame: Frame, sent: deque[int | None], acked: deque[int | None],
+                  decoder: Decoder) -> None:
+        """A SETTINGS frame from one side: its values wait for the other side's ACK. An ACK
+        from this side means it now encodes within the oldest values the other side sent:
+        they apply to `decoder`, the one of this side's blocks."""
+        if frame.flags & h2frames.ACK:
+            if acked:
+                size = acked.popleft()
+                if size is not None:
+                    self._table_size(decoder, size)
+            return
+        size = None
+        for identifier, value in h2frames.settings(frame.payload):
+            if identifier == h2frames.SETTINGS_HEADER_TABLE_SIZE:
+                size = value
+        sent.append(size)
+        if len(sent) > 16:
+            raise FramingError("more than 16 SETTINGS frames not acknowledged")
+
+    def _table_size(self, decoder: Decoder, size: int) -> None:
+        if size > self.max_table_size:
+            raise FramingError(f"an HPACK table of {size} bytes allowed (at most "
+                               f"{self.max_table_size} observed)")
+        decoder.max_allowed_table_size = size
+
+    def _request_headers(self, frame: Frame, now: float) -> None:
+        headers = self.client_decoder.decode(frame.payload, raw=True)
+        stream_id = frame.stream_id
+        if stream_id in self.streams:
+            return  # trailers of the request
+        if stream_id <= self.last_client_stream or not stream_id & 1:
+            return  # trailers of a stream whose response already ended
+        self.last_client_stream = stream_id
+        if len(self.streams) >= self.max_streams:
+            self.untracked += 1
+            return
+        stream = Stream(stream_id, now)
+        for name, value in headers:
+            if name == b":method":
+                stream.method = value
+            elif name == b":path":
+                stream.path = value
+            elif name == b"content-type":
+                stream.content_type = value
+            elif name == b"user-agent":
+                stream.user_agent = value
+            elif name == b"traceparent":
+                stream.traceparent = value
+            elif name == b"tracestate":
+                stream.tracestate = value
+            elif name == b"grpc-timeout":
+                stream.timeout = value
+        self.streams[stream_id] = stream
+        self.events.request_started(stream, now)
+
+    def _response_headers(self, frame: Frame, now: float) -> None:
+        headers = self.server_decoder.decode(frame.payload, raw=True)
+        stream = self.streams.get(frame.stream_id)
+        if stream is None:
+            return
+        final = stream.status is not None
+        for name, value in headers:
+            if name == b":status" and value.isdigit() and len(value) == 3:
+                status = int(value)
+                if status >= 200:  # 1xx heads are informational; the final one follows
+                    stream.status = status
+            elif name == b"grpc-status":
+                stream.grpc_status = value
+        if not final and stream.status is not None:
+            self.events.response_started(stream, now)
+        if frame.flags & h2frames.END_STREAM:
+            self._end(frame.stream_id, now, None)
+
+    def _end(self, stream_id: int, now: float, error: str | None) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            self.events.stream_ended(stream, now, error)

@@ -1,0 +1,158 @@
+"""h2c (HTTP/2 over cleartext TCP, prior knowledge): relayed byte for byte, observed per stream.
+
+The relay is the pass-through's (passthrough.py: backpressure, half close, resets, TCP metrics,
+the TCP idle timeout); each direction's bytes are forwarded first and then shown to the
+connection's `Http2Streams` (h2streams.py), which tells the process's `StreamRecorder`
+(h2record.py) what each stream was and how it ended. Nothing is rewritten, buffered or
+delayed: flow control, SETTINGS, PING, priorities and HPACK state stay between the two peers.
+If the bytes stop making sense to the observer, the connection stops being observed (counted,
+logged) and its bytes keep flowing exactly as before.
+
+Draining (SIGTERM): the ambassador sends the client one GOAWAY of its own, between two frames
+of the server's, naming the last stream the client opened; the streams open then finish, and
+the connection closes when none is left (or at the drain timeout). A GOAWAY changes neither
+HPACK nor flow-control state, so the two peers stay in step.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import monotonic
+
+from redline.exporters.red import CLIENT_CLOSED, CONNECTION_RESET
+from redline.exporters.tcp import ConnectionMeter
+from redline.sidecars.ambassador.detect import HTTP2
+from redline.sidecars.ambassador.h2frames import goaway
+from redline.sidecars.ambassador.h2record import StreamRecorder
+from redline.sidecars.ambassador.h2streams import Http2Streams
+from redline.sidecars.ambassador.handler import ConnectionOwner
+from redline.sidecars.ambassador.passthrough import PassThrough, _Upstream
+
+log = logging.getLogger("redline.ambassador")
+
+
+class Http2(PassThrough):
+    """An h2c client connection and, through `upstream`, its connection to the app."""
+
+    label = HTTP2
+    relay_in_kernel = False  # every byte is read, so the pair never leaves asyncio
+
+    def __init__(self, owner: ConnectionOwner, meter: ConnectionMeter | None = None) -> None:
+        super().__init__(owner, meter)
+        self.upstream = _Http2Upstream(self)
+        self.recorder: StreamRecorder | None = owner.observer.http2
+        self.streams: Http2Streams | None = None
+        if self.recorder is not None:  # outbound ports relay h2c without observing it
+            limits = owner.limits
+            self.streams = Http2Streams(
+                self.recorder, max_block=limits.max_header_bytes,
+                max_streams=limits.http2_max_streams,
+                max_table_size=limits.http2_max_table_size)
+        self.goaway_sent = False
+
+    # --- the two directions ------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.meter.received += len(data)
+        self.upstream.write(data)
+        streams = self.streams
+        if streams is not None:
+            try:
+                stopped = streams.client_bytes(data, monotonic())
+            except Exception:  # a bug of ours must not cost the app its traffic
+                log.exception("HTTP/2 observation failed")
+                stopped = streams.stop("client: internal error")
+            if stopped is not None:
+                self._stopped(stopped)
+
+    def upstream_data(self, data: bytes) -> None:
+        """The upstream's bytes, already written to the client."""
+        streams = self.streams
+        if streams is None:
+            return
+        try:
+            stopped = streams.server_bytes(data, monotonic())
+        except Exception:
+            log.exception("HTTP/2 observation failed")
+            stopped = streams.stop("server: internal error")
+        if stopped is not None:
+            self._stopped(stopped)
+        elif self.owner.shutting_down:
+            self._drain()
+
+    def _stopped(self, reason: str) -> None:
+        assert self.recorder is not None
+        self.recorder.observation_stopped(reason)
+        log.info("HTTP/2 connection no longer observed; its bytes still flow",
+                 extra={"reason": reason})
+
+    # --- endings -------------------------------------------------------------------------------
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._streams_lost(CLIENT_CLOSED)
+        super().connection_lost(exc)
+
+    def upstream_ended(self) -> None:
+        # The app ended its side: the streams it did not finish never will.
+        self._streams_lost(CONNECTION_RESET)
+        super().upstream_ended()
+
+    def upstream_lost(self, error: str | None) -> None:
+        self._streams_lost(CONNECTION_RESET)
+        super().upstream_lost(error)
+
+    def _streams_lost(self, error: str) -> None:
+        if self.streams is not None and self.streams.stopped is None:
+            self.streams.connection_lost(monotonic(), error)
+
+    # --- Connection ----------------------------------------------------------------------------
+
+    def idle(self) -> bool:
+        """No stream open, and no frame half read either way: a close loses nothing."""
+        streams = self.streams
+        return (streams is not None and streams.stopped is None and not streams.open_streams
+                and streams.client.at_boundary and streams.server.at_boundary)
+
+    def check_timeouts(self, now: float) -> None:
+        super().check_timeouts(now)
+        if self.owner.shutting_down and not self.closed:
+            self._drain()
+
+    def close(self) -> None:
+        if self.owner.shutting_down:
+            self._send_goaway()
+        super().close()
+
+    def _drain(self) -> None:
+        """Tell the client to open no more streams; close once the open ones ended."""
+        streams = self.streams
+        if streams is None or streams.stopped is not None:
+            return  # not observed: the drain timeout ends it
+        self._send_goaway()
+        if self.goaway_sent and not streams.open_streams:
+            self.close()
+
+    def _send_goaway(self) -> None:
+        """A GOAWAY to the client, if one can be written between two frames of the app's."""
+        streams, transport = self.streams, self.transport
+        if (self.goaway_sent or streams is None or streams.stopped is not None
+                or transport is None or transport.is_closing()
+                or not streams.server.at_boundary):
+            return
+        self.goaway_sent = True
+        frame = goaway(streams.last_client_stream)
+        transport.write(frame)
+        self.meter.sent += len(frame)
+
+
+class _Http2Upstream(_Upstream):
+    """The connection to the app: its bytes go to the client, then to the observer."""
+
+    def __init__(self, client: Http2) -> None:
+        super().__init__(client)
+        self.http2 = client
+
+    def data_received(self, data: bytes) -> None:
+        self.meter.sent += len(data)
+        self.client_write(data)
+        self.http2.upstream_data(data)
