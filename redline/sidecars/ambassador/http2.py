@@ -26,6 +26,7 @@ from redline.sidecars.ambassador.h2frames import goaway
 from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.h2streams import Http2Streams
 from redline.sidecars.ambassador.handler import ConnectionOwner
+from redline.sidecars.ambassador.observe import InboundObserver
 from redline.sidecars.ambassador.passthrough import PassThrough, _Upstream
 
 log = logging.getLogger("redline.ambassador")
@@ -40,9 +41,12 @@ class Http2(PassThrough):
     def __init__(self, owner: ConnectionOwner, meter: ConnectionMeter | None = None) -> None:
         super().__init__(owner, meter)
         self.upstream = _Http2Upstream(self)
-        self.recorder: StreamRecorder | None = owner.observer.http2
+        # Inbound only: outbound ports are HTTP/1 (command.py), so h2c there is relayed as is.
+        observer = owner.observer
+        self.recorder: StreamRecorder | None = (
+            observer.http2 if isinstance(observer, InboundObserver) else None)
         self.streams: Http2Streams | None = None
-        if self.recorder is not None:  # outbound ports relay h2c without observing it
+        if self.recorder is not None:
             limits = owner.limits
             self.streams = Http2Streams(
                 self.recorder, max_block=limits.max_header_bytes,

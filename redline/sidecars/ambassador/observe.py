@@ -44,9 +44,6 @@ class Tracer(Protocol):
 
 
 class Observer(Protocol):
-    # HTTP/2 streams' recorder (inbound only); None: h2c is relayed without being observed.
-    http2: StreamRecorder | None
-
     def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange: ...
 
     def finish(self, exchange: Exchange, status: int | None, error: str | None,
@@ -63,7 +60,7 @@ class InboundObserver:
         self.recorder = recorder
         self.routes = routes
         self.tracer = tracer
-        self.http2 = http2
+        self.http2 = http2  # HTTP/2 streams' recorder; None: h2c is relayed, not observed
 
     def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange:
         exchange = Exchange(head.method, now, head.upgrade)
@@ -121,7 +118,6 @@ class OutboundObserver:
         self.port = port
         self.tracer = tracer
         self.host_header = host_header
-        self.http2: StreamRecorder | None = None  # outbound ports are HTTP/1 (command.py)
 
     def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange:
         exchange = Exchange(head.method, now, head.upgrade)

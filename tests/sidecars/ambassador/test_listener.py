@@ -10,8 +10,9 @@ import pytest
 from redline.sidecars.ambassador import detect
 from redline.sidecars.ambassador.detector import Detector
 from redline.sidecars.ambassador.http1_client import ClientSide
+from redline.sidecars.ambassador.http2 import Http2
 from redline.sidecars.ambassador.listener import DETECTED, HANDLERS, Listener
-from redline.sidecars.ambassador.passthrough import Http2PassThrough, PassThrough, TlsPassThrough
+from redline.sidecars.ambassador.passthrough import PassThrough, TlsPassThrough
 from redline.sidecars.ambassador.protocols import HTTP1, LABELS, PORT_PROTOCOLS
 from tests.sidecars.ambassador.pair import FakeOwner
 
@@ -47,11 +48,11 @@ def test_each_declared_protocol_has_a_handler_and_each_label_one_for_detection()
     assert tuple(HANDLERS) == PORT_PROTOCOLS
     assert isinstance(HANDLERS["auto"](FakeOwner()), Detector)
     assert {flag: type(HANDLERS[flag](FakeOwner())) for flag in LABELS} == {
-        "http1": ClientSide, "h2c": Http2PassThrough, "tls": TlsPassThrough,
+        "http1": ClientSide, "h2c": Http2, "tls": TlsPassThrough,
         "opaque": PassThrough}
     assert sorted(DETECTED) == sorted([detect.HTTP1, detect.HTTP2, detect.TLS, detect.OPAQUE])
     # A handler's connections carry the label of what it handles.
     assert {label: LABELS[flag] for flag, label in
-            [("h2c", Http2PassThrough.label), ("tls", TlsPassThrough.label),
+            [("h2c", Http2.label), ("tls", TlsPassThrough.label),
              ("opaque", PassThrough.label)]} == {"http2": "http2", "tls": "tls",
                                                  "opaque": "opaque"}
