@@ -25,7 +25,15 @@ import json
 from typing import Any
 
 from grafanalib.core import Dashboard as _Dashboard
-from grafanalib.core import DataSourceInput, RowPanel, Target, Template, Templating
+from grafanalib.core import (
+    DataSourceInput,
+    RowPanel,
+    Table,
+    TableSortByField,
+    Target,
+    Template,
+    Templating,
+)
 
 from redline.dashboards.extensions import current_schema, with_exemplars
 from redline.queries import Grouping
@@ -33,6 +41,9 @@ from redline.queries import Grouping
 DATASOURCE_INPUT = "DS_PROMETHEUS"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 ALLOWED_PANEL_TYPES = {"timeseries", "stat", "table", "heatmap", "bargauge", "row"}
+# The RED columns of a table of services, routes or methods: title and unit, queries A to D.
+RED_COLUMNS = [("Requests/s", "reqps"), ("Errors", "percentunit"), ("p50", "s"), ("p99", "s")]
+P99_THRESHOLDS: list[tuple[str, float | None]] = [("green", None), ("orange", 0.5), ("red", 2.5)]
 
 
 def datasource_variable() -> Template:
@@ -70,14 +81,15 @@ def target(expr: str, legend: str = "", *, ref: str = "A", instant: bool = False
     return with_exemplars(built) if exemplar else built
 
 
-def table_columns(key: str, title: str, values: list[tuple[str, str]]
+def table_columns(keys: dict[str, str], values: list[tuple[str, str]]
                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A table of instant queries A, B, ... (one per value in `values`, as (title, unit)):
-    merged into one row per `key` label, columns renamed, each value column with its unit.
-    The transformations and the overrides that set the units, for Table()."""
+    merged into one row per value of the `keys` labels (label -> column title), columns
+    renamed, each value column with its unit. The transformations and the overrides that set
+    the units, for Table()."""
     refs = [chr(ord("A") + index) for index in range(len(values))]
-    renames = {key: title} | {f"Value #{ref}": name for ref, (name, _) in zip(refs, values,
-                                                                             strict=True)}
+    renames = keys | {f"Value #{ref}": name for ref, (name, _) in zip(refs, values,
+                                                                      strict=True)}
     transformations = [
         {"id": "merge", "options": {}},
         {"id": "organize", "options": {"excludeByName": {"Time": True},
@@ -85,6 +97,20 @@ def table_columns(key: str, title: str, values: list[tuple[str, str]]
     overrides = [{"matcher": {"id": "byName", "options": name},
                   "properties": [{"id": "unit", "value": unit}]} for name, unit in values]
     return transformations, overrides
+
+
+def red_table(title: str, description: str, exprs: list[str], keys: dict[str, str], *,
+              links: list[dict[str, Any]] | None = None, sort: bool = False) -> Table:
+    """One row per value of the `keys` labels with the RED_COLUMNS from `exprs` (requests,
+    error ratio, p50, p99: instant queries A to D); `links`: more field overrides (a link to a
+    details dashboard); `sort`: busiest first."""
+    transformations, units = table_columns(keys, RED_COLUMNS)
+    return Table(
+        title=title, description=description,
+        targets=[target(expr, ref=chr(ord("A") + index), instant=True, table=True)
+                 for index, expr in enumerate(exprs)],
+        transformations=transformations, overrides=[*units, *(links or [])],
+        sortBy=[TableSortByField(displayName="Requests/s", desc=True)] if sort else [])
 
 
 def dashboard(*, title: str, uid: str, tags: list[str], panels: list[Any],

@@ -1,29 +1,41 @@
-"""The RED service dashboard: rate, errors and duration of one service, by route."""
+"""The RED service dashboard: rate, errors and duration of one service, by route, and of its
+gRPC calls by method (a service may serve both)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from grafanalib.core import Heatmap, Stat, Table, TableSortByField, TimeSeries
+from grafanalib.core import Heatmap, Stat, TimeSeries
 
 from redline import queries
 from redline.dashboards.common import (
     CLUSTER,
+    P99_THRESHOLDS,
     cluster_variable,
     dashboard,
     query_variable,
-    table_columns,
+    red_table,
     target,
 )
+from redline.dashboards.grpc import GrpcQueries, service_panels
 from redline.dashboards.layout import Layout
 from redline.exporters.red import SERVER_ACTIVE
-from redline.queries import DEFAULT, HTTP_CLIENT, HTTP_SERVER, Grouping, eq, regex, series
+from redline.queries import (
+    DEFAULT,
+    GRPC_CLIENT,
+    GRPC_SERVER,
+    HTTP_CLIENT,
+    HTTP_SERVER,
+    Grouping,
+    any_of,
+    eq,
+    regex,
+    series,
+)
 
 UID = "redline-red-service"
 RATE = "$__rate_interval"
-# The RED columns of a table of services or routes: title and unit, queries A to D in order.
-RED_COLUMNS = [("Requests/s", "reqps"), ("Errors", "percentunit"), ("p50", "s"), ("p99", "s")]
-P99_THRESHOLDS: list[tuple[str, float | None]] = [("green", None), ("orange", 0.5), ("red", 2.5)]
+SERVED = (HTTP_SERVER.count, GRPC_SERVER.count)  # a service is listed for either
 
 
 class ServiceQueries:
@@ -133,22 +145,23 @@ def build(grouping: Grouping = DEFAULT) -> dict[str, Any]:
                    "fieldConfig": {"defaults": {"unit": "short"}}}), 12, 8)
 
     layout.row("Routes")
-    transformations, units = table_columns("http_route", "Route", RED_COLUMNS)
-    layout.add(Table(
-        title="Routes", description="Sort by any column.",
-        targets=[target(q.requests("http_route"), ref="A", instant=True, table=True),
-                 target(q.error_ratio("http_route"), ref="B", instant=True, table=True),
-                 target(q.quantile(0.5, "http_route"), ref="C", instant=True, table=True),
-                 target(q.quantile(0.99, "http_route"), ref="D", instant=True, table=True)],
-        transformations=transformations, overrides=units,
-        sortBy=[TableSortByField(displayName="Requests/s", desc=True)]), 24, 9)
+    layout.add(red_table(
+        "Routes", "Sort by any column.",
+        [q.requests("http_route"), q.error_ratio("http_route"), q.quantile(0.5, "http_route"),
+         q.quantile(0.99, "http_route")], {"http_route": "Route"}, sort=True), 24, 9)
+
+    layout.row("gRPC calls")
+    for panel, width, height in service_panels(GrpcQueries(q.service, grouping.only), q.legend):
+        layout.add(panel, width, height)
 
     layout.row("Dependencies and sidecar")
     layout.add(TimeSeries(
         title="Outbound calls: p99 by dependency", unit="s",
-        targets=[target(queries.latency_quantile(0.99, HTTP_CLIENT, q.service,
+        targets=[target(queries.latency_quantile(0.99, metrics, q.service,
                                                  q.by("server_address"), RATE),
-                        q.legend("{{server_address}}"))]), 12, 8)
+                        q.legend(f"{kind} {{{{server_address}}}}"), ref=ref)
+                 for ref, kind, metrics in (("A", "HTTP", HTTP_CLIENT),
+                                            ("B", "gRPC", GRPC_CLIENT))]), 12, 8)
     overflow, rejected, retries = q.sidecar_health()
     layout.add(TimeSeries(
         title="Sidecar health", unit="reqps",
@@ -161,13 +174,13 @@ def build(grouping: Grouping = DEFAULT) -> dict[str, Any]:
 
     return dashboard(
         title="redline / RED service", uid=UID, tags=["redline", "red"],
-        description="Rate, errors and duration of one service, from redline's ambassador or "
-                    "adapter, OpenTelemetry SDKs or Beyla.",
+        description="Rate, errors and duration of one service's HTTP requests and gRPC calls, "
+                    "from redline's ambassador or adapter, OpenTelemetry SDKs or Beyla.",
         panels=layout.panels,
         variables=[
-            cluster_variable(grouping, HTTP_SERVER.count),
-            query_variable("service", "Service", "label_values(" + series(
-                HTTP_SERVER.count, grouping.chosen(CLUSTER)) + ", service_name)"),
+            cluster_variable(grouping, any_of(SERVED)),
+            query_variable("service", "Service", "label_values(" + any_of(
+                SERVED, grouping.chosen(CLUSTER)) + ", service_name)"),
             query_variable("route", "Route",
                            f"label_values({series(HTTP_SERVER.count, q.service)}, http_route)",
                            include_all=True, multi=True),

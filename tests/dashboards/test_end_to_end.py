@@ -1,5 +1,6 @@
 """End to end: real Prometheus scrapes real ambassadors (inbound and outbound for `shop`, inbound
-for `other`), an adapter and the node exporter under load, with redline's rules loaded; every
+for `other`), an adapter, the node exporter and a gRPC service of `shop` (a real grpcio server
+and client, tests/dashboards/grpc_load.py) under load, with redline's rules loaded; every
 dashboard query returns data, and a service's panels show that service only."""
 
 from __future__ import annotations
@@ -8,9 +9,11 @@ import glob
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -27,6 +30,7 @@ from redline.alerts.render import prometheus_file
 from redline.alerts.spec import load_spec
 from redline.dashboards.command import dashboards
 from redline.dashboards.common import to_json
+from tests.dashboards.grpc_load import call, grpc_service
 from tests.dashboards.test_dashboards import substitute, targets
 from tests.process import SidecarProcess, free_port, wait_port
 from tests.sidecars.ambassador.conftest import AmbassadorProcess
@@ -103,7 +107,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         (directory / f"{stem}.rules.yaml").write_text(prometheus_file(groups))
     log = directory / "access.log"
     log.touch()
-    with UpstreamServer() as upstream:
+    with UpstreamServer() as upstream, grpc_service("shop") as grpc:
         inbound = AmbassadorProcess("--upstream", f"127.0.0.1:{upstream.port}",
                                     "--drain-delay", "0")
         outbound = AmbassadorProcess("--mode", "outbound", "--upstream",
@@ -120,9 +124,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         prometheus = Prometheus(directory, {
             "shop-redline": inbound.admin_port, "shop-redline-outbound": outbound.admin_port,
             "other-redline": other.admin_port, "web-redline-adapter": adapter.admin_port,
-            "node": node.admin_port})
+            "node": node.admin_port, "shop-grpc": grpc.metrics_port})
+        grpc_calls = threading.Thread(target=call, args=(grpc, 12), daemon=True)
         try:
+            grpc_calls.start()
             load(inbound.port, outbound.port, log, seconds=12)
+            grpc_calls.join(20)
             with socket.create_connection(("127.0.0.1", listen_port(other)), timeout=10) as sock:
                 sock.sendall(b"GET / HTTP/1.1\r\nX-Big: " + b"x" * 4096 + b"\r\n\r\n")
                 sock.recv(1024)
@@ -248,10 +255,49 @@ def test_the_recorded_overview_shows_what_the_raw_one_shows(stack: dict[str, Any
     recorded, raw = (json.loads(to_json(dashboards(recorded=flag)["redline-red-overview.json"]()))
                      for flag in (True, False))
     values = {"__rate_interval": "1m"}
-    for (panel, ours), (_, theirs) in zip(targets(recorded), targets(raw), strict=True):
+    http_only = [(p, t) for p, t in targets(raw) if "rpc_" not in t["expr"]]  # no gRPC rules
+    for (panel, ours), (_, theirs) in zip(targets(recorded), http_only, strict=True):
         mine = prometheus.query(substitute(ours["expr"], values))
         assert mine, f"{panel['title']} ({ours['refId']}) has no data"
         if panel["title"] in ("Services", "Requests by service"):
             expected = prometheus.query(substitute(theirs["expr"], values))
             assert {s["metric"].get("service_name") for s in mine} == \
                 {s["metric"].get("service_name") for s in expected}, panel["title"]
+
+
+def _panel(dashboard: dict[str, Any], title: str) -> list[str]:
+    return [t["expr"] for t in next(p for p in dashboard["panels"]
+                                    if p["title"] == title)["targets"]]
+
+
+def test_the_grpc_panels_count_statuses_and_errors_as_the_client_saw_them(
+        stack: dict[str, Any]) -> None:
+    """grpc_load.MIX: per 8 calls, GetItem 4 OK and 1 NOT_FOUND, Reserve 1 OK, 1 INTERNAL and
+    1 UNAVAILABLE. NOT_FOUND is an answer: a status code, never an error."""
+    prometheus: Prometheus = stack["prometheus"]
+    service = json.loads(to_json(dashboards()["redline-red-service.json"]()))
+    values = {"service": "shop", "route": ".*", "__rate_interval": "1m"}
+
+    def run(expr: str) -> list[dict[str, Any]]:
+        return prometheus.query(substitute(expr, values))
+
+    (by_status,) = _panel(service, "gRPC calls by status code")
+    assert {s["metric"]["rpc_grpc_status_code"] for s in run(by_status)} == {"0", "5", "13", "14"}
+    (by_type,) = _panel(service, "gRPC errors by type")
+    assert {s["metric"]["error_type"] for s in run(by_type)} == {"INTERNAL", "UNAVAILABLE"}
+    calls, ratio, *_ = _panel(service, "gRPC methods")
+    ratios = {s["metric"]["rpc_method"]: float(s["value"][1]) for s in run(ratio)}
+    assert ratios["GetItem"] == 0  # its NOT_FOUNDs are not errors
+    assert abs(ratios["Reserve"] - 2 / 3) < 0.1
+    assert {s["metric"]["rpc_service"] for s in run(calls)} == {"shop.Catalog"}
+    # The service is listed once for HTTP and gRPC; the overview has it in both tables.
+    variable = next(v for v in service["templating"]["list"] if v["name"] == "service")
+    selector = re.fullmatch(r"label_values\((.+), service_name\)", variable["query"])
+    assert selector is not None
+    listed = {s["metric"]["service_name"] for s in run(selector.group(1))}
+    assert {"shop", "web", "other"} <= listed
+    overview = json.loads(to_json(dashboards()["redline-red-overview.json"]()))
+    grpc_services = _panel(overview, "gRPC services")[0]
+    assert {s["metric"]["service_name"] for s in run(grpc_services)} == {"shop"}
+    (outbound_http, outbound_grpc) = _panel(service, "Outbound calls: p99 by dependency")
+    assert run(outbound_grpc) and run(outbound_http)
