@@ -1,10 +1,14 @@
 """How every long-running part stops: SIGTERM (Kubernetes, docker stop) or SIGINT (Ctrl-C)
-sets one asyncio.Event, and the part drains and returns 0 once it is set."""
+sets one event, and the part drains and returns 0 once it is set. asyncio parts get an
+asyncio.Event; the threaded ones (the webhook's cheroot server, the demo's supervisor) a
+threading.Event."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import threading
+from types import FrameType
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -21,3 +25,19 @@ def stop_event() -> asyncio.Event:
 async def until_stopped() -> None:
     """Return at the first SIGTERM or SIGINT."""
     await stop_event().wait()
+
+
+def stop_flag() -> threading.Event:
+    """A threading.Event set by every SIGTERM or SIGINT; call it from the main thread.
+
+    The handlers stay installed to the end: a second signal while draining changes nothing
+    (the default action would end the process with -15 after a clean drain); SIGKILL still
+    ends it, as Kubernetes does after the grace period."""
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
+    return stop

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import logging
-import signal
 import socket
 import ssl
 import sys
@@ -37,7 +36,7 @@ from cheroot.wsgi import Server
 from redline.config import ConfigError
 from redline.kubernetes.settings import ServerSettings
 from redline.kubernetes.webhook import WebhookMetrics
-from redline.signals import STOP_SIGNALS
+from redline.signals import stop_flag
 
 log = logging.getLogger("redline.webhook")
 
@@ -144,31 +143,25 @@ def serve(app: Any, context: ssl.SSLContext, settings: ServerSettings,
     host, port = server.bind_addr[:2]
     log.info("webhook listening", extra={
         "listen": f"[{host}]:{port}" if ":" in host else f"{host}:{port}", "port": port})
-    stop = threading.Event()
-    signalled: list[int] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        signalled.append(signum)
-        stop.set()
+    stop = stop_flag()  # set by SIGTERM/SIGINT, or below when the server ends by itself
+    ended = threading.Event()
 
     def run() -> None:
         try:
             server.serve()
         finally:
+            ended.set()
             stop.set()
 
-    # The handlers stay to the end: a second SIGTERM while draining or exiting changes nothing
-    # (the default action would end the process with -15 after a clean drain); SIGKILL still
-    # ends it, as Kubernetes does after the grace period.
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, on_signal)
     thread = threading.Thread(target=run, name="webhook-serve")
     thread.start()
     stop.wait()
+    # The server only returns before server.stop() if it failed.
+    failed = ended.is_set()
     log.info("webhook stopping", extra={"drain_timeout": settings.drain_timeout})
     server.stop()  # stops accepting, lets in-flight requests finish (drain_timeout)
     thread.join(settings.drain_timeout + 1)
-    if not signalled:
+    if failed:
         log.error("webhook server stopped unexpectedly")
         return 1
     log.info("webhook stopped")
