@@ -18,7 +18,11 @@ process). Rounds alternate between them; medians are reported.
   and with 16 calls in flight on one channel.
 
     .venv/bin/python benchmarks/bench_h2.py [--rounds 3] [--duration 10]
-        [--rss-streams 1000000] [--no-grpc]
+        [--rss-streams 1000000] [--no-grpc | --grpc-only | --latency-only]
+        [--baseline CHECKOUT]
+The ambassador is the one of the checkout the command runs from (`python -m` imports redline
+from the working directory); `--baseline` adds another checkout's as a case of its own, e.g.
+a `git worktree` of the commit before a change, so before and after alternate in one run.
 Needs nginx (with http_v2 and grpc, as Debian's nginx-light) and h2load (nghttp2-client).
 """
 
@@ -33,9 +37,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
-from bench_ambassador import ambassador, cpu_seconds, nginx, process
+from bench_ambassador import cpu_seconds, nginx, process
 from common import free_port, rss_mb
 
 NGINX_H2_UPSTREAM = """
@@ -97,16 +102,37 @@ def grpc_calls(port: int, concurrency: int, seconds: float) -> dict[str, float]:
     return result
 
 
+def ambassadors(stack: ExitStack, upstream: int, baseline: Path | None) -> dict[str, int]:
+    """The ambassador of this checkout and, with `--baseline`, the same command importing
+    redline from another checkout (PYTHONPATH, and -P so that the working directory does not
+    come first): name -> pid; their ports go into PORTS."""
+    trees = {"ambassador h2c": None, **({"ambassador h2c baseline": baseline} if baseline
+                                          else {})}
+    pids = {}
+    for name, tree in trees.items():
+        port, admin = free_port(), free_port()
+        python = ["env", f"PYTHONPATH={tree}", sys.executable, "-P"] if tree else [sys.executable]
+        command = [*python, "-m", "redline.cli", "ambassador", "--listen",
+                   f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--protocol",
+                   "h2c", "--admin", f"127.0.0.1:{admin}", "--service", "bench",
+                   "--drain-delay", "0"]
+        pids[name] = stack.enter_context(process(command, port)).pid  # env execs python
+        PORTS[name] = port
+    return pids
+
+
+PORTS: dict[str, int] = {}  # each case's port
+
+
 def run_h2(args: argparse.Namespace, directory: Path) -> None:
-    ports = {name: free_port() for name in ("upstream", "nginx", "ambassador", "admin")}
-    with nginx(NGINX_H2_UPSTREAM, directory, "upstream", ports["upstream"]), \
-            nginx(NGINX_H2_PROXY, directory, "proxy", ports["nginx"],
-                  upstream=ports["upstream"]) as proxy, \
-            ambassador(ports["ambassador"], ports["admin"], ports["upstream"],
-                       "--protocol", "h2c") as amb:
-        cases = {"direct": ports["upstream"], "nginx grpc_pass": ports["nginx"],
-                 "ambassador h2c": ports["ambassador"]}
-        pids = {"nginx grpc_pass": proxy.pid, "ambassador h2c": amb.pid}
+    upstream, proxy_port = free_port(), free_port()
+    with ExitStack() as stack:
+        stack.enter_context(nginx(NGINX_H2_UPSTREAM, directory, "upstream", upstream))
+        proxy = stack.enter_context(nginx(NGINX_H2_PROXY, directory, "proxy", proxy_port,
+                                          upstream=upstream))
+        PORTS.update({"direct": upstream, "nginx grpc_pass": proxy_port})
+        pids = {"nginx grpc_pass": proxy.pid, **ambassadors(stack, upstream, args.baseline)}
+        cases = {name: PORTS[name] for name in ("direct", *pids)}
         for port in cases.values():
             h2load(port, 32, 10, "-D", "2")  # warm up
         rates: dict[tuple[str, str], list[float]] = {}
@@ -114,7 +140,7 @@ def run_h2(args: argparse.Namespace, directory: Path) -> None:
         done = dict.fromkeys(cpu, 0)
         latencies: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
         for _ in range(args.rounds):
-            for shape, (connections, streams) in SHAPES.items():
+            for shape, (connections, streams) in () if args.latency_only else SHAPES.items():
                 for name, port in cases.items():
                     before = cpu_seconds(pids[name]) if name in pids else 0.0
                     rate, count = h2load(port, connections, streams, "-D", str(args.duration))
@@ -125,17 +151,18 @@ def run_h2(args: argparse.Namespace, directory: Path) -> None:
             for name, port in cases.items():
                 latencies[name].append(fixed_rate(port, args.latency_seconds,
                                                   directory / "latency.tsv"))
-        rss_start = rss_mb(amb.pid)
-        streams_served = 0
-        if args.rss_streams:
-            streams_served = h2load(ports["ambassador"], 32, 10, "-n",
-                                    str(args.rss_streams))[1]
-        rss_after = rss_mb(amb.pid)
-    report_h2(args, rates, latencies, cpu, done)
-    print(f"ambassador h2c RSS: {rss_start:.1f} MB after the rounds, {rss_after:.1f} MB after "
-          f"{streams_served:,} more streams (h2load -c 32 -m 10 -n {args.rss_streams})")
-    print(f"all rounds (streams/s): {rates}")
-    print(f"all latencies (p50, p99 ms): {latencies}")
+        report_h2(args, rates, latencies, cpu, done)
+        print(f"all latencies (p50, p99 ms): {latencies}")
+        if args.latency_only:
+            return
+        print(f"all rounds (streams/s): {rates}")
+        for name, pid in pids.items():
+            if name.startswith("ambassador") and args.rss_streams:
+                rss_start = rss_mb(pid)
+                served = h2load(cases[name], 32, 10, "-n", str(args.rss_streams))[1]
+                print(f"{name} RSS: {rss_start:.1f} MB after the rounds, "
+                      f"{rss_mb(pid):.1f} MB after {served:,} more streams "
+                      f"(h2load -c 32 -m 10 -n {args.rss_streams})")
 
 
 def report_h2(args: argparse.Namespace, rates: dict[tuple[str, str], list[float]],
@@ -154,8 +181,9 @@ def report_h2(args: argparse.Namespace, rates: dict[tuple[str, str], list[float]
     for name in latencies:
         row = [name]
         for shape in SHAPES:
-            rate = median[name, shape]
-            row += [f"{rate:,.0f}", f"{rate / median['nginx grpc_pass', shape]:.2f}x"]
+            rate = median.get((name, shape), 0.0)
+            anchor = median.get(("nginx grpc_pass", shape), 0.0)
+            row += [f"{rate:,.0f}", f"{rate / anchor:.2f}x" if anchor else ""]
         for shape in SHAPES:
             row.append(f"{cpu[name, shape] / done[name, shape] * 1e6:.1f} µs"
                        if done.get((name, shape)) else "")
@@ -166,11 +194,12 @@ def report_h2(args: argparse.Namespace, rates: dict[tuple[str, str], list[float]
 
 
 def run_grpc(args: argparse.Namespace) -> None:
-    ports = {name: free_port() for name in ("server", "ambassador", "admin")}
-    with process([sys.executable, GRPC_ECHO, "serve", str(ports["server"])], ports["server"]), \
-            ambassador(ports["ambassador"], ports["admin"], ports["server"],
-                       "--protocol", "h2c"):
-        cases = {"direct": ports["server"], "ambassador h2c": ports["ambassador"]}
+    server = free_port()
+    with ExitStack() as stack:
+        stack.enter_context(process([sys.executable, GRPC_ECHO, "serve", str(server)], server))
+        PORTS["direct"] = server
+        cases = {name: PORTS[name] for name in
+                 ("direct", *ambassadors(stack, server, args.baseline))}
         results: dict[tuple[str, int], list[dict[str, float]]] = {}
         for port in cases.values():
             grpc_calls(port, 16, 2)  # warm up
@@ -204,6 +233,11 @@ def main() -> None:
     parser.add_argument("--rss-streams", type=int, default=1_000_000,
                         help="streams sent through the ambassador before its RSS is read "
                              "again (0: skip)")
+    parser.add_argument("--baseline", type=Path,
+                        help="another checkout of redline (e.g. a `git worktree` of an earlier "
+                             "commit): its ambassador is run beside this one's as a case")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the fixed-rate latency rounds (more rounds in the same time)")
     parser.add_argument("--no-grpc", action="store_true", help="skip the gRPC unary part")
     parser.add_argument("--grpc-only", action="store_true", help="only the gRPC unary part")
     args = parser.parse_args()
@@ -213,7 +247,7 @@ def main() -> None:
     if not args.grpc_only:
         with tempfile.TemporaryDirectory() as tmp:
             run_h2(args, Path(tmp))
-    if not args.no_grpc:
+    if not (args.no_grpc or args.latency_only):
         run_grpc(args)
 
 
