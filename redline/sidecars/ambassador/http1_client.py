@@ -26,6 +26,7 @@ from redline.sidecars.ambassador.detect import HTTP1
 from redline.sidecars.ambassador.handler import ConnectionOwner, Handler
 from redline.sidecars.ambassador.http1 import (
     Body,
+    LimitError,
     ProtocolError,
     error_response,
     parse_request_head,
@@ -106,13 +107,35 @@ class ClientSide(Handler):
         try:
             self._frame_requests(data, now)
         except ProtocolError as exc:
-            # Inside a body already partly forwarded: the app saw a broken request too, so
-            # there is no clean answer to give; record and close both sides.
-            log.debug("bad request body", extra={"error": str(exc)})
-            if self.pending:
-                self.observer.finish(self.pending[-1], None, BAD_REQUEST, now)
-            self.owner.count_rejected("bad_body")
+            self._bad_body(exc, now)
+
+    def _bad_body(self, exc: ProtocolError, now: float) -> None:
+        """A request body broke its framing (or a limit) after part of it was forwarded. It is
+        the client's fault: recorded as bad_request, answered with 400 after the responses to
+        the requests before it, then both connections close (the app holds half a request).
+        If the app already began answering it, no 400 can be sent: the connection closes."""
+        log.debug("bad request body", extra={"error": str(exc)})
+        self.body = None
+        if isinstance(exc, LimitError):
+            self.owner.count_limit(exc.limit)
+            reason = exc.limit
+        else:
+            reason = "bad_body"
+        # The body is the last exchange's; it is gone from the line if the app answered it
+        # already (an early 413, say), and has its response under way if that began.
+        upstream = self.upstream
+        answering = not self.pending or (len(self.pending) == 1 and upstream is not None
+                                         and upstream.response_bytes_seen)
+        if self.pending:
+            exchange = self.pending.pop()
+            self.observer.finish(exchange, exchange.status if answering else exc.status,
+                                 BAD_REQUEST, now)
+        if answering:
+            self.owner.count_rejected(reason)
+            self.rejecting = True
             self.close()
+        else:
+            self._refuse(exc.status, str(exc), reason)
 
     def _frame_requests(self, data: bytes, now: float) -> None:
         pos = 0
@@ -122,7 +145,11 @@ class ClientSide(Handler):
         while pos < end:
             body = self.body
             if body is not None:
-                pos = body.consume(data, pos)
+                try:
+                    pos = body.consume(data, pos)
+                except ProtocolError:
+                    self._forward(data, mark, pos, rewritten)  # the requests before it
+                    raise
                 if body.done:
                     self.body = None
                     if self.raw_after_body:
@@ -141,15 +168,11 @@ class ClientSide(Handler):
                 continue
             head_end = data.find(b"\r\n\r\n", pos)
             if head_end < 0 or head_end + 4 - pos > self.max_head:
-                if end - pos > self.max_head:
-                    self._forward(data, mark, pos, rewritten)
-                    self._reject(data[pos:pos + 32], 431, "request head too large")
-                    return
-                self.held = data[pos:]
-                self._waiting_for_head(now)
-                break
+                if self._hold_head(data, pos, now):
+                    break
+                self._forward(data, mark, pos, rewritten)
+                return
             head_end += 4
-            self.head_since = 0.0
             raw_head = data[pos:head_end]
             try:
                 exchange = self._start_exchange(raw_head, now)
@@ -169,6 +192,16 @@ class ClientSide(Handler):
         else:
             self._forward(data, mark, stop, rewritten)
 
+    def _hold_head(self, data: bytes, pos: int, now: float) -> bool:
+        """Keep the start of a request head, data[pos:], until the rest arrives; False if it
+        is refused instead (too large)."""
+        if len(data) - pos > self.max_head:
+            self._reject(data[pos:pos + 32], 431, "request head too large")
+            return False
+        self.held = data[pos:]
+        self._waiting_for_head(now)
+        return True
+
     def _waiting_for_head(self, now: float) -> None:
         """Part of a request head (or empty lines before one) arrived: its clock runs."""
         if not self.head_since:
@@ -187,6 +220,7 @@ class ClientSide(Handler):
         return False
 
     def _start_exchange(self, raw_head: bytes, now: float) -> Exchange:
+        self.head_since = 0.0  # the head is whole: its clock stops
         head = parse_request_head(raw_head)
         exchange = self.observer.begin(head, raw_head, now)
         exchange.close = head.close
@@ -196,7 +230,7 @@ class ClientSide(Handler):
             self._pause_pipeline()
         if head.method not in IDEMPOTENT or head.upgrade:
             self.replay.forbid()
-        self.body = request_body(head)
+        self.body = request_body(head, self.limits.min_average_chunk_bytes)
         if head.upgrade:
             # Forward what follows unframed until the upstream grants or declines the upgrade.
             if self.body is None:

@@ -28,10 +28,13 @@ def status_of(response: bytes) -> int:
 @pytest.mark.parametrize(
     "request_bytes",
     [
-        b"GET / HTTP/1.1\r\nBad Header: 1\r\n\r\n",
-        b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello",
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n"
+        b"\r\nhello",
+        b"GET / HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+        b"GET / HTTP/1.1\r\nHost: t\r\nHost: evil\r\n\r\n",
     ],
 )
 def test_malformed_request_gets_400_bad_request(
@@ -54,6 +57,41 @@ def test_malformed_request_gets_400_bad_request(
     assert b"connection: close" in response
     assert ambassador.wait_recorded(before + 1, error_type="bad_request") == before + 1
     assert len(upstream.seen) == seen  # the app never saw it
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"5 \r\nhello\r\n0\r\n\r\n",  # a padded chunk size
+        b"5;x=\ry\r\nhello\r\n0\r\n\r\n",  # a bare CR in a chunk extension
+        b"5\r\nhello\r\n0\r\nGET /smuggled HTTP/1.1\r\n\r\n",  # a request line as trailer
+        b"zz\r\nhello\r\n0\r\n\r\n",
+    ],
+)
+def test_bad_chunk_framing_gets_400_and_is_the_clients_fault(
+    ambassador: AmbassadorProcess, counted: list[int], body: bytes,
+) -> None:
+    before = ambassador.requests_recorded(error_type="bad_request",
+                                          http_response_status_code="400")
+    response = exchange(ambassador.port, b"POST /echo HTTP/1.1\r\nHost: t\r\n"
+                                         b"Transfer-Encoding: chunked\r\n\r\n" + body)
+    counted.append(1)
+    assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response[:100]
+    assert b"connection: close" in response
+    assert ambassador.wait_recorded(before + 1, error_type="bad_request",
+                                    http_response_status_code="400") == before + 1
+
+
+def test_bad_chunk_framing_is_answered_after_earlier_responses(
+    ambassador: AmbassadorProcess, counted: list[int]
+) -> None:
+    response = exchange(ambassador.port, b"GET /say/first HTTP/1.1\r\nHost: t\r\n\r\n"
+                                         b"POST /echo HTTP/1.1\r\nHost: t\r\n"
+                                         b"Transfer-Encoding: chunked\r\n\r\n"
+                                         b"3\r\nabc\r\n -1\r\n")
+    counted.append(2)
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n") and b"first" in response
+    assert response.index(b"first") < response.index(b"HTTP/1.1 400 Bad Request")
 
 
 def test_bad_request_after_good_ones_is_answered_in_order(

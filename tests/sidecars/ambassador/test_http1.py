@@ -7,8 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from redline.sidecars.ambassador.http1 import (
+    FREE_CHUNKS,
     ChunkedBody,
     LengthBody,
+    LimitError,
     ProtocolError,
     UntilCloseBody,
     error_response,
@@ -33,34 +35,41 @@ def test_request_head_fields() -> None:
 
 
 def test_connection_semantics() -> None:
-    assert parse_request_head(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").close
-    assert parse_request_head(b"GET / HTTP/1.0\r\n\r\n").close
+    assert parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                              ).close
+    assert parse_request_head(b"GET / HTTP/1.0\r\n\r\n").close  # 1.0 may omit Host
     assert not parse_request_head(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").close
     upgrade = parse_request_head(
-        b"GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n"
+        b"Upgrade: websocket\r\n\r\n")
     assert upgrade.upgrade
     assert parse_request_head(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n").upgrade
-    assert not parse_request_head(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n").upgrade
+    assert not parse_request_head(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n").upgrade
 
 
 @pytest.mark.parametrize(
     "head",
     [
-        b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",  # space in a field name
+        b"GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n",  # space in a field name
         b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",  # space before the colon
-        b"GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n",
         b"GET / HTTP/2.0\r\n\r\n",
         b"GET  / HTTP/1.1\r\n\r\n",
         b"GET /a b HTTP/1.1\r\n\r\n",
-        b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",
-        b"GET / HTTP/1.1\r\n folded: x\r\n\r\n",
-        b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-        b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-        b"GET / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n folded: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Length: 3\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # TLS sent to a plain port
+        b"GET / HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+        b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",  # two authorities
+        b"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n",
     ],
 )
 def test_malformed_request_heads_are_refused(head: bytes) -> None:
@@ -70,15 +79,17 @@ def test_malformed_request_heads_are_refused(head: bytes) -> None:
 
 
 def test_same_content_length_twice_is_fine() -> None:
-    head = parse_request_head(b"PUT / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n")
+    head = parse_request_head(
+        b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n")
     assert head.content_length == 3
 
 
 def test_request_bodies() -> None:
-    assert request_body(parse_request_head(b"GET / HTTP/1.1\r\n\r\n")) is None
-    assert request_body(parse_request_head(b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n")) \
-        is None
-    chunked = parse_request_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+    assert request_body(parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")) is None
+    assert request_body(
+        parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")) is None
+    chunked = parse_request_head(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
     assert isinstance(request_body(chunked), ChunkedBody)
 
 
@@ -141,11 +152,37 @@ def test_chunked_property(chunks: list[bytes], step: int) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"zz\r\n", b"5\r\nhelloXX\r\n", b"5\nhello\r\n", b"1" * 5000, b"\r\n"],
+    [b"zz\r\n", b"5\r\nhelloXX\r\n", b"5\nhello\r\n", b"1" * 5000, b"\r\n",
+     b" 5\r\nhello\r\n", b"5 \r\nhello\r\n", b"0x5\r\nhello\r\n", b"+5\r\nhello\r\n",
+     b"5;a=\rb\r\nhello\r\n",  # a bare CR in an extension
+     b"5;a=\x01\r\nhello\r\n",
+     b"0\r\nGET /smuggled HTTP/1.1\r\n\r\n",  # a request line in the trailer section
+     b"0\r\nX-Trailer : 1\r\n\r\n", b"0\r\nX: a\rb\r\n\r\n"],
 )
 def test_bad_chunked_bodies(data: bytes) -> None:
     with pytest.raises(ProtocolError):
         ChunkedBody().consume(data, 0)
+
+
+def test_chunk_extensions_with_spaces_before_the_semicolon_pass() -> None:
+    body = ChunkedBody()
+    data = b"5 ;name=\"v\"\r\nhello\r\n5\t;n\r\nworld\r\n0\r\nX-A: 1\r\n\r\n"
+    assert body.consume(data, 0) == len(data) and body.done
+
+
+def test_small_chunks_past_the_free_ones_must_average_the_minimum() -> None:
+    tiny = b"1\r\nx\r\n"
+    free = ChunkedBody(min_average=256)
+    assert free.consume(tiny * FREE_CHUNKS + b"0\r\n\r\n", 0) and free.done
+    mixed = ChunkedBody(min_average=256)  # large chunks make up for the small ones
+    big = b"%x\r\n%s\r\n" % (400 * 1024, b"y" * 400 * 1024)
+    data = big + tiny * (FREE_CHUNKS + 200) + b"0\r\n\r\n"
+    assert mixed.consume(data, 0) == len(data) and mixed.done
+    attack = ChunkedBody(min_average=256)
+    with pytest.raises(LimitError) as info:
+        attack.consume(tiny * (FREE_CHUNKS + 1), 0)
+    assert (info.value.limit, info.value.status) == ("small_chunks", 400)
+    assert ChunkedBody().consume(tiny * 5000, 0) == 5000 * len(tiny)  # responses: no minimum
 
 
 def test_length_body_stops_at_its_end() -> None:
