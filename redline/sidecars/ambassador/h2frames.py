@@ -75,6 +75,9 @@ class FrameReader:
     def __init__(self, *, preface: bool, max_block: int) -> None:
         self.max_block = max_block
         self._preface = PREFACE if preface else b""
+        # Each side's first frame is SETTINGS (RFC 9113 section 3.4): what tells HTTP/2 from
+        # bytes that only look like frames (an app answering the preface in HTTP/1.1).
+        self._first = True
         self._pending = bytearray()  # an incomplete frame header or kept payload
         self._need = FRAME_HEADER  # bytes _pending must reach before it can be read on
         self._skip = 0  # payload bytes of a skipped frame still to come
@@ -142,6 +145,10 @@ class FrameReader:
                                             or stream_id != self._block.stream_id):
                 raise FramingError(f"frame type {kind} inside a header block of stream "
                                    f"{self._block.stream_id} (expected CONTINUATION)")
+            if self._first:
+                if kind != SETTINGS or flags & ACK:
+                    raise FramingError(f"the first frame is of type {kind}, not SETTINGS")
+                self._first = False
             if (kind in _ON_STREAM and not stream_id) or (kind in _ON_CONNECTION and stream_id):
                 raise FramingError(f"frame type {kind} on stream {stream_id}")
             if kind in kept:
