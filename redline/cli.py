@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 
-from redline import __version__
+from redline import __version__, build
 from redline.config import ConfigError
 from redline.flags import SubParsers
 from redline.logs import setup_logging
@@ -75,7 +75,8 @@ def _build_parsers(environ: dict[str, str] | None, command: str | None
         prog="redline",
         description="RED metrics for services and USE metrics for nodes.",
     )
-    parser.add_argument("--version", action="version", version=f"redline {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"redline {__version__} (compiled: {build.describe()})")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-format", choices=("json", "text"), default="json",
                         help="log format on stderr (default: json)")

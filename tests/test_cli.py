@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from redline import __version__
+from redline import __version__, build
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str = ""
@@ -22,7 +22,8 @@ def run(*args: str, env: dict[str, str] | None = None, stdin: str = ""
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == f"redline {__version__}"
+    # Which optional compiled modules are in (hatch_build.py): "none" for a pure-Python build.
+    assert result.stdout.strip() == f"redline {__version__} (compiled: {build.describe()})"
 
 
 def test_help_lists_the_subcommands() -> None:

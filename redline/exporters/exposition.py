@@ -14,14 +14,15 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from redline import __version__
+from redline import __version__, build
 from redline.exporters.textformat import TextRenderer
 
 BUILD_INFO = "redline_build_info"
 
 
 class BuildInfoCollector:
-    """`redline_build_info{version, python_version, component} 1`, as node_exporter does."""
+    """`redline_build_info{version, python_version, component, extensions} 1`, as
+    node_exporter does; `extensions`: the compiled modules in (redline/build.py)."""
 
     def __init__(self, component: str) -> None:
         self._component = component
@@ -30,9 +31,10 @@ class BuildInfoCollector:
         family = GaugeMetricFamily(
             BUILD_INFO,
             "A metric with a constant '1' value labelled by the redline version and component.",
-            labels=("version", "python_version", "component"),
+            labels=("version", "python_version", "component", "extensions"),
         )
-        family.add_metric((__version__, platform.python_version(), self._component), 1)
+        family.add_metric((__version__, platform.python_version(), self._component,
+                           build.describe()), 1)
         yield family
 
 

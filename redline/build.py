@@ -1,0 +1,26 @@
+"""What this installation of redline was built with: its optional compiled modules.
+
+hatch_build.py compiles them where a C compiler was found at install; each has a pure-Python
+path, so an installation without them works, slower. `redline --version` and
+`redline_build_info{extensions=...}` say which are in, so a slow ambassador can be told apart
+from one that was installed without its relay.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+# The modules hatch_build.py's EXTENSIONS may build (tests/test_build.py keeps both lists equal).
+OPTIONAL_MODULES = ("redline.sidecars.ambassador._splice",)
+
+
+def compiled_modules() -> tuple[str, ...]:
+    """The optional modules built into this installation (found, not imported)."""
+    return tuple(module for module in OPTIONAL_MODULES
+                 if importlib.util.find_spec(module) is not None)
+
+
+def describe() -> str:
+    """For --version and build info: the compiled modules' short names, or "none"."""
+    return ",".join(module.rsplit(".", 1)[1].lstrip("_") for module in compiled_modules()) \
+        or "none"
