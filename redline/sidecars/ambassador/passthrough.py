@@ -12,6 +12,11 @@ would have been refused without the ambassador).
 
 A TLS connection is passed through the same way; the ClientHello is read on the side as it
 passes (never waited for) to learn the server name the client asked for (SNI).
+
+Once nothing is left to learn (the upstream connected, the bytes read so far written to it, the
+ClientHello read), the pair is handed to the kernel relay (relay.py) where it is built: the same
+behaviour without a Python call per chunk. A subclass that must see every byte sets
+`relay_in_kernel = False` and stays here.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from redline.exporters.red import CONNECTION_RESET, TIMEOUT
 from redline.exporters.tcp import ConnectionMeter
 from redline.sidecars.ambassador.detect import HTTP2, MAX_TLS_RECORD, OPAQUE, TLS, client_hello
 from redline.sidecars.ambassador.handler import ConnectionOwner, Handler
+from redline.sidecars.ambassador.relay import KernelRelay, error_type, shared
 
 log = logging.getLogger("redline.ambassador")
 
@@ -40,6 +46,7 @@ class PassThrough(Handler):
     """The client's connection, and through `upstream` the one to the app paired with it."""
 
     label = OPAQUE  # network_protocol_name of the connections this class handles
+    relay_in_kernel = True  # hand the pair to the kernel relay once there is nothing to learn
 
     def __init__(self, owner: ConnectionOwner, meter: ConnectionMeter | None = None) -> None:
         self.owner = owner
@@ -52,6 +59,11 @@ class PassThrough(Handler):
         # For the idle timeout: the byte counts at the last sweep, and since when they held.
         self.quiet_counts = (-1, -1)
         self.quiet_since = 0.0
+        # Once handed to the kernel relay: it, the pair's id there, and the byte counts the
+        # meter had then (the relay counts from 0).
+        self.relay: KernelRelay | None = None
+        self.pair = 0
+        self.counted_before = (0, 0)
 
     # --- the client's events ---------------------------------------------------------------
 
@@ -133,6 +145,49 @@ class PassThrough(Handler):
         else:
             self.close()
 
+    # --- the kernel relay ------------------------------------------------------------------
+
+    def upstream_connected(self) -> None:
+        """The upstream is connected and has what the client sent so far."""
+        self.hand_over()
+
+    def learned_all(self) -> bool:
+        """Nothing more to learn from the bytes (a subclass reading some says when)."""
+        return True
+
+    def hand_over(self) -> None:
+        """Give the pair to the kernel relay if it is built and nothing is left for Python to
+        do per chunk: otherwise (a TLS upstream, bytes still buffered, a side already ended)
+        the pair stays in asyncio, which behaves the same."""
+        client, upstream = self.transport, self.upstream.transport
+        if (not self.relay_in_kernel or self.relay is not None or client is None
+                or upstream is None or self.closed or self.client_ended or self.upstream.ended
+                or self.upstream.gone or client.is_closing() or upstream.is_closing()
+                or client.get_write_buffer_size() or upstream.get_write_buffer_size()
+                or upstream.get_extra_info("ssl_object") is not None or not self.learned_all()):
+            return
+        relay = shared()
+        if relay is None:
+            return
+        counted = (self.meter.received, self.meter.sent)
+        pair = relay.hand_over(client, upstream, self)
+        if pair is not None:
+            self.relay, self.pair, self.counted_before = relay, pair, counted
+
+    def relay_ended(self, received: int, sent: int, error: int) -> None:
+        self._count_relayed(received, sent)
+        if error:
+            self.fail(error_type(error))
+        self.closed = True
+        self.meter.close(monotonic())
+        self.owner.upstream_gone()
+        self.owner.connection_closed(self)
+
+    def _count_relayed(self, received: int, sent: int) -> None:
+        before_received, before_sent = self.counted_before
+        self.meter.received = before_received + received
+        self.meter.sent = before_sent + sent
+
     # --- Connection: what the owner asks ---------------------------------------------------
 
     def idle(self) -> bool:
@@ -140,6 +195,10 @@ class PassThrough(Handler):
         return False
 
     def check_timeouts(self, now: float) -> None:
+        if self.relay is not None:  # a sweep: the relay's counts into the TCP metrics
+            counts = self.relay.counts(self.pair)
+            if counts is not None:
+                self._count_relayed(*counts)
         timeout = self.owner.limits.tcp_idle_timeout
         meter = self.meter
         if not timeout:
@@ -154,12 +213,18 @@ class PassThrough(Handler):
 
     def close(self) -> None:
         """Close both sides once what is buffered for them was sent."""
+        if self.relay is not None:
+            self.relay.close(self.pair, abort=False)
+            return
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
         self.upstream.close()
 
     def abort(self) -> None:
         """Reset both sides: neither peer may take a cut stream for a clean end."""
+        if self.relay is not None:
+            self.relay.close(self.pair, abort=True)
+            return
         if self.transport is not None:
             reset(self.transport)
         self.upstream.abort()
@@ -175,10 +240,12 @@ class TlsPassThrough(PassThrough):
         self.hello: bytes | None = b""  # the start of the client's bytes; None once read
 
     def data_received(self, data: bytes) -> None:
-        if self.hello is not None:
-            self._read_hello(self.hello + data)
         self.meter.received += len(data)
         self.upstream.write(data)
+        if self.hello is not None:
+            self._read_hello(self.hello + data)
+            if self.hello is None:  # read (or not TLS): the rest goes to the kernel relay
+                self.hand_over()
 
     def _read_hello(self, data: bytes) -> None:
         try:
@@ -194,6 +261,10 @@ class TlsPassThrough(PassThrough):
         log.debug("TLS client hello", extra={"server_name": hello.server_name,
                                              "alpn": ",".join(hello.alpn)})
         self.owner.server_name_seen(hello.server_name)
+
+
+    def learned_all(self) -> bool:
+        return self.hello is None
 
 
 class Http2PassThrough(PassThrough):
@@ -243,6 +314,8 @@ class _Upstream(asyncio.Protocol):
             self.queued = 0
         if self.eof_pending:
             self.write_eof()
+        else:
+            client.upstream_connected()
 
     def connect_failed(self, error: str, detail: str) -> None:
         self.gone = True

@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import promtool_check_metrics, tool_path
 from tests.process import free_port, wait_port
 from tests.sidecars.ambassador.conftest import AmbassadorProcess
+from tests.sidecars.ambassador.relays import RELAYS, environment
 from tests.sidecars.ambassador.upstream import UpstreamServer
 
 # The ambassador's ports, in the order they are declared.
@@ -72,14 +73,15 @@ def banner() -> Iterator[int]:
         server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def fronted(redis: int, upstream: UpstreamServer, tls_server: int, banner: int
-            ) -> Iterator[AmbassadorProcess]:
+@pytest.fixture(scope="module", params=RELAYS)
+def fronted(redis: int, upstream: UpstreamServer, tls_server: int, banner: int,
+            request: pytest.FixtureRequest) -> Iterator[AmbassadorProcess]:
     pairs = [(redis, "auto"), (redis, "opaque"), (upstream.port, "http1"),
              (tls_server, "auto"), (banner, "auto"), (banner, "opaque")]
     args = [arg for port, protocol in pairs for arg in (
         "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{port}", "--protocol", protocol)]
-    proc = AmbassadorProcess(*args, "--drain-delay", "0", "--drain-timeout", "5", listen=False)
+    proc = AmbassadorProcess(*args, "--drain-delay", "0", "--drain-timeout", "5", listen=False,
+                             env=environment(str(request.param)))
     yield proc
     assert proc.stop() == 0
 

@@ -17,7 +17,11 @@ import pytest
 from redline.sidecars.ambassador.config import Limits
 from redline.sidecars.ambassador.detect import H2_PREFACE
 from redline.sidecars.ambassador.proxy import MAX_SERVER_NAMES, OTHER_SERVER_NAME, Ambassador
+from tests.sidecars.ambassador.relays import each_relay
 from tests.sidecars.ambassador.tcp import ambassador, reset, run, tcp, upstream, wait_for
+
+# Every test here holds for both relays of pass-through connections.
+pytestmark = pytest.mark.usefixtures(each_relay.__name__)
 
 
 async def echo_then_bye(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
