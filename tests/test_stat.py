@@ -29,20 +29,31 @@ def url(stack: dict[str, Any]) -> str:  # noqa: F811
 
 
 def test_services_routes_and_nodes(stack: dict[str, Any]) -> None:  # noqa: F811
-    services = run("--prometheus", url(stack), "--window", "15s")
+    # A window that holds the whole load: each `redline stat` here runs 10 queries, and on a
+    # busy machine the last may come more than 15 s after the load ended.
+    services = run("--prometheus", url(stack), "--window", "1m")
     assert services.returncode == 0, services.stderr
     lines = services.stdout.splitlines()
-    assert lines[0].split() == ["SERVICE", "RPS", "SUCCESS", "P50", "P95", "P99"]
-    rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert set(rows) == {"shop", "web", "other"}  # other: its rejected requests
-    assert float(rows["shop"][1]) > 0
-    assert rows["shop"][2].endswith("%") and float(rows["shop"][2][:-1]) < 100  # 503s sent
+    # shop also serves gRPC (tests/dashboards/grpc_load.py): a row per protocol
+    assert lines[0].split() == ["SERVICE", "PROTOCOL", "RPS", "SUCCESS", "P50", "P95", "P99"]
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in lines[1:]}
+    assert set(rows) == {("shop", "http"), ("shop", "grpc"), ("web", "http"),
+                         ("other", "http")}  # other: its rejected requests
+    for protocol in ("http", "grpc"):
+        rps, success = rows[("shop", protocol)][:2]
+        assert float(rps) > 0
+        assert success.endswith("%") and float(success[:-1]) < 100  # 503s, INTERNAL sent
     routes = run("--prometheus", url(stack), "--service", "shop", "--by", "route",
-                 "--window", "15s")
-    route_rows = [line.split() for line in routes.stdout.splitlines()[1:]]
-    assert {row[1] for row in route_rows} >= {"/status/{id}", "/users/{id}", "/bytes/{id}"}
-    status = next(row for row in route_rows if row[1] == "/status/{id}")
-    assert status[3] == "0.00%"  # every /status/503 failed
+                 "--window", "1m")
+    assert routes.stdout.splitlines()[0].split()[:3] == ["SERVICE", "PROTOCOL", "ROUTE"]
+    route_rows = {row[2]: row for row in map(str.split, routes.stdout.splitlines()[1:])}
+    assert set(route_rows) >= {"/status/{id}", "/users/{id}", "/bytes/{id}",
+                               "/shop.Catalog/GetItem", "/shop.Catalog/Reserve"}
+    assert route_rows["/status/{id}"][4] == "0.00%"  # every /status/503 failed
+    # gRPC methods as their paths: NOT_FOUND is not a failure, INTERNAL and UNAVAILABLE are
+    assert route_rows["/shop.Catalog/GetItem"][1] == "grpc"
+    assert route_rows["/shop.Catalog/GetItem"][4] == "100.00%"
+    assert 20 < float(route_rows["/shop.Catalog/Reserve"][4][:-1]) < 50  # 1 call in 3 is OK
     nodes = run("nodes", "--prometheus", url(stack), "--window", "15s")
     assert nodes.returncode == 0, nodes.stderr
     header, node = nodes.stdout.splitlines()[:2]
@@ -135,6 +146,8 @@ def _answers(by_cluster: bool) -> tuple[list[str], Any]:
 
     def run_query(prometheus: str, expr: str) -> list[dict[str, Any]]:
         asked.append(expr)
+        if "rpc_" in expr:
+            return []  # no gRPC here
         clusters = ["a", "b"] if by_cluster else [None]
         return [{"metric": {"service_name": "checkout",
                             **({"cluster": c} if c else {})}, "value": [0, "0.5"]}
@@ -172,3 +185,34 @@ def test_a_cluster_without_data_is_named_in_the_error() -> None:
 
     with pytest.raises(ConfigError, match="has no RED metrics for cluster 'c' in the last 1m"):
         stat(StatConfig("http://vm:8428", cluster="c"), run_query=empty)
+
+
+def test_grpc_rows_beside_http_ones() -> None:
+    """A service of both protocols has a row for each, gRPC methods written as their paths;
+    a gRPC-only service is listed; the PROTOCOL column comes with the first gRPC row."""
+    def run_query(prometheus: str, expr: str) -> list[dict[str, Any]]:
+        if "rpc_" in expr:
+            return [{"metric": {"service_name": name, "rpc_service": "shop.Catalog",
+                                "rpc_method": "GetItem"}, "value": [0, "0.75"]}
+                    for name in ("checkout", "inventory")]
+        return [{"metric": {"service_name": "checkout", "http_route": "/api/items"},
+                 "value": [0, "0.5"]}]
+
+    by_service = stat(StatConfig("http://p:9090"), run_query=run_query).splitlines()
+    assert [line.split()[:3] for line in by_service] == [
+        ["SERVICE", "PROTOCOL", "RPS"], ["checkout", "grpc", "0.8"], ["checkout", "http", "0.5"],
+        ["inventory", "grpc", "0.8"]]
+    by_route = stat(StatConfig("http://p:9090", by_route=True), run_query=run_query)
+    assert [line.split()[:3] for line in by_route.splitlines()] == [
+        ["SERVICE", "PROTOCOL", "ROUTE"], ["checkout", "grpc", "/shop.Catalog/GetItem"],
+        ["checkout", "http", "/api/items"], ["inventory", "grpc", "/shop.Catalog/GetItem"]]
+
+
+def test_grpc_only_prometheus_is_not_missing_red_metrics() -> None:
+    def grpc_only(prometheus: str, expr: str) -> list[dict[str, Any]]:
+        return [{"metric": {"service_name": "inventory"}, "value": [0, "2"]}] \
+            if "rpc_" in expr else []
+
+    lines = stat(StatConfig("http://p:9090"), run_query=grpc_only).splitlines()
+    assert [line.split()[:2] for line in lines] == [["SERVICE", "PROTOCOL"],
+                                                    ["inventory", "grpc"]]

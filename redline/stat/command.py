@@ -1,6 +1,10 @@
 """`redline stat`: RED per service or route, or USE per node or container, from Prometheus, as
 a table (in the spirit of `linkerd viz stat`).
 
+gRPC calls are rows like HTTP requests: per service, and per method where HTTP has routes (the
+method written as its path, `/package.Service/Method`), with a PROTOCOL column (`http`,
+`grpc`) once any row is gRPC.
+
 Any server with Prometheus' query API works: Prometheus, or a central VictoriaMetrics, Thanos
 Query or Mimir over many clusters, where each row is also per cluster (`--cluster` keeps one).
 The queries and the table are pure functions; `query` is the one HTTP call.
@@ -23,7 +27,16 @@ from redline import queries
 from redline.alerts.command import add_cluster_label
 from redline.config import ConfigError
 from redline.flags import SubParsers, flag_type
-from redline.queries import DEFAULT, HTTP_SERVER, ONE_PER_CPU, Grouping, eq, series
+from redline.queries import (
+    DEFAULT,
+    GRPC_SERVER,
+    HTTP_SERVER,
+    ONE_PER_CPU,
+    Grouping,
+    RequestMetrics,
+    eq,
+    series,
+)
 
 Row = dict[str, float]
 Key = tuple[str, ...]
@@ -44,12 +57,47 @@ class StatConfig:
         return [eq(self.grouping.cluster, self.cluster)] if self.cluster is not None else []
 
 
-def red_queries(window: str, matchers: Sequence[str], by: Sequence[str]) -> dict[str, str]:
-    result = {"RPS": queries.requests(HTTP_SERVER, matchers, by, window),
-              "SUCCESS": f"1 - ({queries.error_ratio(HTTP_SERVER, matchers, by, window)})"}
+PROTOCOL = "protocol"  # a column of the RED rows, not a label of any series
+HTTP, GRPC = "http", "grpc"
+RED_COLUMNS = ["RPS", "SUCCESS", "P50", "P95", "P99"]
+
+
+def red_queries(window: str, matchers: Sequence[str], by: Sequence[str],
+                metrics: RequestMetrics = HTTP_SERVER) -> dict[str, str]:
+    result = {"RPS": queries.requests(metrics, matchers, by, window),
+              "SUCCESS": f"1 - ({queries.error_ratio(metrics, matchers, by, window)})"}
     for q in (50, 95, 99):
-        result[f"P{q}"] = queries.latency_quantile(q / 100, HTTP_SERVER, matchers, by, window)
+        result[f"P{q}"] = queries.latency_quantile(q / 100, metrics, matchers, by, window)
     return result
+
+
+def red_labels(grouping: Grouping, by_route: bool) -> tuple[tuple[str, ...], tuple[str, ...],
+                                                             tuple[str, ...]]:
+    """(what HTTP rows group by, what gRPC rows group by, the columns of a row's key)."""
+    if by_route:
+        return (grouping.service_route, grouping.service_method,
+                (*grouping.service, PROTOCOL, "http_route"))
+    return grouping.service, grouping.service, (*grouping.service, PROTOCOL)
+
+
+def red_rows(http: dict[Key, Row], grpc: dict[Key, Row], by_route: bool) -> dict[Key, Row]:
+    """HTTP and gRPC rows (collected by red_labels' groupings) in one table's keys: the
+    protocol after the service, a gRPC method as its path where an HTTP row has its route."""
+    rows = {(*key[:2], HTTP, *key[2:]): row for key, row in http.items()}
+    for key, row in grpc.items():
+        method = (f"/{key[2]}/{key[3]}",) if by_route else ()
+        rows[(*key[:2], GRPC, *method)] = row
+    return rows
+
+
+def without_http_only(rows: dict[Key, Row], by: tuple[str, ...]
+                      ) -> tuple[dict[Key, Row], tuple[str, ...]]:
+    """The rows without the PROTOCOL column when every row is HTTP: as before gRPC."""
+    index = by.index(PROTOCOL)
+    if any(key[index] != HTTP for key in rows):
+        return rows, by
+    return {key[:index] + key[index + 1:]: row for key, row in rows.items()}, \
+        by[:index] + by[index + 1:]
 
 
 def use_queries(window: str, grouping: Grouping = DEFAULT, matchers: Sequence[str] = ()
@@ -200,19 +248,33 @@ def stat(config: StatConfig, run_query: Query = query) -> str:
         return rows(use_queries(window, grouping, matchers), grouping.node, "CPU", lambda: (
             f"Prometheus at {prometheus} has no node_cpu_seconds_total{where}: is it "
             f"scraping redline's node exporter (or node_exporter)?"))
-    by = grouping.service_route if config.by_route else grouping.service
     if config.service:
         matchers.append(eq("service_name", config.service))
-
-    def no_red() -> str:
+    found, labels = red(run_query, prometheus, window, matchers, grouping, config.by_route)
+    if not found:
         known = run_query(prometheus, " or ".join(
-            f"count({name})" for name in HTTP_SERVER.request_counters))
+            f"count({name})" for name in (*HTTP_SERVER.request_counters, GRPC_SERVER.count)))
         what_missing = f"service {config.service!r}" if config.service and known \
             else "RED metrics"
-        return (f"Prometheus at {prometheus} has no {what_missing}{where} in the last "
-                f"{window}: is it scraping redline's sidecars?")
+        raise ConfigError(f"Prometheus at {prometheus} has no {what_missing}{where} in the "
+                          f"last {window}: is it scraping redline's sidecars?")
+    shown, labels = without_http_only(*without_empty(grouping.cluster, found, labels))
+    return table(shown, labels, RED_COLUMNS)
 
-    return rows(red_queries(window, matchers, by), by, "RPS", no_red)
+
+def red(run_query: Query, prometheus: str, window: str, matchers: Sequence[str],
+        grouping: Grouping, by_route: bool) -> tuple[dict[Key, Row], tuple[str, ...]]:
+    """RED rows of HTTP requests and gRPC calls (red_rows) and the labels of their keys; no
+    row without requests in `window`."""
+    http_by, grpc_by, labels = red_labels(grouping, by_route)
+
+    def collected(metrics: RequestMetrics, by: tuple[str, ...]) -> dict[Key, Row]:
+        results = {column: run_query(prometheus, expr)
+                   for column, expr in red_queries(window, matchers, by, metrics).items()}
+        return collect(results, by) if results["RPS"] else {}
+
+    return red_rows(collected(HTTP_SERVER, http_by), collected(GRPC_SERVER, grpc_by),
+                    by_route), labels
 
 
 # Prometheus' own duration syntax: units from the largest down, each at most once.
