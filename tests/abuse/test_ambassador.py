@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
@@ -86,13 +88,24 @@ def _get(connection: http.client.HTTPConnection) -> None:
     assert response.status == 200
 
 
+CLIENTS_FAULTS = ("", "client_closed", "bad_request")
+
+
 def no_app_errors(ambassador: AmbassadorProcess) -> None:
-    """Nothing charged to the app: no timeout, no 5xx (a client that gave up is its own)."""
+    """Nothing charged to the app: no timeout, no 5xx (a client that gave up or sent a bad
+    request is at fault itself)."""
     charged = [(name, labels) for name, labels, value in ambassador.samples()
                if name.startswith("http_server_") and value
-               and (labels.get("error_type", "") not in ("", "client_closed")
+               and (labels.get("error_type", "") not in CLIENTS_FAULTS
                     or labels.get("http_response_status_code", "").startswith("5"))]
     assert not charged
+
+
+def run_attack(*args: str, timeout: float = 30) -> dict[str, object]:
+    """An attack of tests/abuse/attacks.py in a process of its own; what it reported."""
+    done = subprocess.run([sys.executable, "-m", "tests.abuse.attacks", *args],
+                          capture_output=True, text=True, timeout=timeout, check=True)
+    return cast(dict[str, object], json.loads(done.stdout.splitlines()[-1]))
 
 
 def test_pipelining_without_reading_stops_at_the_pipeline_limit(upstream_port: int) -> None:
@@ -138,4 +151,24 @@ def test_connections_past_max_connections_are_closed_at_once(upstream_port: int)
     finally:
         for connection in idle:
             connection.close()
+        assert ambassador.stop() == 0
+
+
+def test_request_bodies_of_tiny_chunks_are_refused_past_the_free_ones(
+        upstream_port: int) -> None:
+    """13 MiB of 1-byte chunks took 2.8 s of the ambassador's CPU and stalled everything."""
+    ambassador = AmbassadorProcess("--upstream", f"127.0.0.1:{upstream_port}",
+                                   "--protocol", "http1", "--drain-delay", "0")
+    try:
+        with watching(ambassador):
+            time.sleep(0.1)
+            result = run_attack("tiny-chunks", str(ambassador.port), "--mib", "13",
+                                "--seconds", "3")
+        assert result["answers"] == ["HTTP/1.1 400 Bad Request"]
+        refused = ambassador.value("redline_ambassador_limits_total", limit="small_chunks")
+        assert refused == result["connections"]
+        assert ambassador.requests_recorded(error_type="bad_request",
+                                            http_response_status_code="400") == refused
+        no_app_errors(ambassador)
+    finally:
         assert ambassador.stop() == 0

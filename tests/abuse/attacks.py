@@ -1,0 +1,109 @@
+"""Attacks on the ambassador, each run as a process of its own so that probes time the
+ambassador and not the test's GIL; also runnable by hand to measure a change:
+
+    .venv/bin/python -m tests.abuse.attacks tiny-chunks PORT [--mib 13] [--seconds 10]
+    .venv/bin/python -m tests.abuse.attacks held-heads PORT [--connections 1000] [--kib 60]
+
+Each prints one JSON line of what it did and what it got back, and is bounded in time and in
+bytes sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import socket
+import time
+
+TINY_CHUNK = b"1\r\nx\r\n"
+TINY_HEAD = b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def tiny_chunks(port: int, mib: float, seconds: float) -> dict[str, object]:
+    """Request bodies of 1-byte chunks, `mib` MiB of them on the wire in all, a new connection
+    whenever the ambassador closes one, until sent or `seconds` passed."""
+    batch = TINY_CHUNK * (65536 // len(TINY_CHUNK))
+    budget = int(mib * 1024 * 1024)
+    deadline = time.monotonic() + seconds
+    sent = connections = 0
+    answers: list[str] = []
+    while sent < budget and time.monotonic() < deadline:
+        connections += 1
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            try:
+                sock.sendall(TINY_HEAD)
+                while sent < budget and time.monotonic() < deadline:
+                    sock.sendall(batch)
+                    sent += len(batch)
+            except OSError:
+                pass  # the ambassador refused the body and closed: what is measured
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+                answers.append(_first_line(sock))
+    return {"attack": "tiny-chunks", "connections": connections, "sent_bytes": sent,
+            "answers": sorted(set(answers))}
+
+
+def held_heads(port: int, connections: int, kib: int, seconds: float) -> dict[str, object]:
+    """`connections` connections each sending `kib` KiB of a request head that never ends,
+    held open for `seconds`; returns what each was answered (431/503 or nothing yet)."""
+    part = b"GET / HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"a" * (kib * 1024)
+    socks: list[socket.socket] = []
+    refused = 0
+    try:
+        for _ in range(connections):
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            except OSError:
+                refused += 1
+                continue
+            socks.append(sock)
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError, OSError):
+                sock.send(part)
+        print(json.dumps({"attack": "held-heads", "holding": len(socks)}), flush=True)
+        time.sleep(seconds)
+        answers: dict[str, int] = {}
+        for sock in socks:
+            sock.settimeout(0.05)
+            answer = _first_line(sock) or "(none)"
+            answers[answer] = answers.get(answer, 0) + 1
+    finally:
+        for sock in socks:
+            sock.close()
+    return {"attack": "held-heads", "connections": len(socks), "not_accepted": refused,
+            "answers": answers}
+
+
+def _first_line(sock: socket.socket) -> str:
+    """The status line the ambassador sent, if any ("" if it sent nothing)."""
+    try:
+        data = sock.recv(256)
+    except OSError:
+        return ""
+    return data.split(b"\r\n", 1)[0].decode("latin-1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="attack", required=True)
+    chunks = sub.add_parser("tiny-chunks")
+    chunks.add_argument("port", type=int)
+    chunks.add_argument("--mib", type=float, default=13)
+    chunks.add_argument("--seconds", type=float, default=10)
+    heads = sub.add_parser("held-heads")
+    heads.add_argument("port", type=int)
+    heads.add_argument("--connections", type=int, default=1000)
+    heads.add_argument("--kib", type=int, default=60)
+    heads.add_argument("--seconds", type=float, default=1)
+    args = parser.parse_args()
+    if args.attack == "tiny-chunks":
+        result = tiny_chunks(args.port, args.mib, args.seconds)
+    else:
+        result = held_heads(args.port, args.connections, args.kib, args.seconds)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
