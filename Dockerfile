@@ -4,11 +4,19 @@
 # Runs as a non-root user and needs no writable path: bytecode is compiled at build time.
 
 FROM python:3.11-slim-bookworm AS build
+# A C compiler for the ambassador's splice relay (hatch_build.py); this stage is discarded.
+# libc6-dev follows Debian's security updates, so its version is not pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc=4:12.2.0-3 libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md hatch_build.py ./
 COPY redline ./redline
+# The image ships the compiled relay: the build fails rather than fall back to pure Python.
 RUN python -m venv /opt/redline \
  && /opt/redline/bin/pip install --no-cache-dir /src \
+ && /opt/redline/bin/python -c "import redline.sidecars.ambassador._splice" \
  && /opt/redline/bin/python -m compileall -q /opt/redline
 
 FROM python:3.11-slim-bookworm
