@@ -48,6 +48,7 @@ STATUS_NAMES = (
     "UNAUTHENTICATED",
 )
 UNKNOWN = 2
+DEADLINE_EXCEEDED = 4
 INTERNAL = 13
 UNAVAILABLE = 14
 # The statuses that are the server's fault (DESIGN.md): errors, labelled with their name.
@@ -73,6 +74,18 @@ def grpc_status(http_status: int | None, grpc_status_value: bytes | None) -> int
     if http_status == 200:
         return UNKNOWN  # a response that ended without its status: the call's outcome is lost
     return _HTTP_TO_GRPC.get(http_status, UNKNOWN)
+
+
+_TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+
+
+def grpc_timeout(value: bytes | None) -> float | None:
+    """A `grpc-timeout` header in seconds (up to 8 digits and a unit); None if absent or bad."""
+    if not value or not 2 <= len(value) <= 9:
+        return None
+    digits, unit = value[:-1], value[-1:]
+    scale = _TIMEOUT_UNITS.get(unit)
+    return int(digits) * scale if scale is not None and digits.isdigit() else None
 
 
 def grpc_error_type(status: int | None, error: str | None) -> str:

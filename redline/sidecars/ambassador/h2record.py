@@ -18,9 +18,15 @@ from __future__ import annotations
 from typing import Protocol
 
 from redline.exporters.instruments import Counter, InstrumentCollector
-from redline.exporters.red import ServerRecorder, error_type, normalize_method
+from redline.exporters.red import CLIENT_CLOSED, ServerRecorder, error_type, normalize_method
 from redline.exporters.routes import RouteTemplater, strip_target
-from redline.exporters.rpc import RpcServerRecorder, grpc_error_type, grpc_status
+from redline.exporters.rpc import (
+    DEADLINE_EXCEEDED,
+    RpcServerRecorder,
+    grpc_error_type,
+    grpc_status,
+    grpc_timeout,
+)
 from redline.sidecars.ambassador.h2streams import Stream
 
 GRPC_CONTENT_TYPE = b"application/grpc"
@@ -130,6 +136,10 @@ class StreamRecorder:
         call.recorded = True
         duration = now - stream.start
         if call.grpc:
+            if error == CLIENT_CLOSED and _past_deadline(stream, duration):
+                # The client gave up at its deadline (grpc-timeout) and reset the stream: the
+                # call ended DEADLINE_EXCEEDED for it, as when the server says so first.
+                error, stream.grpc_status = None, b"%d" % DEADLINE_EXCEEDED
             status = None if error else grpc_status(stream.status, stream.grpc_status)
             service, method = call.name
             self.rpc.call_finished(service, method, status, duration, error=error,
@@ -166,3 +176,9 @@ class StreamRecorder:
         if stream.user_agent:
             attributes["user_agent.original"] = stream.user_agent.decode("latin-1")
         call.span, call.trace_id = tracer.start_span(parent, name, attributes)
+
+
+def _past_deadline(stream: Stream, duration: float) -> bool:
+    timeout = grpc_timeout(stream.timeout)
+    # The client's clock started before ours (its request was in flight): allow for it.
+    return timeout is not None and duration >= timeout * 0.9

@@ -96,6 +96,11 @@ class Http2(PassThrough):
         self._streams_lost(CLIENT_CLOSED)
         super().connection_lost(exc)
 
+    def connect_failed(self, error: str) -> None:
+        # The requests the client already sent never reach the app: as refused as they were.
+        self._streams_lost(error)
+        super().connect_failed(error)
+
     def upstream_ended(self) -> None:
         # The app ended its side: the streams it did not finish never will.
         self._streams_lost(CONNECTION_RESET)

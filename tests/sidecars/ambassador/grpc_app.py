@@ -66,7 +66,7 @@ class GrpcApp:
     """The app on a port of its own, in this process (grpcio serves from its threads)."""
 
     def __init__(self) -> None:
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=OPTIONS,
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=128), options=OPTIONS,
                                   maximum_concurrent_rpcs=None)
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
             "Unary": _handler("unary_unary", _unary),
