@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -69,7 +70,12 @@ async def ambassador(*ports: tuple[str, int], limits: Limits | None = None
 
 
 def tcp(proxy: Ambassador, metric: str, protocol: str, **labels: str) -> float:
-    """A TCP metric of the in-process ambassador (bytes flushed first, as a sweep would)."""
+    """A TCP metric of the in-process ambassador, read as after a sweep: connections' byte
+    counts taken (the kernel relay's too) and flushed into the counters."""
+    now = time.monotonic()
+    for connection in list(proxy.connections):
+        if not connection.closed:
+            connection.check_timeouts(now)
     proxy.tcp.flush()
     suffix = "" if metric.startswith("active") or metric.endswith("_count") else "_total"
     value = proxy.registry.get_sample_value(
