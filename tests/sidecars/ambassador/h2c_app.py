@@ -1,0 +1,163 @@
+"""A small h2c (prior knowledge) server for the tests, written from RFC 9113 with hpack: the
+plain HTTP/2 app that grpcio is not (it resets anything but gRPC). Not a general server: one
+thread per connection, requests answered in turn, flow control kept exactly (it must send
+10 MiB against the client's windows and take 10 MiB within its own).
+
+- `GET /bytes/N`: N bytes of `pattern_bytes`;
+- `POST /echo`: the request body;
+- `GET /status/NNN`: an empty response with that status;
+- anything else: 404.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+from hpack import Decoder, Encoder
+
+from redline.sidecars.ambassador import h2frames
+from tests.sidecars.ambassador.h2bytes import frame, settings, window_update
+from tests.sidecars.ambassador.upstream import pattern_bytes
+
+MAX_FRAME = 16384
+
+
+class _Connection:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+        self.decoder = Decoder()
+        self.encoder = Encoder()
+        self.send_window = 65535  # the connection's
+        self.initial_window = 65535  # each new stream's, from the client's SETTINGS
+        self.stream_windows: dict[int, int] = {}
+        self.requests: dict[int, tuple[list[tuple[bytes, bytes]], bytearray]] = {}
+
+    def read_exact(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def next_frame(self) -> tuple[int, int, int, bytes]:
+        header = self.read_exact(9)
+        length = int.from_bytes(header[:3], "big")
+        stream_id = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
+        return header[3], header[4], stream_id, self.read_exact(length)
+
+    def serve(self) -> None:
+        assert self.read_exact(len(h2frames.PREFACE)) == h2frames.PREFACE
+        self.sock.sendall(settings())
+        while True:
+            self.handle(*self.next_frame())
+
+    def handle(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
+        """One frame from the client; a request that ended is answered at once."""
+        if kind == h2frames.SETTINGS and not flags & h2frames.ACK:
+            for identifier, value in h2frames.settings(payload):
+                if identifier == 0x4:  # SETTINGS_INITIAL_WINDOW_SIZE
+                    for sid in self.stream_windows:
+                        self.stream_windows[sid] += value - self.initial_window
+                    self.initial_window = value
+            self.sock.sendall(settings(ack=True))
+        elif kind == h2frames.WINDOW_UPDATE:
+            increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
+            if stream_id:
+                self.stream_windows[stream_id] = self.stream_windows.get(stream_id, 0) + increment
+            else:
+                self.send_window += increment
+        elif kind == h2frames.PING and not flags & h2frames.ACK:
+            self.sock.sendall(frame(h2frames.PING, h2frames.ACK, 0, payload))
+        elif kind in (h2frames.HEADERS, h2frames.CONTINUATION):
+            self.headers(flags, stream_id, payload)
+        elif kind == h2frames.DATA:
+            if flags & h2frames.PADDED:
+                payload = payload[1:len(payload) - payload[0]]
+            self.requests[stream_id][1].extend(payload)
+            if payload:  # give back what it used, so the client may send on
+                self.sock.sendall(window_update(0, len(payload))
+                                  + window_update(stream_id, len(payload)))
+            if flags & h2frames.END_STREAM:
+                self.answer(stream_id)
+        elif kind == h2frames.GOAWAY:
+            raise ConnectionError("goaway")
+
+    def headers(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if flags & h2frames.PADDED:
+            payload = payload[1:len(payload) - payload[0]]
+        if flags & h2frames.PRIORITY_FLAG:
+            payload = payload[5:]
+        block = payload
+        while not flags & h2frames.END_HEADERS:  # CONTINUATIONs follow at once
+            _, flags, _, more = self.next_frame()
+            block += more
+        headers = [(bytes(n), bytes(v)) for n, v in self.decoder.decode(block, raw=True)]
+        self.stream_windows.setdefault(stream_id, self.initial_window)
+        self.requests[stream_id] = (headers, bytearray())
+        if flags & h2frames.END_STREAM:
+            self.answer(stream_id)
+
+    def answer(self, stream_id: int) -> None:
+        headers, body = self.requests.pop(stream_id)
+        fields = dict(headers)
+        method, path = fields[b":method"], fields[b":path"]
+        status, content = 404, b""
+        if method == b"GET" and path.startswith(b"/bytes/"):
+            status, content = 200, pattern_bytes(int(path[7:]))
+        elif method == b"POST" and path == b"/echo":
+            status, content = 200, bytes(body)
+        elif path.startswith(b"/status/"):
+            status = int(path[8:])
+        head = self.encoder.encode([(b":status", b"%d" % status),
+                                    (b"content-length", b"%d" % len(content))])
+        end = h2frames.END_STREAM if not content else 0
+        self.sock.sendall(frame(h2frames.HEADERS, h2frames.END_HEADERS | end, stream_id, head))
+        sent = 0
+        while sent < len(content):
+            window = min(self.send_window, self.stream_windows[stream_id])
+            if window <= 0:
+                self.handle(*self.next_frame())  # wait for a WINDOW_UPDATE
+                continue
+            piece = content[sent:sent + min(window, MAX_FRAME)]
+            sent += len(piece)
+            self.send_window -= len(piece)
+            self.stream_windows[stream_id] -= len(piece)
+            last = h2frames.END_STREAM if sent == len(content) else 0
+            self.sock.sendall(frame(h2frames.DATA, last, stream_id, piece))
+        self.stream_windows.pop(stream_id, None)
+
+
+class H2cApp:
+    """Listens on a port of its own, in this process, a thread per connection."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    @staticmethod
+    def _serve(sock: socket.socket) -> None:
+        with sock, contextlib.suppress(OSError):  # the client went away (ConnectionError too)
+            _Connection(sock).serve()
+
+    def __enter__(self) -> H2cApp:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self.listener.close()
+        self.thread.join(5)
