@@ -1,12 +1,12 @@
 """Real gRPC for the end-to-end tests: a grpcio server with a generic bytes handler (no protobuf
-code generation) and a grpcio client calling it with a known mix of statuses.
+code generation) and a grpcio client calling it with a known mix of statuses, through the
+ambassador (`--protocol h2c`), which records `rpc_server_duration_seconds`.
 
 The server answers each call with the status its request names (`b"OK"`, `b"NOT_FOUND"`,
-`b"INTERNAL"`, ...), so the test knows what every series must hold. It also records its own
-calls in `rpc_server_duration_seconds`, and the client its calls in
-`rpc_client_duration_seconds`, with prometheus_client, as an app instrumented with
-OpenTelemetry does (DESIGN.md's names), served on one /metrics port: the dashboards read that
-source as they read the ambassador's.
+`b"INTERNAL"`, ...), so the test knows what every series must hold. The ambassador observes
+gRPC inbound only so far, so the client records its own calls in `rpc_client_duration_seconds`
+with prometheus_client, as an app instrumented with OpenTelemetry does (DESIGN.md's names),
+on a /metrics port of its own.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ LABELS = ["service_name", "rpc_system", "rpc_service", "rpc_method", "rpc_grpc_s
 
 @dataclass
 class GrpcService:
-    port: int          # where gRPC calls go
-    metrics_port: int  # its own /metrics: the server's and its client's calls
-    client: Histogram  # rpc_client_duration_seconds, for `call`
+    port: int          # the grpcio server: put an ambassador in front of it
+    metrics_port: int  # the client's own /metrics
+    client: Histogram  # rpc_client_duration_seconds, which `call` records
 
 
 def _labels(service_name: str, method: str, status: grpc.StatusCode) -> list[str]:
@@ -52,13 +52,10 @@ def _labels(service_name: str, method: str, status: grpc.StatusCode) -> list[str
             status.name if status.name in SERVER_FAULTS else ""]
 
 
-def _handler(duration: Histogram, service_name: str) -> grpc.GenericRpcHandler:
+def _handler() -> grpc.GenericRpcHandler:
     def answer(method: str) -> Any:
         def call(request: bytes, context: grpc.ServicerContext) -> bytes:
-            started = time.perf_counter()
             status = grpc.StatusCode[request.decode("ascii")]
-            duration.labels(*_labels(service_name, method, status)).observe(
-                time.perf_counter() - started)
             if status is not grpc.StatusCode.OK:
                 context.abort(status, f"asked for {status.name}")
             return b"answer to " + request
@@ -69,16 +66,14 @@ def _handler(duration: Histogram, service_name: str) -> grpc.GenericRpcHandler:
 
 
 @contextmanager
-def grpc_service(service_name: str = "shop") -> Iterator[GrpcService]:
-    """The server on loopback with its /metrics, for the `with` block."""
+def grpc_service() -> Iterator[GrpcService]:
+    """The server on loopback and its client's /metrics, for the `with` block."""
     registry = CollectorRegistry()
-    duration = Histogram("rpc_server_duration_seconds", "Duration of gRPC server calls.",
-                         LABELS, registry=registry, buckets=DEFAULT_BUCKETS)
     client = Histogram("rpc_client_duration_seconds", "Duration of gRPC client calls.",
                        [*LABELS, "server_address", "server_port"], registry=registry,
                        buckets=DEFAULT_BUCKETS)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers((_handler(duration, service_name),))
+    server.add_generic_rpc_handlers((_handler(),))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     metrics_port = free_port()
@@ -92,13 +87,14 @@ def grpc_service(service_name: str = "shop") -> Iterator[GrpcService]:
         server.stop(grace=None)
 
 
-def call(service: GrpcService, seconds: float, stop: threading.Event | None = None,
+def call(service: GrpcService, port: int, seconds: float, stop: threading.Event | None = None,
          service_name: str = "shop") -> dict[str, int]:
-    """MIX in turn on one channel to the service for at most `seconds`, each call recorded
-    as `service_name`'s client; the count of each status the client saw."""
+    """MIX in turn on one channel to 127.0.0.1:`port` (the ambassador in front of `service`)
+    for at most `seconds`, each call recorded as `service_name`'s client; the count of each
+    status the client saw."""
     seen: dict[str, int] = {}
     deadline = time.monotonic() + seconds
-    with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stubs = {method: channel.unary_unary(f"/{SERVICE}/{method}")
                  for method in {method for method, _ in MIX}}
         turn = 0
@@ -111,7 +107,7 @@ def call(service: GrpcService, seconds: float, stop: threading.Event | None = No
             except grpc.RpcError as exc:
                 outcome = exc.code()
             service.client.labels(*_labels(service_name, method, outcome), "127.0.0.1",
-                                  str(service.port)).observe(time.perf_counter() - started)
+                                  str(port)).observe(time.perf_counter() - started)
             seen[outcome.name] = seen.get(outcome.name, 0) + 1
             turn += 1
             time.sleep(0.01)

@@ -1,7 +1,8 @@
 """End to end: real Prometheus scrapes real ambassadors (inbound and outbound for `shop`, inbound
-for `other`), an adapter, the node exporter and a gRPC service of `shop` (a real grpcio server
-and client, tests/dashboards/grpc_load.py) under load, with redline's rules loaded; every
-dashboard query returns data, and a service's panels show that service only."""
+for `other`), an adapter, the node exporter and `shop`'s gRPC ambassador (--protocol h2c) in
+front of a real grpcio server, called by a real grpcio client (tests/dashboards/grpc_load.py),
+under load, with redline's rules loaded; every dashboard query returns data, and a service's
+panels show that service only."""
 
 from __future__ import annotations
 
@@ -107,11 +108,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         (directory / f"{stem}.rules.yaml").write_text(prometheus_file(groups))
     log = directory / "access.log"
     log.touch()
-    with UpstreamServer() as upstream, grpc_service("shop") as grpc:
+    with UpstreamServer() as upstream, grpc_service() as grpc:
         inbound = AmbassadorProcess("--upstream", f"127.0.0.1:{upstream.port}",
                                     "--drain-delay", "0")
         outbound = AmbassadorProcess("--mode", "outbound", "--upstream",
                                      f"127.0.0.1:{upstream.port}", "--drain-delay", "0")
+        # shop serves gRPC too, on a port of its own (one ambassador process per port here)
+        grpc_inbound = AmbassadorProcess("--protocol", "h2c", "--upstream",
+                                         f"127.0.0.1:{grpc.port}", "--drain-delay", "0")
         # Another service's ambassador, which only ever rejects (its own reason, 431).
         other = SidecarProcess("ambassador", "--listen", "127.0.0.1:0", "--upstream",
                                f"127.0.0.1:{upstream.port}", "--drain-delay", "0",
@@ -124,8 +128,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         prometheus = Prometheus(directory, {
             "shop-redline": inbound.admin_port, "shop-redline-outbound": outbound.admin_port,
             "other-redline": other.admin_port, "web-redline-adapter": adapter.admin_port,
-            "node": node.admin_port, "shop-grpc": grpc.metrics_port})
-        grpc_calls = threading.Thread(target=call, args=(grpc, 12), daemon=True)
+            "node": node.admin_port, "shop-redline-grpc": grpc_inbound.admin_port,
+            "shop-grpc-client": grpc.metrics_port})
+        grpc_calls = threading.Thread(target=call, args=(grpc, grpc_inbound.port, 12),
+                                      daemon=True)
         try:
             grpc_calls.start()
             load(inbound.port, outbound.port, log, seconds=12)
@@ -137,7 +143,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             yield {"prometheus": prometheus, "node": f"127.0.0.1:{node.admin_port}"}
         finally:
             prometheus.stop()
-            for proc in (inbound, outbound, other, adapter, node):
+            for proc in (inbound, outbound, grpc_inbound, other, adapter, node):
                 proc.stop()
 
 
@@ -241,11 +247,12 @@ def test_sidecar_health_shows_the_chosen_services_ambassadors_only(
     assert reasons("nobody") == set()
     assert prometheus.query(substitute(retries, values))
     assert not prometheus.query(substitute(retries, {**values, "service": "nobody"}))
-    # The scrape targets the panel keeps for shop: its inbound and outbound ambassadors.
+    # The scrape targets the panel keeps for shop: its inbound (HTTP and gRPC) and outbound
+    # ambassadors.
     kept = queries.of_sidecars("redline_ambassador_upstream_retries_total",
                                [queries.eq("service_name", "shop")])
     assert {s["metric"]["job"] for s in prometheus.query(kept)} == {
-        "shop-redline", "shop-redline-outbound"}
+        "shop-redline", "shop-redline-grpc", "shop-redline-outbound"}
 
 
 def test_the_recorded_overview_shows_what_the_raw_one_shows(stack: dict[str, Any]) -> None:
