@@ -57,12 +57,17 @@ def compile_extension(extension: Extension, root: Path, target: Path) -> str | N
     if not (Path(include) / "Python.h").exists():
         return f"no Python headers in {include}"
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Built beside the target, then renamed over it: a process that has the old one loaded
+    # (an editable install's running ambassador) keeps its mapping intact.
+    building = target.with_name(f".{target.name}.{os.getpid()}")
     command = [*compiler, "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
                f"-I{include}", *(str(root / source) for source in extension.sources),
-               "-o", str(target), "-lpthread"]
+               "-o", str(building), "-lpthread"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
+        building.unlink(missing_ok=True)
         return f"{' '.join(command)} failed:\n{result.stderr.strip()}"
+    building.replace(target)
     return None
 
 

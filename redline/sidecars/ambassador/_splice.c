@@ -51,6 +51,7 @@ typedef struct Pair {
     char queued;       /* in the ready list: stopped after TURNS, not at EAGAIN */
     int error;         /* errno that ends the pair with resets */
     struct Pair *next_ready;
+    struct Pair *next_dead; /* in the graveyard: a finished pair may still be in a ready list */
 } Pair;
 
 typedef struct { uint64_t id; uint64_t received, sent; int error; } Ended;
@@ -137,7 +138,7 @@ static void finish(Relay *r, Pair *p, int reset) {
     if (grow((void **)&r->ended, &r->cap_ended, r->n_ended, sizeof(Ended)) == 0)
         r->ended[r->n_ended++] = (Ended){p->id, p->bytes[0], p->bytes[1], p->error};
     pthread_mutex_unlock(&r->lock);
-    p->next_ready = r->graveyard; /* a finished pair is in no ready list */
+    p->next_dead = r->graveyard;
     r->graveyard = p;
     uint64_t one = 1;
     (void)!write(r->ended_fd, &one, sizeof one);
@@ -222,10 +223,13 @@ static void *relay_thread(void *arg) {
             if (!p->done && pump(r, p)) { p->queued = 1; p->next_ready = again; again = p; }
         }
         ready = again;
-        /* No event of this batch and no ready entry names a finished pair any more. */
-        while (r->graveyard != NULL) {
-            Pair *p = r->graveyard;
-            r->graveyard = p->next_ready;
+        /* No event of this batch names a finished pair any more; one still in the ready list
+         * (finished by an abort after it was queued) is freed once that list has passed it. */
+        Pair **grave = &r->graveyard;
+        while (*grave != NULL) {
+            Pair *p = *grave;
+            if (p->queued) { grave = &p->next_dead; continue; }
+            *grave = p->next_dead;
             free(p);
         }
     }
@@ -269,7 +273,7 @@ static void Relay_dealloc(Relay *r) {
     }
     while (r->graveyard != NULL) {
         Pair *p = r->graveyard;
-        r->graveyard = p->next_ready;
+        r->graveyard = p->next_dead;
         free(p);
     }
     for (int *fd = &r->epoll; fd <= &r->ended_fd; fd++)
