@@ -26,6 +26,13 @@ def _rate(text: str) -> float:
     return value
 
 
+def _interval(text: str) -> str:
+    from redline.alerts.spec import parse_duration
+
+    parse_duration(text)  # refuses what Prometheus would not read as a group interval
+    return text
+
+
 def _label(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -69,6 +76,10 @@ def add_parser(sub: SubParsers,
     add("--min-request-rate", type=flag_type(_rate), default=0.02, metavar="RPS",
         help="burn-rate alerts stay silent below this many requests per second over their "
              "long window (default: 0.02, 72 an hour)")
+    add("--budget-interval", type=flag_type(_interval), metavar="DURATION",
+        help="how often the SLO period's records (the error ratio over the whole period and "
+             "the budget left) are evaluated; they read every sample of the period, so with "
+             "many SLOs 5m spares the ruler (default: the evaluation interval of the others)")
     add("--runbook-url", default="docs/alerts.md", metavar="URL",
         help="base of the runbook_url annotations; #alertname is appended "
              "(default: docs/alerts.md)")
@@ -111,7 +122,8 @@ def config(args: argparse.Namespace) -> AlertsConfig:
         options=RuleOptions(min_request_rate=args.min_request_rate,
                             runbook_url=args.runbook_url,
                             sidecar_job_regex=args.sidecar_job_regex,
-                            cluster_label=args.cluster_label.cluster),
+                            cluster_label=args.cluster_label.cluster,
+                            budget_interval=args.budget_interval),
         output=Output(format=args.format, name=args.name, namespace=args.namespace,
                       labels=dict(args.rule_label) or {"role": "alert-rules"},
                       grafana_datasource_uid=args.grafana_datasource_uid,

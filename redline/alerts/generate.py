@@ -21,6 +21,8 @@ class RuleOptions:
     sidecar_job_regex: str = ".*redline.*"  # Prometheus job names of redline's sidecars
     # The label that tells clusters apart in a central ruler; kept through every aggregation.
     cluster_label: str = CLUSTER_LABEL
+    # How often the SLO period's records are evaluated (None: as every other group).
+    budget_interval: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ def build_groups(spec: Spec | None, options: RuleOptions) -> dict[str, list[Grou
     if spec is not None:
         files["redline-slo"] = [
             group("redline-slo-recording", slo_rules.recording_rules(spec, grouping)),
+            group("redline-slo-budget", slo_rules.budget_rules(spec),
+                  interval=options.budget_interval),
             group("redline-slo-alerts", slo_rules.alert_rules(
                 spec, min_request_rate=options.min_request_rate,
                 runbook_url=options.runbook_url, grouping=grouping)),

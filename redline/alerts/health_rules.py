@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from redline.alerts.rules import VALUE_0F, VALUE_PERCENT, AlertingRule, alert, template
+from redline.alerts.slo_rules import METRICS
 from redline.alerts.spec import Spec
-from redline.queries import HTTP_SERVER, eq, regex, series
+from redline.queries import eq, regex, series
 
 
 def alert_rules(spec: Spec, *, job_regex: str, runbook_url: str) -> list[AlertingRule]:
@@ -33,7 +34,7 @@ def alert_rules(spec: Spec, *, job_regex: str, runbook_url: str) -> list[Alertin
         rules.append(alert(
             "RedlineREDMetricsAbsent",
             "\nand\n".join(f"absent({series(name, own)})"
-                           for name in HTTP_SERVER.request_counters), for_="15m",
+                           for name in METRICS[slo.protocol].request_counters), for_="15m",
             severity="ticket", summary=f"No RED metrics for {slo.service}",
             description=f"{slo.service} has an SLO but no request metrics for 15 minutes: its "
                         f"alerts cannot fire.", runbook_url=runbook_url,

@@ -29,11 +29,16 @@ Rule = RecordingRule | AlertingRule
 
 class Group(TypedDict):
     name: str
+    interval: NotRequired[str]  # the global evaluation interval when absent
     rules: list[Rule]
 
 
-def group(name: str, rules: list[RecordingRule] | list[AlertingRule] | list[Rule]) -> Group:
-    return {"name": name, "rules": list(rules)}
+def group(name: str, rules: list[RecordingRule] | list[AlertingRule] | list[Rule],
+          interval: str | None = None) -> Group:
+    made: Group = {"name": name, "rules": list(rules)}
+    if interval is not None:
+        made = {"name": name, "interval": interval, "rules": list(rules)}
+    return made
 
 
 def alert(name: str, expr: str, *, for_: str, severity: str, summary: str, description: str,

@@ -1,30 +1,41 @@
 """SLO spec -> recording rules and multi-window multi-burn-rate alerts (the SRE workbook's).
 
-Recording rules, per SLO and SLI (labels `service_name`, `slo` = availability | latency, and
-the cluster label where series have one: each cluster's SLI is its own, and so are its alerts):
-- `slo:sli_requests:rate<W>` and `slo:sli_error:ratio_rate<W>` for the short windows 5m, 30m,
-  1h, 2h, 6h, from the raw counters;
-- `slo:sli_errors:rate5m`, the numerator the long windows sum;
-- `slo:sli_error:ratio_rate<W>` for 1d, 3d and the period as sum_over_time of the 5m numerator
-  over sum_over_time of the 5m denominator: a ratio of sums, never an average of ratios, and
-  no query over 30 days of raw samples;
-- `slo:objective:ratio` and `slo:error_budget:remaining_ratio` for dashboards.
+The rules are shared by the SLOs, so that their number grows with the kinds of SLO (request
+metric, route filter, latency threshold, objective), not with the number of services, and each
+raw series is read once per evaluation, over 5 minutes. Every record has the labels
+`service_name`, `slo` (availability | latency) and the cluster label where series have one.
+
+- **Base records**, from the raw series, one rule per SLI for all the services that read the
+  same requests (`service_name=~"a|b|..."`; an SLO with a route filter has its own):
+  `slo:sli_requests:rate5m` and `slo:sli_errors:rate5m` (bad events per second: requests
+  with an `error_type`, or slower than the latency threshold; one pair per threshold).
+- **Windows**, from the base records alone, one rule each for every SLO:
+  `slo:sli_error:ratio_rate<W>` (5m, 30m, 1h, 2h, 6h, 1d, 3d) as sum_over_time of the 5m
+  numerator over sum_over_time of the 5m denominator (a ratio of sums, never an average of
+  ratios), and `slo:sli_requests:rate<W>` for the alerts' long windows.
+- **Objectives**, one rule per SLI and objective: `slo:objective:ratio`; and, in a group of
+  their own (they read the whole period: `--budget-interval` evaluates them less often), the
+  period's error ratio and `slo:error_budget:remaining_ratio`.
+- **Alerts**, one per window pair and objective: the objective is a constant of each rule.
 
 Requests are the histogram's `_count` plus the adapter's untimed requests (access logs without
-a request time count for availability); latency uses the histogram only.
+a request time count for availability); latency uses the histogram only. gRPC SLOs read
+`rpc_server_duration_seconds`, where `error_type` is set for server-fault statuses only.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from redline import queries
 from redline.alerts.rules import VALUE_1F, AlertingRule, RecordingRule, alert, recording, template
 from redline.alerts.spec import SLO, Spec, parse_duration
-from redline.queries import DEFAULT, HTTP_SERVER, Grouping, eq, regex
+from redline.queries import DEFAULT, GRPC_SERVER, HTTP_SERVER, Grouping, RequestMetrics, eq
 
-SHORT_WINDOWS = ("5m", "30m", "1h", "2h", "6h")
-LONG_WINDOWS = ("1d", "3d")
+REQUESTS, ERRORS = "slo:sli_requests:rate5m", "slo:sli_errors:rate5m"
+DERIVED_WINDOWS = ("30m", "1h", "2h", "6h", "1d", "3d")
+METRICS = {"http": HTTP_SERVER, "grpc": GRPC_SERVER}
 
 
 @dataclass(frozen=True)
@@ -48,32 +59,6 @@ BURN_WINDOWS = (
 ALERT_NAMES = {"availability": "RedlineAvailabilityBurnRate", "latency": "RedlineLatencyBurnRate"}
 
 
-def slo_matchers(slo: SLO) -> list[str]:
-    """The requests an SLO counts: its service, and its routes when it names some."""
-    return [eq("service_name", slo.service),
-            regex("http_route", queries.route_regex(slo.routes)) if slo.routes else ""]
-
-
-def sli_expressions(slo: SLO, sli: str, window: str, grouping: Grouping = DEFAULT
-                    ) -> tuple[str, str]:
-    """(bad events per second, all events per second) over `window`, per cluster."""
-    matchers, by = slo_matchers(slo), grouping.service
-    if sli == "availability":
-        return (queries.errors_or_zero(HTTP_SERVER, matchers, by, window),
-                queries.requests(HTTP_SERVER, matchers, by, window))
-    assert slo.latency is not None
-    # Latency has no untimed requests: only the histogram knows a duration.
-    everything = queries.sum_rate(HTTP_SERVER.count, matchers, by, window)
-    fast = queries.sum_rate(HTTP_SERVER.bucket,
-                            [*matchers, queries.le_matcher(slo.latency.threshold)], by, window)
-    return f"{everything} - {fast}", everything
-
-
-def recorded_selector(slo: SLO, sli: str, metric: str) -> str:
-    """One SLO's recorded series of `metric`."""
-    return queries.series(metric, eq("service_name", slo.service), eq("slo", sli))
-
-
 def objectives(slo: SLO) -> list[tuple[str, float]]:
     """(sli, objective as a ratio) for the objectives an SLO has."""
     found = []
@@ -85,50 +70,157 @@ def objectives(slo: SLO) -> list[tuple[str, float]]:
     return found
 
 
-def recording_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
-    rules: list[RecordingRule] = []
+# --- base records: the raw series, read once per evaluation --------------------------------
+
+@dataclass(frozen=True)
+class Source:
+    """Requests that SLOs count alike: a request metric and, for an SLO with one, a route
+    filter (each such SLO is a source of its own)."""
+
+    protocol: str
+    routes: tuple[str, ...] = ()
+
+    @property
+    def metrics(self) -> RequestMetrics:
+        return METRICS[self.protocol]
+
+    def matchers(self, services: list[str]) -> list[str]:
+        return [queries.one_of("service_name", services),
+                queries.regex("http_route", queries.route_regex(self.routes))
+                if self.routes else ""]
+
+
+def _source(slo: SLO) -> Source:
+    return Source(slo.protocol, slo.routes)
+
+
+def base_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
+    """One rule per record and SLI: each source's services in one branch, the branches joined
+    with `or` (their services differ). One rule, not one per branch, so that no two rules
+    record the same series name and labels (`promtool check rules --lint` refuses that)."""
+    by = grouping.service
+    availability: dict[Source, list[str]] = defaultdict(list)
+    latency: dict[tuple[Source, float], list[str]] = defaultdict(list)
     for slo in spec.slos:
-        for sli, objective in objectives(slo):
-            labels = {"service_name": slo.service, "slo": sli}
-
-            def own(metric: str, slo: SLO = slo, sli: str = sli) -> str:
-                return recorded_selector(slo, sli, metric)
-
-            for window in SHORT_WINDOWS:
-                bad, total = sli_expressions(slo, sli, window, grouping)
-                rules.append(recording(f"slo:sli_requests:rate{window}", total, labels))
-                rules.append(recording(f"slo:sli_error:ratio_rate{window}",
-                                       f"({bad})\n/\n({total})", labels))
-            bad, _ = sli_expressions(slo, sli, "5m", grouping)
-            rules.append(recording("slo:sli_errors:rate5m", bad, labels))
-            for window in (*LONG_WINDOWS, spec.period):
-                if window in SHORT_WINDOWS:
-                    continue
-                rules.append(recording(
-                    f"slo:sli_error:ratio_rate{window}",
-                    f"sum_over_time({own('slo:sli_errors:rate5m')}[{window}])\n/\n"
-                    f"sum_over_time({own('slo:sli_requests:rate5m')}[{window}])", labels))
-                rules.append(recording(
-                    f"slo:sli_requests:rate{window}",
-                    f"avg_over_time({own('slo:sli_requests:rate5m')}[{window}])", labels))
-            rules.append(recording("slo:objective:ratio", repr(objective), labels))
-            rules.append(recording(
-                "slo:error_budget:remaining_ratio",
-                f"1 - {own(f'slo:sli_error:ratio_rate{spec.period}')} / {1 - objective:.6g}",
-                labels))
-    return _dedupe(rules)
+        if slo.availability is not None:
+            availability[_source(slo)].append(slo.service)
+        if slo.latency is not None:
+            latency[_source(slo), slo.latency.threshold].append(slo.service)
+    requests, errors = [], []
+    for source, services in availability.items():
+        matchers, metrics = source.matchers(services), source.metrics
+        requests.append(queries.requests(metrics, matchers, by, "5m"))
+        errors.append(queries.errors_or_zero(metrics, matchers, by, "5m"))
+    slow, timed = [], []
+    for (source, threshold), services in latency.items():
+        matchers, metrics = source.matchers(services), source.metrics
+        # Latency has no untimed requests: only the histogram knows a duration.
+        everything = queries.sum_rate(metrics.count, matchers, by, "5m")
+        fast = queries.sum_rate(metrics.bucket, [*matchers, queries.le_matcher(threshold)],
+                                by, "5m")
+        timed.append(everything)
+        slow.append(f"{everything}\n-\n{fast}")
+    rules = []
+    for sli, totals, bad in (("availability", requests, errors), ("latency", timed, slow)):
+        if totals:
+            rules.append(recording(REQUESTS, any_of(totals), {"slo": sli}))
+            rules.append(recording(ERRORS, any_of(bad), {"slo": sli}))
+    return rules
 
 
-def _dedupe(rules: list[RecordingRule]) -> list[RecordingRule]:
-    """A period equal to a long window (3d) would record the same series twice."""
-    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-    kept = []
-    for rule in rules:
-        key = (rule["record"], tuple(sorted(rule.get("labels", {}).items())))
-        if key not in seen:
-            seen.add(key)
-            kept.append(rule)
-    return kept
+def any_of(branches: list[str]) -> str:
+    """Expressions over different services as one: `(a)\nor\n(b)`, or `a` alone."""
+    if len(branches) == 1:
+        return branches[0]
+    return "\nor\n".join(f"(\n{branch}\n)" for branch in branches)
+
+
+# --- windows: from the base records, for every SLO at once ---------------------------------
+
+def error_ratio(window: str) -> str:
+    """Bad events over all events in `window`, from the 5m records: their sums over the
+    window, so each 5m rate weighs by its traffic."""
+    if window == "5m":
+        return f"{ERRORS}\n/\n{REQUESTS}"
+    return f"sum_over_time({ERRORS}[{window}])\n/\nsum_over_time({REQUESTS}[{window}])"
+
+
+def window_rules() -> list[RecordingRule]:
+    long_windows = {w.long for w in BURN_WINDOWS}
+    rules = [recording("slo:sli_error:ratio_rate5m", error_ratio("5m"))]
+    for window in DERIVED_WINDOWS:
+        rules.append(recording(f"slo:sli_error:ratio_rate{window}", error_ratio(window)))
+        if window in long_windows:  # the alerts' minimum traffic
+            rules.append(recording(f"slo:sli_requests:rate{window}",
+                                   f"avg_over_time({REQUESTS}[{window}])"))
+    return rules
+
+
+# --- objectives: SLOs that share an objective share its rules ------------------------------
+
+@dataclass(frozen=True)
+class Objective:
+    """The SLOs of one SLI with the same objective (and, for latency, the same threshold):
+    one rule per record or alert serves them all."""
+
+    sli: str
+    ratio: float
+    threshold: float | None
+    services: tuple[str, ...]
+    alone: bool  # the only objective of its SLI: its rules need not name the services
+
+    def recorded(self, record: str) -> str:
+        return queries.series(record, eq("slo", self.sli),
+                              "" if self.alone else queries.one_of("service_name",
+                                                                   self.services))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """What tells this objective's alerts from another's of the same SLI: the objective
+        (in percent, as the spec writes it) and the latency threshold (seconds)."""
+        labels = {"objective": f"{self.ratio * 100:g}"}
+        if self.threshold is not None:
+            labels["threshold"] = f"{self.threshold:g}"
+        return labels
+
+    @property
+    def budget(self) -> str:
+        return f"{1 - self.ratio:.6g}"
+
+
+def shared_objectives(spec: Spec) -> list[Objective]:
+    found: dict[tuple[str, float, float | None], list[str]] = defaultdict(list)
+    for slo in spec.slos:
+        for sli, ratio in objectives(slo):
+            threshold = slo.latency.threshold if sli == "latency" and slo.latency else None
+            found[sli, ratio, threshold].append(slo.service)
+    per_sli: dict[str, int] = defaultdict(int)
+    for sli, _, _ in found:
+        per_sli[sli] += 1
+    return [Objective(sli, ratio, threshold, tuple(services), per_sli[sli] == 1)
+            for (sli, ratio, threshold), services in found.items()]
+
+
+def objective_rules(spec: Spec) -> list[RecordingRule]:
+    """The objective, for each SLO that has traffic (per cluster, as its SLI)."""
+    return [recording("slo:objective:ratio", any_of([
+        f"{o.recorded(REQUESTS)} * 0 + {o.ratio!r}" for o in shared_objectives(spec)]))]
+
+
+def budget_rules(spec: Spec) -> list[RecordingRule]:
+    """The period's error ratio and the budget left, for dashboards."""
+    rules = []
+    if spec.period != "5m" and spec.period not in DERIVED_WINDOWS:
+        rules.append(recording(f"slo:sli_error:ratio_rate{spec.period}",
+                               error_ratio(spec.period)))
+    rules.append(recording("slo:error_budget:remaining_ratio", any_of([
+        f"1 - {o.recorded(f'slo:sli_error:ratio_rate{spec.period}')} / {o.budget}"
+        for o in shared_objectives(spec)])))
+    return rules
+
+
+def recording_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
+    return [*base_rules(spec, grouping), *window_rules(), *objective_rules(spec)]
 
 
 def alert_rules(spec: Spec, *, min_request_rate: float, runbook_url: str,
@@ -137,36 +229,32 @@ def alert_rules(spec: Spec, *, min_request_rate: float, runbook_url: str,
     # The cluster label too: joined on the service alone, another cluster's traffic would let
     # this cluster's burn through the minimum request rate.
     joined = queries.on((*grouping.service, "slo"))
-    for slo in spec.slos:
-        for sli, objective in objectives(slo):
-            budget = 1 - objective
-            name = ALERT_NAMES[sli]
-            what = ("Requests fail" if slo.latency is None or sli == "availability" else
-                    f"Requests take longer than {slo.latency.threshold:g}s")
-            lasts = (template(f'with printf "%f / %f" {float(spec.period_seconds)} $value | '
-                              f'query') + template(". | first | value | humanizeDuration")
-                     + template("end"))
-            for window in BURN_WINDOWS:
-                factor = window.factor(spec.period_seconds)
-                long, short = (recorded_selector(slo, sli, f"slo:sli_error:ratio_rate{w}")
-                               for w in (window.long, window.short))
-                traffic = recorded_selector(slo, sli, f"slo:sli_requests:rate{window.long}")
-                expr = (f"(\n  {long} / {budget:.6g} > {factor:g}\n"
-                        f"  and\n  {short} / {budget:.6g} > {factor:g}\n)\n"
-                        f"and {joined}\n"
-                        f"{traffic} >= {min_request_rate:g}")
-                # No pending time: the short window already confirms the burn (SRE workbook).
-                rules.append(alert(
-                    name, expr, for_="0m", severity=window.severity,
-                    summary=f"{template('$labels.service_name')} is spending its "
-                            f"{objective * 100:g}% {sli} error budget too fast",
-                    description=(
-                        f"{what} at {template(VALUE_1F)}x the rate the "
-                        f"{objective * 100:g}% objective allows, over the last "
-                        f"{window.long} and {window.short}. At {factor:g}x, "
-                        f"{window.budget_share * 100:g}% of the {spec.period} error budget "
-                        f"is spent in {window.long}; at the current rate the whole budget "
-                        f"lasts {lasts}."),
-                    runbook_url=runbook_url, service_name=slo.service, slo=sli,
-                    long_window=window.long, short_window=window.short))
+    lasts = (template(f'with printf "%f / %f" {float(spec.period_seconds)} $value | query')
+             + template(". | first | value | humanizeDuration") + template("end"))
+    for o in shared_objectives(spec):
+        what = ("Requests fail" if o.threshold is None else
+                f"Requests take longer than {o.threshold:g}s")
+        for window in BURN_WINDOWS:
+            factor = window.factor(spec.period_seconds)
+            long, short = (o.recorded(f"slo:sli_error:ratio_rate{w}")
+                           for w in (window.long, window.short))
+            traffic = o.recorded(f"slo:sli_requests:rate{window.long}")
+            expr = (f"(\n  {long} / {o.budget} > {factor:g}\n"
+                    f"  and\n  {short} / {o.budget} > {factor:g}\n)\n"
+                    f"and {joined}\n"
+                    f"{traffic} >= {min_request_rate:g}")
+            # No pending time: the short window already confirms the burn (SRE workbook).
+            rules.append(alert(
+                ALERT_NAMES[o.sli], expr, for_="0m", severity=window.severity,
+                summary=f"{template('$labels.service_name')} is spending its "
+                        f"{o.ratio * 100:g}% {o.sli} error budget too fast",
+                description=(
+                    f"{what} at {template(VALUE_1F)}x the rate the "
+                    f"{o.ratio * 100:g}% objective allows, over the last "
+                    f"{window.long} and {window.short}. At {factor:g}x, "
+                    f"{window.budget_share * 100:g}% of the {spec.period} error budget "
+                    f"is spent in {window.long}; at the current rate the whole budget "
+                    f"lasts {lasts}."),
+                runbook_url=runbook_url, slo=o.sli, **o.labels,
+                long_window=window.long, short_window=window.short))
     return rules

@@ -5,11 +5,12 @@ one file read.
 period: 30d                    # optional, default 30d
 slos:
   - service: checkout          # matches the service_name label
+    protocol: http             # optional, http (default: http_server_*) or grpc (rpc_server_*)
     availability: 99.9         # percent (not a ratio) of requests without error_type
     latency:                   # optional
       threshold: 0.25          # seconds; must be a histogram bucket boundary
       target: 99               # percent (not a ratio) of requests at or under the threshold
-    routes: ["/api/*"]         # optional; default all routes
+    routes: ["/api/*"]         # optional, http only; default all routes
     scaling: {...}             # optional; HPA/KEDA objects (redline/autoscale/model.py)
 ```
 """
@@ -44,6 +45,9 @@ class Latency:
     target: float  # percent
 
 
+PROTOCOLS = ("http", "grpc")
+
+
 @dataclass(frozen=True)
 class SLO:
     service: str
@@ -51,6 +55,7 @@ class SLO:
     latency: Latency | None
     routes: tuple[str, ...]
     scaling: Scaling | None = None  # `redline autoscale`; the alerts ignore it
+    protocol: str = "http"  # which request metrics: http_server_* or rpc_server_* (gRPC)
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ def _objective(node: Node) -> float:
 
 
 def _slo(item: Node, buckets: Sequence[float]) -> SLO:
-    item.mapping({"service", "availability", "latency", "routes", "scaling"})
+    item.mapping({"service", "protocol", "availability", "latency", "routes", "scaling"})
     service = item.child("service").string()
     if '"' in service or "\\" in service:
         raise item.child("service").error("a service name without quotes or backslashes")
@@ -127,10 +132,17 @@ def _slo(item: Node, buckets: Sequence[float]) -> SLO:
         latency = Latency(float(threshold), _objective(latency_node.child("target")))
     if availability is None and latency is None:
         raise item.error("an availability or a latency objective")
+    protocol_node = item.child("protocol")
+    protocol = protocol_node.string("http")
+    if protocol not in PROTOCOLS:
+        raise protocol_node.error("http or grpc")
     routes = tuple(node.string() for node in item.child("routes").items())
+    if routes and protocol != "http":
+        # gRPC calls have no http_route: an SLO of a gRPC service covers all its methods.
+        raise item.child("routes").error("no routes for a gRPC SLO (it covers every method)")
     for index, route in enumerate(routes):
         if not route.startswith("/"):
             raise item.child("routes").child(index).error("a route pattern starting with '/'")
     scaling_node = item.child("scaling")
     scaling = None if scaling_node.value is None else build_scaling(scaling_node)
-    return SLO(service, availability, latency, routes, scaling)
+    return SLO(service, availability, latency, routes, scaling, protocol)

@@ -28,13 +28,17 @@ WINDOWS = [("page", "1h", "5m", 14.4, 2), ("page", "6h", "30m", 6, 5),
 
 
 def burn_alerts(service: str, sli: str, objective: float, burn: float, what: str,
-                windows: list[tuple[str, str, str, float, int]]) -> list[dict[str, Any]]:
+                windows: list[tuple[str, str, str, float, int]], threshold: float | None = None
+                ) -> list[dict[str, Any]]:
     name = {"availability": "RedlineAvailabilityBurnRate",
             "latency": "RedlineLatencyBurnRate"}[sli]
     lasts = humanize_duration(30 * 86400 / burn)
+    # The objective's own labels: SLOs that share an objective share its alert rules.
+    shared = {"objective": f"{objective:g}"} | (
+        {} if threshold is None else {"threshold": f"{threshold:g}"})
     return [{
         "exp_labels": {"service_name": service, "slo": sli, "severity": severity,
-                       "long_window": long, "short_window": short},
+                       "long_window": long, "short_window": short, **shared},
         "exp_annotations": {
             "summary": f"{service} is spending its {objective:g}% {sli} error budget too fast",
             "description": f"{what} at {burn:.1f}x the rate the {objective:g}% objective "
@@ -63,13 +67,22 @@ def test_availability_burn_rates(rule_dir: Path) -> None:
                 {"expr": f"slo:sli_errors:rate5m{{{recorded}}}", "eval_time": "30m",
                  "exp_samples": [{"labels": f"slo:sli_errors:rate5m{{{recorded}}}",
                                   "value": 1 / 60}]},
-                {"expr": f"slo:objective:ratio{{{recorded}}}", "eval_time": "1m",
+                {"expr": f"slo:sli_error:ratio_rate1h{{{recorded}}}", "eval_time": "70m",
+                 "exp_samples": [{"labels": f"slo:sli_error:ratio_rate1h{{{recorded}}}",
+                                  "value": 1 / 60}]},
+                {"expr": f"slo:sli_requests:rate1h{{{recorded}}}", "eval_time": "70m",
+                 "exp_samples": [{"labels": f"slo:sli_requests:rate1h{{{recorded}}}",
+                                  "value": 1.0}]},
+                # An objective per SLO and SLI with traffic; search has none here.
+                {"expr": "slo:objective:ratio", "eval_time": "1m",
                  "exp_samples": [{"labels": f"slo:objective:ratio{{{recorded}}}",
-                                  "value": 0.999}]},
-                {"expr": 'slo:objective:ratio{service_name="search",slo="latency"}',
-                 "eval_time": "1m",
-                 "exp_samples": [{"labels": 'slo:objective:ratio{service_name="search",'
-                                            'slo="latency"}', "value": 0.95}]},
+                                  "value": 0.999},
+                                 {"labels": 'slo:objective:ratio{service_name="checkout",'
+                                            'slo="latency"}', "value": 0.99}]},
+                # 1 - (1/60) / 0.001 of the budget left, read every 5 minutes
+                {"expr": f"slo:error_budget:remaining_ratio{{{recorded}}}", "eval_time": "30m",
+                 "exp_samples": [{"labels": f"slo:error_budget:remaining_ratio{{{recorded}}}",
+                                  "value": 1 - (1 / 60) / 0.001}]},
             ],
         },
         {  # 2% errors against a 0.1% budget: burn 20, every window pair fires
@@ -123,14 +136,14 @@ def test_latency_burn_rates(rule_dir: Path) -> None:
             "interval": "1m", "input_series": series(0.8),
             "alert_rule_test": [
                 {"eval_time": "70m", "alertname": "RedlineLatencyBurnRate",
-                 "exp_alerts": burn_alerts("search", "latency", 95, 16, what, WINDOWS)},
+                 "exp_alerts": burn_alerts("search", "latency", 95, 16, what, WINDOWS, 1)},
             ],
         },
         {  # 70% slow: burn 14, below the 1h/5m page
             "interval": "1m", "input_series": series(0.7),
             "alert_rule_test": [
                 {"eval_time": "70m", "alertname": "RedlineLatencyBurnRate",
-                 "exp_alerts": burn_alerts("search", "latency", 95, 14, what, WINDOWS[1:])},
+                 "exp_alerts": burn_alerts("search", "latency", 95, 14, what, WINDOWS[1:], 1)},
             ],
         },
     ])

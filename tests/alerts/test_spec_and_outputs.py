@@ -137,7 +137,8 @@ def test_operator_object(tmp_path: Path) -> None:
     assert document["metadata"] == {"name": "redline", "labels": {"release": "kps"},
                                     "namespace": "monitoring"}
     names = [group["name"] for group in document["spec"]["groups"]]
-    assert names == ["redline-slo-recording", "redline-slo-alerts", "redline-red-recording",
+    assert names == ["redline-slo-recording", "redline-slo-budget", "redline-slo-alerts",
+                     "redline-red-recording",
                      "redline-use-recording", "redline-use-alerts",
                      "redline-use-containers-recording", "redline-use-containers-alerts",
                      "redline-health"]
@@ -145,6 +146,21 @@ def test_operator_object(tmp_path: Path) -> None:
     files = [yaml.safe_load((DEPLOY / f"redline-{stem}.rules.yaml").read_text())["groups"]
              for stem in ("slo", "red", "use", "health")]
     assert document["spec"]["groups"] == [group for groups in files for group in groups]
+
+
+def test_budget_interval_sets_the_budget_groups_own() -> None:
+    """The period's records read every sample of the period: --budget-interval evaluates
+    them less often, and only them."""
+    result = redline("alerts", "--slo", str(DEPLOY / "slo.yaml"), "--budget-interval", "5m")
+    assert result.returncode == 0, result.stderr
+    groups = [group for document in yaml.safe_load_all(result.stdout)
+              for group in document["groups"]]
+    assert {g["name"]: g.get("interval") for g in groups if "interval" in g} == {
+        "redline-slo-budget": "5m"}
+    bad = redline("alerts", "--slo", str(DEPLOY / "slo.yaml"), "--budget-interval", "5x")
+    assert bad.returncode == 2
+    assert "argument --budget-interval: expected a duration such as 30d, 4w or 12h, got " \
+           "'5x'" in bad.stderr
 
 
 def test_without_a_spec_only_use_and_health(tmp_path: Path) -> None:
