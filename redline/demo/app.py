@@ -1,7 +1,9 @@
 """The demo app: a Flask app whose routes behave as redline/demo/behaviour.py says, writing an
 nginx-style access log for the adapter. The checkout calls the payment dependency at
 `dependency_url` (through the outbound ambassador in the demo), so the client-side RED metrics
-have something to record.
+have something to record. With `inventory` (a gRPC client: method name -> the status name the
+call ended with), the item route and the checkout first call the inventory's GetStock and
+Reserve: NOT_FOUND is a 404, any other failure a 502.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import IO
 
 from flask import Flask, Response, g, request
@@ -50,7 +53,8 @@ def _call_dependency(url: str) -> int:
 
 
 def create_app(role: str = "app", *, access_log: IO[str] | None = None,
-               dependency_url: str | None = None, seed: int | None = None) -> Flask:
+               dependency_url: str | None = None, seed: int | None = None,
+               inventory: Callable[[str], str] | None = None) -> Flask:
     app = Flask(f"redline-demo-{role}")
     rng = random.Random(seed)
     rng_lock = threading.Lock()
@@ -62,6 +66,13 @@ def create_app(role: str = "app", *, access_log: IO[str] | None = None,
         time.sleep(delay)
         if failed:
             return Response('{"error": "internal"}\n', 500, mimetype="application/json")
+        if route.inventory_method and inventory is not None:
+            answer = inventory(route.inventory_method)
+            if answer == "NOT_FOUND":
+                return Response('{"error": "no such item"}\n', 404, mimetype="application/json")
+            if answer != "OK":
+                return Response(f'{{"error": "inventory: {answer}"}}\n', 502,
+                                mimetype="application/json")
         if route.calls_dependency and dependency_url:
             status = _call_dependency(dependency_url.rstrip("/") + "/charge")
             if status >= 500:

@@ -3,7 +3,9 @@ each takes, how often each fails, and what its access-log line looks like.
 
 The shapes are chosen so every dashboard panel has something to show: fast reads, a slower
 checkout that fails a few percent of the time and calls an external dependency, a heavy-tailed
-search (p99 far above p50), and ids in the path that the route templater must fold.
+search (p99 far above p50), ids in the path that the route templater must fold, and gRPC calls
+to an inventory service that answer NOT_FOUND now and then (an answer, not an error) and fail
+with INTERNAL or UNAVAILABLE more rarely.
 """
 
 from __future__ import annotations
@@ -25,18 +27,48 @@ class Route:
     error_ratio: float      # share of requests answered 500
     weight: float           # share of the load generator's requests
     calls_dependency: bool = False
+    inventory_method: str | None = None  # the gRPC method of the inventory it calls first
 
 
 APP_ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/items", 0.004, 0.3, 0.001, 0.40),
-    Route("GET", "/api/items/{id}", 0.008, 0.4, 0.002, 0.30),
+    Route("GET", "/api/items/{id}", 0.008, 0.4, 0.002, 0.30, inventory_method="GetStock"),
     Route("GET", "/api/search", 0.040, 1.2, 0.005, 0.15),
-    Route("POST", "/api/checkout", 0.120, 0.5, 0.04, 0.15, calls_dependency=True),
+    Route("POST", "/api/checkout", 0.120, 0.5, 0.04, 0.15, calls_dependency=True,
+          inventory_method="Reserve"),
 )
 # The "external" payment service the checkout calls through the outbound ambassador.
 DEPENDENCY_ROUTES: tuple[Route, ...] = (
     Route("POST", "/charge", 0.030, 0.4, 0.01, 1.0),
 )
+
+
+
+
+@dataclass(frozen=True)
+class GrpcMethod:
+    name: str
+    median_s: float
+    sigma: float
+    failures: tuple[tuple[str, float], ...]  # (gRPC status name, share of calls); the rest OK
+
+
+# The inventory, a gRPC service the app calls (through an ambassador with --protocol h2c).
+INVENTORY_SERVICE = "demo.Inventory"
+INVENTORY_METHODS: tuple[GrpcMethod, ...] = (
+    GrpcMethod("GetStock", 0.003, 0.4, (("NOT_FOUND", 0.08), ("UNAVAILABLE", 0.005))),
+    GrpcMethod("Reserve", 0.010, 0.5, (("INTERNAL", 0.02), ("UNAVAILABLE", 0.01))),
+)
+
+
+def outcome(method: GrpcMethod, rng: random.Random) -> str:
+    """The status name this call answers with: OK, or one of the method's failures."""
+    draw = rng.random()
+    for status, share in method.failures:
+        if draw < share:
+            return status
+        draw -= share
+    return "OK"
 
 
 def routes_for(role: str) -> tuple[Route, ...]:
@@ -47,7 +79,7 @@ def routes_for(role: str) -> tuple[Route, ...]:
     raise ValueError(f"--role: expected app or dependency, got {role!r}")
 
 
-def latency(route: Route, rng: random.Random) -> float:
+def latency(route: Route | GrpcMethod, rng: random.Random) -> float:
     """Seconds this request takes (log-normal around the route's median, capped)."""
     return min(rng.lognormvariate(math.log(route.median_s), route.sigma), LATENCY_CAP_S)
 

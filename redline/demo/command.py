@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -48,13 +49,16 @@ def add_parser(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                     "checkout that fails a few percent of the time and calls --dependency.")
     app.add_argument("--listen", type=flag_type(host_port), default=("127.0.0.1", 8080),
                      metavar="H:P", help="where to listen (default 127.0.0.1:8080)")
-    app.add_argument("--role", choices=("app", "dependency"), default="app",
-                     help="the shop app, or the payment service its checkout calls "
-                          "(default app)")
+    app.add_argument("--role", choices=("app", "dependency", "inventory"), default="app",
+                     help="the shop app, the payment service its checkout calls, or the "
+                          "gRPC inventory it calls (needs grpcio) (default app)")
     app.add_argument("--access-log", metavar="PATH",
                      help="append an nginx-style access log here (for the adapter)")
     app.add_argument("--dependency", metavar="URL",
                      help="base URL of the payment service (the outbound ambassador)")
+    app.add_argument("--grpc-dependency", type=flag_type(host_port), metavar="H:P",
+                     help="the gRPC inventory the item route and the checkout call (through "
+                          "an ambassador with --protocol h2c; needs grpcio)")
     app.add_argument("--seed", type=int, metavar="N",
                      help="random seed, for reproducible behaviour")
     app.set_defaults(func=run_app)
@@ -95,9 +99,12 @@ def _on_sigterm(stop: threading.Event) -> None:
 
 
 def run_app(args: argparse.Namespace) -> int:
+    if args.role == "inventory":
+        return _run_inventory(args)
     from werkzeug.serving import make_server  # flask loads only for the demo app
 
     from redline.demo.app import create_app
+    from redline.demo.inventory import InventoryClient
 
     stream: IO[str] | None = None
     if args.access_log:
@@ -106,9 +113,18 @@ def run_app(args: argparse.Namespace) -> int:
             stream = open(args.access_log, "a", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise ConfigError(f"--access-log: cannot open {args.access_log}: {exc}") from exc
+    inventory = None
+    if args.grpc_dependency:
+        grpc_host, grpc_port = args.grpc_dependency
+        try:
+            inventory = InventoryClient(f"{grpc_host}:{grpc_port}")
+        except ConfigError as exc:
+            raise ConfigError(f"--grpc-dependency: {exc}") from exc
     host, port = args.listen
     server = make_server(host, port, create_app(args.role, access_log=stream,
-                                                dependency_url=args.dependency, seed=args.seed),
+                                                dependency_url=args.dependency, seed=args.seed,
+                                                inventory=inventory.call if inventory
+                                                else None),
                          threaded=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the access log is the file's job
     stop = threading.Event()
@@ -128,6 +144,20 @@ def run_app(args: argparse.Namespace) -> int:
         server.server_close()
         if stream is not None:
             stream.close()
+        if inventory is not None:
+            inventory.close()
+    return 0
+
+
+def _run_inventory(args: argparse.Namespace) -> int:
+    from redline.demo.inventory import serve
+
+    stop = threading.Event()
+    _on_sigterm(stop)
+    host, port = args.listen
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(host, port, stop, seed=args.seed, listening=lambda: log.info(
+            "demo inventory listening", extra={"listen": f"{host}:{port}", "role": args.role}))
     return 0
 
 

@@ -2,7 +2,8 @@
 Prometheus: two snapshots some seconds apart give rates, error ratios and (from the histogram
 buckets' increase) percentiles, as `rate` and `histogram_quantile` would.
 
-Pure: snapshots in, rows out; the same rows and table as `redline stat`.
+Pure: snapshots in, rows out; the same rows and table as `redline stat --by route` (gRPC
+calls per method beside HTTP routes).
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from redline.exporters.red import SERVER_DURATION, SERVER_UNTIMED
+from redline.exporters.red import RPC_SERVER_DURATION, SERVER_DURATION, SERVER_UNTIMED
+from redline.queries import DEFAULT
+from redline.stat import command as stat
 from redline.stat.command import Key, Row
 
-RED_BY = ("service_name", "http_route")
+# What HTTP and gRPC rows are grouped by, as `redline stat --by route` groups them.
+RED_BY, RPC_BY, _ = stat.red_labels(DEFAULT, by_route=True)
 RED_SAMPLES = (f"{SERVER_DURATION}_count", f"{SERVER_DURATION}_bucket", SERVER_UNTIMED)
+RPC_SAMPLES = (f"{RPC_SERVER_DURATION}_count", f"{RPC_SERVER_DURATION}_bucket")
 
 
 @dataclass
@@ -30,6 +35,7 @@ class RedTotals:
 class Snapshot:
     at: float                                   # monotonic seconds
     red: dict[Key, RedTotals] = field(default_factory=dict)
+    rpc: dict[Key, RedTotals] = field(default_factory=dict)  # gRPC calls, by RPC_BY
     # per instance: counters and gauges of the node exporter that USE needs
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)    # instance -> mode -> s
     cpus: dict[str, int] = field(default_factory=dict)
@@ -47,7 +53,9 @@ def parse(at: float, expositions: dict[str, str]) -> Snapshot:
             for sample in family.samples:
                 name, labels, value = sample.name, sample.labels, sample.value
                 if name in RED_SAMPLES:
-                    _add_red(snap, name, labels, value)
+                    _add(snap.red, RED_BY, name, labels, value)
+                elif name in RPC_SAMPLES:
+                    _add(snap.rpc, RPC_BY, name, labels, value)
                 elif name == "node_cpu_seconds_total":
                     modes = snap.cpu.setdefault(instance, {})
                     modes[labels["mode"]] = modes.get(labels["mode"], 0.0) + value
@@ -68,8 +76,9 @@ def parse(at: float, expositions: dict[str, str]) -> Snapshot:
     return snap
 
 
-def _add_red(snap: Snapshot, name: str, labels: dict[str, str], value: float) -> None:
-    totals = snap.red.setdefault(tuple(labels.get(label, "") for label in RED_BY), RedTotals())
+def _add(totals_by: dict[Key, RedTotals], by: tuple[str, ...], name: str,
+         labels: dict[str, str], value: float) -> None:
+    totals = totals_by.setdefault(tuple(labels.get(label, "") for label in by), RedTotals())
     if name.endswith("_bucket"):
         le = float(labels["le"])
         totals.buckets[le] = totals.buckets.get(le, 0.0) + value
@@ -99,12 +108,18 @@ def quantile(q: float, buckets: dict[float, float]) -> float | None:
 
 
 def red_rows(before: Snapshot, after: Snapshot) -> dict[Key, Row]:
-    seconds = after.at - before.at
+    """HTTP routes and gRPC methods, keyed as `redline stat --by route` keys them."""
+    return stat.red_rows(_rows(before.red, after.red, after.at - before.at),
+                       _rows(before.rpc, after.rpc, after.at - before.at), by_route=True)
+
+
+def _rows(before: dict[Key, RedTotals], after: dict[Key, RedTotals], seconds: float
+          ) -> dict[Key, Row]:
     rows: dict[Key, Row] = {}
     if seconds <= 0:
         return rows
-    for key, now in after.red.items():
-        then = before.red.get(key, RedTotals())
+    for key, now in after.items():
+        then = before.get(key, RedTotals())
         requests = now.count - then.count
         if requests <= 0:
             continue

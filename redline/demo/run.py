@@ -26,10 +26,11 @@ from redline.autoscale.model import Scaling
 from redline.autoscale.objects import scaled
 from redline.autoscale.replay import current_values
 from redline.config import ConfigError
-from redline.demo import direct, topology
+from redline.demo import direct, inventory, topology
 from redline.demo.load import LoadResult, run_load
 from redline.demo.view import Screen, render
 from redline.ports import free_ports, wait_port
+from redline.queries import DEFAULT
 from redline.stat import command as stat
 
 START_TIMEOUT_S = 20.0
@@ -119,10 +120,8 @@ class Measure:
         self.previous = snapshot
 
     def _from_prometheus(self, screen: Screen, url: str) -> None:
-        by = direct.RED_BY
         try:
-            red = {column: stat.query(url, expr)
-                   for column, expr in stat.red_queries(WINDOW, (), by).items()}
+            red, _ = stat.red(stat.query, url, WINDOW, (), DEFAULT, by_route=True)
             use = {column: stat.query(url, expr)
                    for column, expr in stat.use_queries(WINDOW).items()}
             alerts = json.loads(_fetch(f"{url}/api/v1/alerts"))["data"]["alerts"]
@@ -132,7 +131,7 @@ class Measure:
             # stat's errors name its --prometheus flag, which the demo does not have.
             screen.note = f"Prometheus: {str(exc).removeprefix('--prometheus: ')}"
             return
-        screen.red = stat.collect(red, by)
+        screen.red = red
         screen.use = stat.collect(use, ("instance",))
         screen.alerts = sorted(
             f"{a['state']:8} {a['labels'].get('alertname')} "
@@ -170,7 +169,8 @@ def run_demo(duration: float, refresh: float, rate: float, workdir: Path,
     logs.mkdir(parents=True, exist_ok=True)
     (workdir / "access.log").touch()
     ports = dict(zip(topology.PORT_NAMES, free_ports(len(topology.PORT_NAMES)), strict=True))
-    plan = topology.redline_children(ports, workdir, cgroups=Path("/sys/fs/cgroup").is_dir())
+    plan = topology.redline_children(ports, workdir, cgroups=Path("/sys/fs/cgroup").is_dir(),
+                                     grpc=inventory.available())
     children = Children(logs)
     load = LoadResult()
     loader: threading.Thread | None = None
@@ -255,6 +255,9 @@ def _started(children: Children, ports: dict[str, int], workdir: Path,
     if prometheus_url is None:
         lines.append("  prometheus     not installed: reading the sidecars' /metrics instead "
                      "(apt-get install prometheus for rules and alerts)")
+    if not inventory.available():
+        lines.append(f"  inventory      not started: the gRPC dependency needs grpcio, but "
+                     f"{inventory.MISSING}")
     lines.append(f"  work directory {workdir} (logs/, access.log)")
     return "\n".join(lines) + "\n"
 

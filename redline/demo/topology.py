@@ -14,8 +14,10 @@ from redline.exporters.node.collectors import COLLECTORS
 
 SERVICE = "checkout"          # the demo app's service name: deploy/prometheus/slo.yaml has SLOs
 LOG_SERVICE = "checkout-log"  # the same app seen by the adapter, through its access log
+GRPC_SERVICE = "inventory"    # the gRPC dependency, seen by the ambassador in front of it
 PORT_NAMES = ("payments", "egress", "egress_admin", "app", "ambassador", "ambassador_admin",
-              "adapter_admin", "node", "prometheus", "alertmanager")
+              "adapter_admin", "node", "prometheus", "alertmanager", "inventory",
+              "inventory_h2c", "inventory_admin")
 
 # An SLO spec for the demo: burn-rate alerts for the checkout. Tighter than
 # deploy/prometheus/slo.yaml on purpose: with seconds of history every window holds the same
@@ -54,14 +56,27 @@ def _redline(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "redline.cli", *args)
 
 
-def redline_children(ports: dict[str, int], workdir: Path, cgroups: bool = False) -> list[Child]:
-    """The app, its dependency and redline's parts, in start order (dependencies first);
-    `cgroups`: the machine has a cgroup file system, so the node exporter adds container USE."""
+def redline_children(ports: dict[str, int], workdir: Path, cgroups: bool = False,
+                     grpc: bool = False) -> list[Child]:
+    """The app, its dependencies and redline's parts, in start order (dependencies first);
+    `cgroups`: the machine has a cgroup file system, so the node exporter adds container USE;
+    `grpc`: grpcio is installed, so the app calls a gRPC inventory through an ambassador."""
     at = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
     collectors = ("--collectors", ",".join([*COLLECTORS, "cgroups"])) if cgroups else ()
     access_log = str(workdir / "access.log")
     quick_drain = ("--drain-delay", "0", "--drain-timeout", "5")  # no endpoints to update here
+    inventory = [
+        Child("inventory", _redline("demo-app", "--role", "inventory", "--listen",
+                                    at["inventory"]), ports["inventory"], False),
+        Child("inventory-h2c", _redline("ambassador", "--protocol", "h2c", "--listen",
+                                        at["inventory_h2c"], "--upstream", at["inventory"],
+                                        "--admin", at["inventory_admin"], "--service",
+                                        GRPC_SERVICE, *quick_drain),
+              ports["inventory_admin"], True),
+    ] if grpc else []
+    calls_inventory = ("--grpc-dependency", at["inventory_h2c"]) if grpc else ()
     return [
+        *inventory,
         Child("payments", _redline("demo-app", "--role", "dependency", "--listen",
                                    at["payments"]), ports["payments"], False),
         Child("egress", _redline("ambassador", "--mode", "outbound", "--listen", at["egress"],
@@ -69,7 +84,8 @@ def redline_children(ports: dict[str, int], workdir: Path, cgroups: bool = False
                                  "--service", SERVICE, *quick_drain),
               ports["egress_admin"], True),
         Child("app", _redline("demo-app", "--listen", at["app"], "--access-log", access_log,
-                              "--dependency", f"http://{at['egress']}"), ports["app"], False),
+                              "--dependency", f"http://{at['egress']}", *calls_inventory),
+              ports["app"], False),
         Child("ambassador", _redline("ambassador", "--listen", at["ambassador"], "--upstream",
                                      at["app"], "--admin", at["ambassador_admin"], "--service",
                                      SERVICE, *quick_drain),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from redline.stat.command import Key, Row, table
+from redline.queries import DEFAULT
+from redline.stat.command import RED_COLUMNS, Key, Row, red_labels, shown_red, table
 
-RED_COLUMNS = ["RPS", "SUCCESS", "P50", "P95", "P99"]
+# The rows of `redline stat --by route`: (cluster, service, protocol, route or gRPC method).
+RED_LABELS = red_labels(DEFAULT, by_route=True)[2]
 USE_COLUMNS = ["CPU", "LOAD/CPU", "MEM", "DISK", "FS"]
 
 
@@ -31,7 +33,7 @@ def render(screen: Screen) -> str:
              f"load: {sent} requests sent ({outcomes or 'none yet'})", ""]
     lines.append("RED per service and route")
     if screen.red:
-        lines.append(table(screen.red, ("service_name", "http_route"), RED_COLUMNS).rstrip())
+        lines.append(table(*shown_red(screen.red, RED_LABELS), RED_COLUMNS).rstrip())
     else:
         lines.append("  (collecting: rates need two samples)")
     lines += ["", "USE per node"]

@@ -258,8 +258,14 @@ def stat(config: StatConfig, run_query: Query = query) -> str:
             else "RED metrics"
         raise ConfigError(f"Prometheus at {prometheus} has no {what_missing}{where} in the "
                           f"last {window}: is it scraping redline's sidecars?")
-    shown, labels = without_http_only(*without_empty(grouping.cluster, found, labels))
-    return table(shown, labels, RED_COLUMNS)
+    return table(*shown_red(found, labels, grouping), RED_COLUMNS)
+
+
+def shown_red(rows: dict[Key, Row], labels: tuple[str, ...], grouping: Grouping = DEFAULT
+              ) -> tuple[dict[Key, Row], tuple[str, ...]]:
+    """RED rows as a table shows them: no CLUSTER column on one Prometheus, no PROTOCOL
+    column while every row is HTTP."""
+    return without_http_only(*without_empty(grouping.cluster, rows, labels))
 
 
 def red(run_query: Query, prometheus: str, window: str, matchers: Sequence[str],

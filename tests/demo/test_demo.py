@@ -19,6 +19,7 @@ import pytest
 
 REDLINE = [sys.executable, "-m", "redline.cli"]
 ROUTES = ("/api/items", "/api/items/{id}", "/api/search", "/api/checkout")
+GRPC_METHODS = ("/demo.Inventory/GetStock", "/demo.Inventory/Reserve")
 
 
 class DemoRun:
@@ -75,11 +76,13 @@ def _stat(prometheus: str, *args: str) -> str:
     return done.stdout
 
 
-def _rows(table: str) -> dict[tuple[str, str], list[str]]:
+def _rows(table: str) -> dict[tuple[str, str], dict[str, str]]:
+    """(SERVICE, ROUTE) -> the row's cells by column (a gRPC method's ROUTE is its path)."""
+    header, *lines = table.splitlines()
     rows = {}
-    for line in table.splitlines()[1:]:
-        cells = line.split()
-        rows[(cells[0], cells[1])] = cells[2:]
+    for line in lines:
+        cells = dict(zip(header.split(), line.split(), strict=True))
+        rows[(cells["SERVICE"], cells["ROUTE"])] = cells
     return rows
 
 
@@ -90,16 +93,21 @@ def test_demo_with_prometheus_stat_sees_every_route_and_nothing_is_left(tmp_path
                    "--workdir", str(tmp_path))
     prometheus = demo.wait_for(r"source: Prometheus at (http://127\.0\.0\.1:\d+)", 60)[1]
     pids = demo.child_pids()
-    assert len(pids) >= 7  # the app, payments, two ambassadors, adapter, node exporter, Prometheus
+    # the app, payments, the inventory, three ambassadors, adapter, node exporter, Prometheus
+    assert len(pids) >= 9
     demo.wait_for(r"redline demo\s+2[0-9]s / 30s", 40)  # 20 s of traffic in Prometheus
 
     routes = _rows(_stat(prometheus, "--by", "route"))
     for service in ("checkout", "checkout-log"):  # the ambassador's view and the adapter's
         for route in ROUTES:
-            rps, success = routes[(service, route)][:2]
-            assert float(rps) > 0, (service, route, routes)
+            row = routes[(service, route)]
+            assert float(row["RPS"]) > 0 and row["PROTOCOL"] == "http", (service, route, routes)
             if route == "/api/checkout":
-                assert float(success.rstrip("%")) < 100, routes  # it fails a few percent
+                assert float(row["SUCCESS"].rstrip("%")) < 100, routes  # fails a few percent
+    # The app's gRPC calls, seen by the ambassador in front of the inventory
+    for method in GRPC_METHODS:
+        row = routes[("inventory", method)]
+        assert float(row["RPS"]) > 0 and row["PROTOCOL"] == "grpc", (method, routes)
     # The node exporter runs the cgroups collector too (this machine's cgroups are no
     # containers, so `redline stat containers` has no rows: the series are there by id).
     url = f"{prometheus}/api/v1/query?query=count(container_cpu_usage_seconds_total)"
@@ -107,8 +115,8 @@ def test_demo_with_prometheus_stat_sees_every_route_and_nothing_is_left(tmp_path
         assert float(json.loads(response.read())["data"]["result"][0]["value"][1]) >= 1
     nodes = _stat(prometheus, "nodes").splitlines()
     assert len(nodes) == 2, nodes
-    header, row = nodes[0].split(), nodes[1].split()
-    assert row[header.index("MEM")].endswith("%") and row[header.index("FS")].endswith("%")
+    node = dict(zip(nodes[0].split(), nodes[1].split(), strict=True))
+    assert node["MEM"].endswith("%") and node["FS"].endswith("%")
 
     output = demo.finish(timeout=60)
     assert "every process it started has stopped" in output
@@ -145,6 +153,7 @@ def test_demo_without_prometheus_reads_the_sidecars(tmp_path: Path) -> None:
     rows = _rows(red)
     assert {route for service, route in rows if service == "checkout"} >= {
         "/api/items", "/api/items/{id}"}  # the busiest routes, certain in 10 s
+    assert ("inventory", "/demo.Inventory/GetStock") in rows  # called by /api/items/{id}
     assert any(service == "checkout-log" for service, _ in rows)
     use = last.split("USE per node\n", 1)[1].split("\n\n", 1)[0].splitlines()
     header, row = use[0].split(), use[1].split()

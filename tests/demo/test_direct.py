@@ -72,7 +72,8 @@ node_disk_io_time_seconds_total{device="vda"} 15
 def test_red_rows_are_rates_error_ratios_and_quantiles_of_the_increase() -> None:
     before = direct.parse(0.0, {"a:1": BEFORE})
     after = direct.parse(10.0, {"a:1": AFTER})
-    row = direct.red_rows(before, after)[("shop", "/a")]
+    # keyed as `redline stat --by route` keys rows: (cluster, service, protocol, route)
+    row = direct.red_rows(before, after)[("", "shop", "http", "/a")]
     assert row["RPS"] == pytest.approx(10.0)          # 100 requests in 10 s
     assert row["SUCCESS"] == pytest.approx(0.9)       # 10 of 100 failed
     # 60 of 100 under 0.1 s: the 50th is 50/60 into the first bucket, the 99th 39/40 into
@@ -103,3 +104,33 @@ def test_no_traffic_means_no_row_and_a_restart_is_not_negative() -> None:
     assert direct.red_rows(same, direct.parse(5.0, {"a:1": BEFORE})) == {}
     assert direct.red_rows(direct.parse(0.0, {"a:1": AFTER}),
                            direct.parse(5.0, {"a:1": BEFORE})) == {}
+
+
+def _calls(get_ok: int, not_found: int, internal: int) -> str:
+    """A gRPC exposition: GetStock's OK and NOT_FOUND calls and Reserve's INTERNAL ones, all
+    under 5 ms."""
+    lines = ["# TYPE rpc_server_duration_seconds histogram"]
+    for method, code, error, count in (("GetStock", "0", "", get_ok),
+                                       ("GetStock", "5", "", not_found),
+                                       ("Reserve", "13", "INTERNAL", internal)):
+        labels = (f'service_name="inventory",rpc_system="grpc",rpc_service="demo.Inventory",'
+                  f'rpc_method="{method}",rpc_grpc_status_code="{code}",error_type="{error}"')
+        lines += [f'rpc_server_duration_seconds_bucket{{{labels},le="0.005"}} {count}',
+                  f'rpc_server_duration_seconds_bucket{{{labels},le="+Inf"}} {count}',
+                  f"rpc_server_duration_seconds_count{{{labels}}} {count}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_grpc_methods_are_rows_beside_http_routes() -> None:
+    """NOT_FOUND is an answer (success); INTERNAL is the server's fault."""
+    before = direct.parse(0.0, {"a:1": BEFORE, "g:1": _calls(10, 0, 0)})
+    after = direct.parse(10.0, {"a:1": AFTER, "g:1": _calls(90, 20, 5)})
+    rows = direct.red_rows(before, after)
+    assert set(rows) == {("", "shop", "http", "/a"),
+                         ("", "inventory", "grpc", "/demo.Inventory/GetStock"),
+                         ("", "inventory", "grpc", "/demo.Inventory/Reserve")}
+    get_stock = rows[("", "inventory", "grpc", "/demo.Inventory/GetStock")]
+    assert get_stock["RPS"] == pytest.approx(10.0)  # 80 OK and 20 NOT_FOUND in 10 s
+    assert get_stock["SUCCESS"] == 1.0
+    assert rows[("", "inventory", "grpc", "/demo.Inventory/Reserve")]["SUCCESS"] == 0.0
+    assert get_stock["P99"] == pytest.approx(0.005 * 0.99)
