@@ -20,6 +20,7 @@ import threading
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -28,6 +29,15 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.samples import Exemplar
+
+if TYPE_CHECKING:
+    from _typeshed import IdentityFunction
+
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # not a dependency: the decorator only means something to mypyc
+    def mypyc_attr(*attrs: str, **kwattrs: object) -> IdentityFunction:
+        return lambda cls: cls
 
 LabelValues = tuple[str, ...]
 
@@ -250,6 +260,9 @@ class Counter(_Scalar):
         return family
 
 
+# Interpreted modules (rpc.py) subclass it to add a family; mypyc's compiled classes refuse
+# interpreted subclasses unless told.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class InstrumentCollector:
     """Adapts a set of instruments to prometheus_client's Collector protocol."""
 
