@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from redline.alerts.rules import VALUE_0F, VALUE_PERCENT, AlertingRule, alert, template
-from redline.alerts.slo_rules import METRICS
+from redline.alerts.slo_rules import METRICS, any_of
 from redline.alerts.spec import Spec
-from redline.queries import eq, regex, series
+from redline.queries import one_of, regex, series
 
 
 def alert_rules(spec: Spec, *, job_regex: str, runbook_url: str) -> list[AlertingRule]:
@@ -29,14 +29,30 @@ def alert_rules(spec: Spec, *, job_regex: str, runbook_url: str) -> list[Alertin
               description=f"{template(VALUE_PERCENT)} of the lines of {source} do not parse: "
                           f"is --format right?", runbook_url=runbook_url),
     ]
-    for slo in spec.slos:
-        own = eq("service_name", slo.service)
+    if spec.slos:
         rules.append(alert(
-            "RedlineREDMetricsAbsent",
-            "\nand\n".join(f"absent({series(name, own)})"
-                           for name in METRICS[slo.protocol].request_counters), for_="15m",
-            severity="ticket", summary=f"No RED metrics for {slo.service}",
-            description=f"{slo.service} has an SLO but no request metrics for 15 minutes: its "
-                        f"alerts cannot fire.", runbook_url=runbook_url,
-            service_name=slo.service))
+            "RedlineREDMetricsAbsent", metrics_absent(spec), for_="15m", severity="ticket",
+            summary=f"No RED metrics for {service}",
+            description=f"{service} has an SLO but no request metrics for 15 minutes: its "
+                        f"alerts cannot fire.", runbook_url=runbook_url))
     return rules
+
+
+def metrics_absent(spec: Spec) -> str:
+    """The SLO services without any request series of their protocol: one expression for
+    every SLO (a rule per service made the group's cost grow with the square of the number
+    of services: each rule looked its metric names up again)."""
+    by_protocol: dict[str, list[str]] = {}
+    for slo in spec.slos:
+        by_protocol.setdefault(slo.protocol, []).append(slo.service)
+    branches = []
+    for protocol, services in by_protocol.items():
+        # `$` would start a group reference in label_replace's replacement; `$$` is a `$`.
+        expected = "\n  or\n  ".join(
+            f'label_replace(vector(1), "service_name", "{name.replace("$", "$$")}", "", "")'
+            for name in services)
+        present = " or ".join(series(metric, one_of("service_name", services))
+                              for metric in METRICS[protocol].request_counters)
+        branches.append(f"(\n  {expected}\n)\nunless on (service_name)\n"
+                        f"group by (service_name) ({present})")
+    return any_of(branches)
