@@ -13,7 +13,7 @@ service (availability and latency), as redline generates its rules:
   on both (median of 3, a 5m rate window).
 
     .venv/bin/python benchmarks/bench_rules.py [--services 10,100,1000] [--json out.json]
-        [--svg docs/img/rules-cost.svg]
+        [--svg docs/img/rules-cost.svg] [--no-queries]
 
 Not part of `make test`; tests/scale/test_bench_rules.py runs its smallest size.
 """
@@ -180,17 +180,20 @@ def time_query(url: str, expr: str) -> tuple[float, int] | str:
     return statistics.median(times), found
 
 
-def run_size(services: int, work: Path, timeout: float) -> dict[str, Any]:
+def run_size(services: int, work: Path, timeout: float, queries: bool = True
+             ) -> dict[str, Any]:
     work.mkdir(parents=True)
     rules = work / "rules"
     rules.mkdir()
-    files = []
-    for stem, groups in build_groups(spec(services), RuleOptions()).items():
-        files.append(rules / f"{stem}.rules.yaml")
-        files[-1].write_text(prometheus_file(groups))
-    now = time.time()
     result: dict[str, Any] = {"services": services,
                               "series": services * ROUTES * len(STATUSES) * (1 + len(LE))}
+    built = build_groups(spec(services), RuleOptions())
+    files = []
+    for stem, groups in built.items():
+        files.append(rules / f"{stem}.rules.yaml")
+        files[-1].write_text(prometheus_file(groups))
+    result["rules"] = {g["name"]: len(g["rules"]) for groups in built.values() for g in groups}
+    now = time.time()
     started = time.monotonic()
     backfill(services, now, work / "prom-data", work)
     result["backfill_s"] = round(time.monotonic() - started, 1)
@@ -207,8 +210,9 @@ def run_size(services: int, work: Path, timeout: float) -> dict[str, Any]:
         wait_port(port, timeout=120)
         url = f"http://127.0.0.1:{port}"
         result["prometheus_rules"] = prometheus_groups(url, timeout)
-        result["prometheus_queries"] = {k: time_query(url, e)
-                                        for k, e in dashboard_queries().items()}
+        if queries:
+            result["prometheus_queries"] = {k: time_query(url, e)
+                                            for k, e in dashboard_queries().items()}
     finally:
         prom.terminate()
         prom.wait(timeout=60)
@@ -222,7 +226,9 @@ def run_size(services: int, work: Path, timeout: float) -> dict[str, Any]:
             result["vmalert_rules"] = vmalert_groups(vmalert, timeout)
         finally:
             vmalert.stop()
-        result["vm_queries"] = {k: time_query(vm.url, e) for k, e in dashboard_queries().items()}
+        if queries:
+            result["vm_queries"] = {k: time_query(vm.url, e)
+                                    for k, e in dashboard_queries().items()}
     finally:
         vm.stop()
         notifier.stop()
@@ -289,13 +295,16 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here (and read earlier "
                         "sizes from it: each size is added as it is measured)")
     parser.add_argument("--svg", type=Path, help="draw the rule groups' times here")
+    parser.add_argument("--no-queries", action="store_true",
+                        help="time the rule groups only, not the dashboard queries")
     args = parser.parse_args()
     sizes = [int(n) for n in args.services.split(",")]
     known = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
     results = [r for r in known if r["services"] not in sizes]
     with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
         for n in sizes:
-            results.append(run_size(n, Path(tmp) / str(n), args.timeout))
+            results.append(run_size(n, Path(tmp) / str(n), args.timeout,
+                                    queries=not args.no_queries))
             print(json.dumps(results[-1]), flush=True)
             results.sort(key=lambda r: int(r["services"]))
             if args.json:  # a long run keeps what it measured
