@@ -33,19 +33,25 @@
 
 #define MAX_PAIRS 65536 /* slots; an id is (sequence << 16) | slot */
 #define CHUNK (1 << 16) /* bytes asked of one splice; a pipe holds 64 KiB by default */
-#define TURNS 16        /* splices per direction before other pairs get their turn */
+#define BUFFER (1 << 14) /* copy mode: bytes per direction, as nginx's proxy_buffer_size */
+#define TURNS 16        /* chunks per direction before other pairs get their turn */
 #define EVENTS 256
+#define BOTH 3          /* directions: bit d for direction d */
 
 enum { TO_UPSTREAM = 0, TO_CLIENT = 1 }; /* direction d reads fd[d], writes fd[1 - d] */
 
 typedef struct Pair {
     uint64_t id;
     int fd[2];         /* client, upstream */
-    int pipe[2][2];    /* per direction: read end, write end */
-    size_t pending[2]; /* bytes in the direction's pipe */
+    int pipe[2][2];    /* splice mode, per direction: read end, write end */
+    char *buffer[2];   /* copy mode, per direction: BUFFER bytes */
+    size_t start[2];   /* copy mode: the first byte of the buffer not yet written */
+    size_t pending[2]; /* bytes read from fd[d] and not yet written to the other side */
     uint64_t bytes[2]; /* read from fd[d]: received from the client, sent to it */
+    char drained[2];   /* copy mode: the last read of fd[d] was short, so it was empty then */
+    char fin[2];       /* fd[d]'s EOF has arrived (EPOLLRDHUP): a short read says nothing */
     char ended[2];     /* fd[d] sent its EOF */
-    char shut[2];      /* ... and the other side got it (pipe flushed, SHUT_WR) */
+    char shut[2];      /* ... and the other side got it (flushed, SHUT_WR) */
     char closing;      /* Python asked to close: read no more, flush, close */
     char done;         /* finished in this batch: skip its later events */
     char queued;       /* in the ready list: stopped after TURNS, not at EAGAIN */
@@ -61,6 +67,7 @@ typedef struct { uint64_t id; int what; } Request;
 typedef struct {
     PyObject_HEAD
     int epoll, wake, ended_fd; /* wake: Python -> thread; ended_fd: thread -> loop */
+    int use_splice;            /* splice(2) through pipes, or recv/send through buffers */
     pthread_t thread;
     int running;
     pthread_mutex_t lock; /* pairs[], sequence, ended list, requests, stop */
@@ -85,41 +92,70 @@ static int grow(void **array, Py_ssize_t *capacity, Py_ssize_t used, size_t size
 
 static void fail(Pair *p, int error) { if (!p->error) p->error = error ? error : EIO; }
 
-/* Move what direction d can move now; stops at EAGAIN, an end, an error, or after TURNS. */
-static int pump_direction(Pair *p, int d) {
-    int src = p->fd[d], dst = p->fd[1 - d];
+static ssize_t write_out(Relay *r, Pair *p, int d) {
+    int dst = p->fd[1 - d];
+    if (r->use_splice)
+        return splice(p->pipe[d][0], NULL, dst, NULL, p->pending[d],
+                      SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    return send(dst, p->buffer[d] + p->start[d], p->pending[d], MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static ssize_t read_in(Relay *r, Pair *p, int d) {
+    if (r->use_splice)
+        return splice(p->fd[d], NULL, p->pipe[d][1], NULL, CHUNK,
+                      SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    p->start[d] = 0;
+    return recv(p->fd[d], p->buffer[d], BUFFER, MSG_DONTWAIT);
+}
+
+/* Move what direction d can move now; stops when the source is empty or the destination
+ * full, at an end or an error, or after TURNS chunks (returns 1: ET will not say so again). */
+static int pump_direction(Relay *r, Pair *p, int d) {
     for (int turn = 0; turn < TURNS; turn++) {
         if (p->pending[d]) {
-            ssize_t n = splice(p->pipe[d][0], NULL, dst, NULL, p->pending[d],
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            ssize_t n = write_out(r, p, d);
             if (n < 0) {
                 if (errno == EINTR) continue;
                 if (errno != EAGAIN) fail(p, errno);
                 return 0; /* the destination is full: its EPOLLOUT brings us back */
             }
             p->pending[d] -= (size_t)n;
+            p->start[d] += (size_t)n;
+            if (p->pending[d]) return 0; /* a short write: full, as above */
             continue;
         }
         if (p->ended[d]) {
             if (!p->shut[d]) {
                 p->shut[d] = 1;
-                if (shutdown(dst, SHUT_WR) < 0 && errno != ENOTCONN) fail(p, errno);
+                if (shutdown(p->fd[1 - d], SHUT_WR) < 0 && errno != ENOTCONN) fail(p, errno);
             }
             return 0;
         }
-        if (p->closing) return 0;
-        ssize_t n = splice(src, NULL, p->pipe[d][1], NULL, CHUNK,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        /* A short read emptied the socket of data: a read now would only say EAGAIN, and data
+         * arriving since raises a new EPOLLIN edge, which clears this. Not once the peer's FIN
+         * is in (it may have come with that data: only the next read says 0), nor in splice
+         * mode (a pipe may take less than the socket has, its slots: only EAGAIN says empty). */
+        if (p->closing || p->drained[d]) return 0;
+        ssize_t n = read_in(r, p, d);
         if (n == 0) { p->ended[d] = 1; continue; }
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno != EAGAIN) fail(p, errno);
-            return 0; /* the pipe is empty, so the source is: its EPOLLIN brings us back */
+            return 0; /* the source is empty: its EPOLLIN brings us back */
         }
-        p->pending[d] += (size_t)n;
+        p->pending[d] = (size_t)n;
+        p->drained[d] = !r->use_splice && n < BUFFER && !p->fin[d];
         __atomic_store_n(&p->bytes[d], p->bytes[d] + (uint64_t)n, __ATOMIC_RELAXED);
     }
-    return 1; /* more may be there: ET will not say so again */
+    return 1;
+}
+
+static void release(Pair *p) {
+    for (int d = 0; d < 2; d++) {
+        for (int end = 0; end < 2; end++)
+            if (p->pipe[d][end] >= 0) close(p->pipe[d][end]);
+        free(p->buffer[d]);
+    }
 }
 
 static void finish(Relay *r, Pair *p, int reset) {
@@ -129,9 +165,8 @@ static void finish(Relay *r, Pair *p, int reset) {
         epoll_ctl(r->epoll, EPOLL_CTL_DEL, p->fd[side], NULL);
         if (reset) setsockopt(p->fd[side], SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
         close(p->fd[side]);
-        close(p->pipe[side][0]);
-        close(p->pipe[side][1]);
     }
+    release(p);
     pthread_mutex_lock(&r->lock);
     r->pairs[p->id & (MAX_PAIRS - 1)] = NULL;
     r->count--;
@@ -144,10 +179,12 @@ static void finish(Relay *r, Pair *p, int reset) {
     (void)!write(r->ended_fd, &one, sizeof one);
 }
 
-/* Returns 1 when the pair stopped before EAGAIN and needs another turn. */
-static int pump(Relay *r, Pair *p) {
+/* Pump the directions in `which` (bits); returns 1 when it stopped early and needs another
+ * turn. */
+static int pump(Relay *r, Pair *p, int which) {
     int again = 0;
-    for (int d = 0; d < 2 && !p->error; d++) again |= pump_direction(p, d);
+    for (int d = 0; d < 2 && !p->error; d++)
+        if (which & (1 << d)) again |= pump_direction(r, p, d);
     if (p->error) { finish(r, p, 1); return 0; }
     int flushed = !p->pending[0] && !p->pending[1];
     if ((p->shut[0] && p->shut[1]) || (p->closing && flushed)) { finish(r, p, 0); return 0; }
@@ -171,8 +208,8 @@ static int take_requests(Relay *r, Pair **ready) {
         if (requests[i].what == START) {
             /* Edge-triggered: registering reports what is ready now; the pump sees the rest. */
             for (int side = 0; side < 2 && !p->error; side++) {
-                struct epoll_event event = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
-                                            .data.ptr = p};
+                struct epoll_event event = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                            .data.u64 = (uint64_t)(uintptr_t)p | (uint64_t)side};
                 if (epoll_ctl(r->epoll, EPOLL_CTL_ADD, p->fd[side], &event) < 0) fail(p, errno);
             }
             if (p->error) { finish(r, p, 1); continue; }
@@ -207,20 +244,36 @@ static void *relay_thread(void *arg) {
         }
         Pair *again = NULL;
         for (int i = 0; i < n; i++) {
-            Pair *p = events[i].data.ptr;
-            if (p == NULL) {
+            if (events[i].data.u64 == 0) {
                 if (take_requests(r, &ready)) return NULL; /* stop */
                 continue;
             }
-            if (p->done || p->queued) continue;
-            if (events[i].events & EPOLLERR) check_error(p);
-            if (pump(r, p)) { p->queued = 1; p->next_ready = again; again = p; }
+            /* The pair, and in the pointer's low bit which of its sockets the event is for. */
+            Pair *p = (Pair *)(uintptr_t)(events[i].data.u64 & ~(uint64_t)1);
+            int side = (int)(events[i].data.u64 & 1);
+            uint32_t what = events[i].events;
+            if (p->done) continue;
+            if (what & (EPOLLIN | EPOLLERR | EPOLLHUP)) p->drained[side] = 0; /* news to read */
+            if (what & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) p->fin[side] = 1;
+            if (p->queued) continue; /* the ready list pumps both directions anyway */
+            int which = 0;
+            if (what & (EPOLLERR | EPOLLHUP)) {
+                check_error(p);
+                which = BOTH;
+            }
+            if (what & EPOLLIN) which |= 1 << side;       /* read this side */
+            if (what & EPOLLOUT) which |= 1 << (1 - side); /* write to this side */
+            if (pump(r, p, which)) { p->queued = 1; p->next_ready = again; again = p; }
         }
         while (ready != NULL) {
             Pair *p = ready;
             ready = p->next_ready;
             p->queued = 0;
-            if (!p->done && pump(r, p)) { p->queued = 1; p->next_ready = again; again = p; }
+            if (!p->done && pump(r, p, BOTH)) {
+                p->queued = 1;
+                p->next_ready = again;
+                again = p;
+            }
         }
         ready = again;
         /* No event of this batch names a finished pair any more; one still in the ready list
@@ -263,11 +316,8 @@ static void Relay_dealloc(Relay *r) {
         for (Py_ssize_t slot = 0; slot < MAX_PAIRS; slot++) {
             Pair *p = r->pairs[slot];
             if (p == NULL) continue;
-            for (int side = 0; side < 2; side++) {
-                close(p->fd[side]);
-                close(p->pipe[side][0]);
-                close(p->pipe[side][1]);
-            }
+            for (int side = 0; side < 2; side++) close(p->fd[side]);
+            release(p);
             free(p);
         }
     }
@@ -286,10 +336,13 @@ static void Relay_dealloc(Relay *r) {
 }
 
 static PyObject *Relay_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":Relay", keywords)) return NULL;
+    static char *keywords[] = {"splice", NULL};
+    int use_splice = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:Relay", keywords, &use_splice))
+        return NULL;
     Relay *r = (Relay *)type->tp_alloc(type, 0);
     if (r == NULL) return NULL;
+    r->use_splice = use_splice;
     r->epoll = r->wake = r->ended_fd = -1;
     pthread_mutex_init(&r->lock, NULL);
     r->pairs = calloc(MAX_PAIRS, sizeof(Pair *));
@@ -297,7 +350,7 @@ static PyObject *Relay_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     r->epoll = epoll_create1(EPOLL_CLOEXEC);
     r->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     r->ended_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    struct epoll_event wake = {.events = EPOLLIN, .data.ptr = NULL};
+    struct epoll_event wake = {.events = EPOLLIN, .data.u64 = 0}; /* no pair: a request */
     if (r->epoll < 0 || r->wake < 0 || r->ended_fd < 0
             || epoll_ctl(r->epoll, EPOLL_CTL_ADD, r->wake, &wake) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
@@ -320,12 +373,6 @@ static PyObject *Relay_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)r;
 }
 
-static void close_pipes(Pair *p) {
-    for (int d = 0; d < 2; d++)
-        for (int end = 0; end < 2; end++)
-            if (p->pipe[d][end] >= 0) close(p->pipe[d][end]);
-}
-
 PyDoc_STRVAR(add_doc, "add(client_fd, upstream_fd) -> id\n\n"
 "Relay between two connected non-blocking sockets from now on; the relay owns both fds\n"
 "from here (it closes them when the pair ends). OSError: not taken, the caller keeps them.");
@@ -339,9 +386,12 @@ static PyObject *Relay_add(Relay *r, PyObject *args) {
     p->fd[1] = upstream;
     memset(p->pipe, -1, sizeof p->pipe);
     for (int d = 0; d < 2; d++) {
-        if (pipe2(p->pipe[d], O_NONBLOCK | O_CLOEXEC) < 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            close_pipes(p);
+        int failed = r->use_splice ? pipe2(p->pipe[d], O_NONBLOCK | O_CLOEXEC) < 0
+                                   : (p->buffer[d] = malloc(BUFFER)) == NULL;
+        if (failed) {
+            if (r->use_splice) PyErr_SetFromErrno(PyExc_OSError);
+            else PyErr_NoMemory();
+            release(p);
             free(p);
             return NULL;
         }
@@ -362,7 +412,7 @@ static PyObject *Relay_add(Relay *r, PyObject *args) {
     }
     pthread_mutex_unlock(&r->lock);
     if (slot < 0) {
-        close_pipes(p);
+        release(p);
         free(p);
         errno = EMFILE;
         return PyErr_SetFromErrno(PyExc_OSError);
@@ -373,7 +423,7 @@ static PyObject *Relay_add(Relay *r, PyObject *args) {
         r->pairs[slot] = NULL;
         r->count--;
         pthread_mutex_unlock(&r->lock);
-        close_pipes(p);
+        release(p);
         free(p);
         return PyErr_NoMemory();
     }
@@ -456,7 +506,9 @@ static PyTypeObject RelayType = {
     .tp_name = "redline.sidecars.ambassador._splice.Relay",
     .tp_basicsize = sizeof(Relay),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "One relay thread splicing every added pair of sockets both ways.",
+    .tp_doc = "Relay(splice=True): one thread relaying every added pair of sockets both ways,\n"
+              "with splice(2) through a pipe per direction, or (splice=False) recv/send\n"
+              "through a 16 KiB buffer per direction.",
     .tp_new = Relay_new,
     .tp_dealloc = (destructor)Relay_dealloc,
     .tp_methods = Relay_methods,

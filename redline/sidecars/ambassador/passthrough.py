@@ -14,7 +14,7 @@ A TLS connection is passed through the same way; the ClientHello is read on the 
 passes (never waited for) to learn the server name the client asked for (SNI).
 
 Once nothing is left to learn (the upstream connected, the bytes read so far written to it, the
-ClientHello read), the pair is handed to the kernel relay (relay.py) where it is built: the same
+ClientHello read), the pair is handed to the native relay (relay.py) where it is built: the same
 behaviour without a Python call per chunk. A subclass that must see every byte sets
 `relay_in_kernel = False` and stays here.
 """
@@ -34,7 +34,7 @@ from redline.exporters.red import CONNECTION_RESET, TIMEOUT
 from redline.exporters.tcp import ConnectionMeter
 from redline.sidecars.ambassador.detect import HTTP2, MAX_TLS_RECORD, OPAQUE, TLS, client_hello
 from redline.sidecars.ambassador.handler import ConnectionOwner, Handler
-from redline.sidecars.ambassador.relay import KernelRelay, error_type, shared
+from redline.sidecars.ambassador.relay import NativeRelay, error_type, shared
 
 log = logging.getLogger("redline.ambassador")
 
@@ -46,7 +46,7 @@ class PassThrough(Handler):
     """The client's connection, and through `upstream` the one to the app paired with it."""
 
     label = OPAQUE  # network_protocol_name of the connections this class handles
-    relay_in_kernel = True  # hand the pair to the kernel relay once there is nothing to learn
+    relay_in_kernel = True  # hand the pair to the native relay once there is nothing to learn
 
     def __init__(self, owner: ConnectionOwner, meter: ConnectionMeter | None = None) -> None:
         self.owner = owner
@@ -59,9 +59,9 @@ class PassThrough(Handler):
         # For the idle timeout: the byte counts at the last sweep, and since when they held.
         self.quiet_counts = (-1, -1)
         self.quiet_since = 0.0
-        # Once handed to the kernel relay: it, the pair's id there, and the byte counts the
+        # Once handed to the native relay: it, the pair's id there, and the byte counts the
         # meter had then (the relay counts from 0).
-        self.relay: KernelRelay | None = None
+        self.relay: NativeRelay | None = None
         self.pair = 0
         self.counted_before = (0, 0)
 
@@ -110,12 +110,10 @@ class PassThrough(Handler):
     # --- what the upstream side tells ------------------------------------------------------
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
+        set_reading(self.transport, False)
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        set_reading(self.transport, True)
 
     def fail(self, error: str) -> None:
         self.meter.fail(error)
@@ -145,7 +143,7 @@ class PassThrough(Handler):
         else:
             self.close()
 
-    # --- the kernel relay ------------------------------------------------------------------
+    # --- the native relay ------------------------------------------------------------------
 
     def upstream_connected(self) -> None:
         """The upstream is connected and has what the client sent so far."""
@@ -156,7 +154,7 @@ class PassThrough(Handler):
         return True
 
     def hand_over(self) -> None:
-        """Give the pair to the kernel relay if it is built and nothing is left for Python to
+        """Give the pair to the native relay if it is built and nothing is left for Python to
         do per chunk: otherwise (a TLS upstream, bytes still buffered, a side already ended)
         the pair stays in asyncio, which behaves the same."""
         client, upstream = self.transport, self.upstream.transport
@@ -244,7 +242,7 @@ class TlsPassThrough(PassThrough):
         self.upstream.write(data)
         if self.hello is not None:
             self._read_hello(self.hello + data)
-            if self.hello is None:  # read (or not TLS): the rest goes to the kernel relay
+            if self.hello is None:  # read (or not TLS): the rest goes to the native relay
                 self.hand_over()
 
     def _read_hello(self, data: bytes) -> None:
@@ -351,12 +349,10 @@ class _Upstream(asyncio.Protocol):
         self.client.resume_reading()
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
+        set_reading(self.transport, False)
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        set_reading(self.transport, True)
 
     def close(self) -> None:
         self.gone = True
@@ -367,6 +363,16 @@ class _Upstream(asyncio.Protocol):
         self.gone = True
         if self.transport is not None:
             reset(self.transport)
+
+
+def set_reading(transport: asyncio.Transport | None, reading: bool) -> None:
+    """Pause or resume reading a side (backpressure from the other), unless it is not connected
+    yet or already closing (both raise or mean nothing)."""
+    if transport is not None and not transport.is_closing():
+        if reading:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
 
 
 def reset(transport: asyncio.Transport) -> None:

@@ -1,5 +1,5 @@
-"""The opaque relay out of the interpreter: pass-through connection pairs handed to one thread
-that splices their bytes in the kernel (`_splice.c`), so a chunk costs no Python at all.
+"""The opaque relay out of the interpreter: pass-through connection pairs handed to one native
+thread (`_splice.c`) that moves their bytes itself, so a chunk costs no Python at all.
 
 Why: relaying in asyncio costs a uvloop callback into Python and a transport.write per chunk
 each way (about 1.2 us each), which kept opaque TCP below nginx's and HAProxy's throughput
@@ -10,15 +10,18 @@ Python keeps what it owns: the TCP metrics (it reads the pair's byte counts at e
 at its end), the idle timeout and drain (it asks the relay to close or abort a pair), and the
 end of the connection (the relay reports it on an eventfd the asyncio loop reads).
 
-The compiled relay is used when it was built (the hatch build hook compiles it where a C
-compiler is found) unless REDLINE_KERNEL_RELAY=off; otherwise passthrough.py relays in asyncio
-with the same behaviour. `describe()` says which, for `redline --version` and build info.
+The relay moves bytes with recv/send through a 16 KiB buffer per direction (`copy`, the
+default: what nginx and HAProxy do) or with splice(2) through a pipe per direction (`splice`:
+no copy, but more system time per small chunk; see RESULTS.md). REDLINE_NATIVE_RELAY chooses:
+`copy`, `splice`, or `off` (relay in asyncio, passthrough.py, as where the extension is not
+built). `describe()` says which, for the tests and the benchmarks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 from typing import Protocol
@@ -32,7 +35,9 @@ except ImportError:  # not built: no C compiler where redline was installed
 
 log = logging.getLogger("redline.ambassador")
 
-ENV = "REDLINE_KERNEL_RELAY"  # "off": relay in asyncio even where the compiled relay is built
+ENV = "REDLINE_NATIVE_RELAY"
+COPY, SPLICE, OFF = "copy", "splice", "off"  # its values
+DEFAULT = COPY
 
 
 class Spliced(Protocol):
@@ -48,20 +53,33 @@ def compiled() -> bool:
 
 
 def describe() -> str:
-    """Which relay opaque connections use in this process: "kernel" or "python"."""
-    return "kernel" if _splice is not None and not _turned_off() else "python"
+    """How opaque connections are relayed in this process: "copy", "splice" or "python"."""
+    mode = _mode()
+    return "python" if mode == OFF else mode
 
 
-def _turned_off() -> bool:
-    return os.environ.get(ENV, "").lower() == "off"
+def _mode() -> str:
+    """The relay REDLINE_NATIVE_RELAY asks for, OFF where it is not built."""
+    return OFF if _splice is None else _parse(os.environ.get(ENV, ""))
 
 
-class KernelRelay:
-    """The process's relay thread and the connections handed to it."""
+@functools.cache  # read at every hand-over; a bad value is logged once
+def _parse(value: str) -> str:
+    mode = value.lower() or DEFAULT
+    if mode in (COPY, SPLICE, OFF):
+        return mode
+    log.warning("unknown relay, using the default",
+                extra={"variable": ENV, "value": value, "expected": f"{COPY}, {SPLICE} or {OFF}",
+                       "default": DEFAULT})
+    return DEFAULT
 
-    def __init__(self) -> None:
+
+class NativeRelay:
+    """A relay thread and the connections handed to it."""
+
+    def __init__(self, mode: str) -> None:
         assert _splice is not None
-        self._relay = _splice.Relay()
+        self._relay = _splice.Relay(splice=mode == SPLICE)
         self._fd: int = self._relay.fileno()
         self._pairs: dict[int, Spliced] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -84,7 +102,7 @@ class KernelRelay:
         except OSError as exc:
             for fd in fds:
                 os.close(fd)
-            log.warning("kernel relay refused a connection; relaying it in Python",
+            log.warning("the native relay refused a connection; relaying it in Python",
                         extra={"error": str(exc)})
             return None
         self._listen()
@@ -127,17 +145,17 @@ class _HandedOver(asyncio.Protocol):
     (closing the transport closes its descriptor only)."""
 
 
-_shared: KernelRelay | None = None
+_relays: dict[str, NativeRelay] = {}  # by mode: one thread per process (tests switch modes)
 
 
-def shared() -> KernelRelay | None:
+def shared() -> NativeRelay | None:
     """The process's relay, started on first use; None when it is not built or turned off."""
-    global _shared  # noqa: PLW0603 -- one relay thread per process, started lazily
-    if _splice is None or _turned_off():
+    mode = _mode()
+    if mode == OFF:
         return None
-    if _shared is None:
-        _shared = KernelRelay()
-    return _shared
+    if mode not in _relays:
+        _relays[mode] = NativeRelay(mode)
+    return _relays[mode]
 
 
 def error_type(error: int) -> str:

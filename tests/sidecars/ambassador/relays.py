@@ -1,5 +1,5 @@
-"""The two relays of opaque and TLS pass-through connections, for tests that must hold on both:
-the kernel relay (relay.py, where the extension is built) and the asyncio one."""
+"""The relays of opaque and TLS pass-through connections, for tests that must hold on each: the
+native relay's two ways of moving bytes (relay.py, where the extension is built) and asyncio."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 
 from redline.sidecars.ambassador import relay
 
-RELAYS = ["kernel", "python"]
+RELAYS = [relay.COPY, relay.SPLICE, "python"]
 
 
 def environment(which: str) -> dict[str, str]:
     """What a `redline ambassador` subprocess needs to relay with `which`."""
-    if which == "kernel" and not relay.compiled():
-        pytest.skip("the kernel relay is not built here (no C compiler at install)")
-    return {relay.ENV: "on" if which == "kernel" else "off"}
+    if which != "python" and not relay.compiled():
+        pytest.skip("the native relay is not built here (no C compiler at install)")
+    return {relay.ENV: relay.OFF if which == "python" else which}
 
 
 @pytest.fixture(params=RELAYS)

@@ -1,6 +1,6 @@
-"""The kernel relay (_splice.c through relay.py) on its own, between real loopback connections,
-and the hand-over from the asyncio pass-through to it. The pass-through behaviour on both relays
-is tested in test_tcp_passthrough.py and test_real_protocols.py."""
+"""The native relay (_splice.c through relay.py) on its own, both ways of moving bytes, between
+real loopback connections; and the hand-over from the asyncio pass-through to it. Pass-through
+behaviour on every relay is tested in test_tcp_passthrough.py and test_real_protocols.py."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from redline.sidecars.ambassador import listener
+from redline.sidecars.ambassador import listener, relay
 from redline.sidecars.ambassador.passthrough import PassThrough
-from tests.sidecars.ambassador.relays import environment
+from tests.sidecars.ambassador.relays import RELAYS, environment
 from tests.sidecars.ambassador.tcp import ambassador, run, tcp, upstream, wait_for
 
 _splice = pytest.importorskip("redline.sidecars.ambassador._splice",
-                              reason="the kernel relay is not built here")
+                              reason="the native relay is not built here")
 
 Ended = tuple[int, int, int, int]
 
@@ -46,10 +46,15 @@ def join(the_relay: Any) -> tuple[int, socket.socket, socket.socket]:
     return pair, client, app
 
 
+@pytest.fixture(params=[False, True], ids=["copy", "splice"])
+def new_relay(request: pytest.FixtureRequest) -> Any:
+    """A relay of each kind (recv/send through buffers, or splice through pipes)."""
+    return _splice.Relay(splice=request.param)
+
+
 @contextmanager
-def relayed() -> Iterator[tuple[Any, int, socket.socket, socket.socket]]:
+def relayed(the_relay: Any) -> Iterator[tuple[Any, int, socket.socket, socket.socket]]:
     """One joined pair: (relay, pair, client, app)."""
-    the_relay = _splice.Relay()
     pair, client, app = join(the_relay)
     with client, app:
         yield the_relay, pair, client, app
@@ -70,9 +75,9 @@ def read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def test_bytes_both_ways_unchanged_with_half_close_and_counted() -> None:
+def test_bytes_both_ways_unchanged_with_half_close_and_counted(new_relay: Any) -> None:
     request, reply = os.urandom(3 << 20), os.urandom(5 << 20)
-    with relayed() as (the_relay, pair, client, app):
+    with relayed(new_relay) as (the_relay, pair, client, app):
         def serve() -> None:
             assert read_all(app) == request  # the client's EOF arrived after its bytes
             app.sendall(reply)
@@ -88,8 +93,9 @@ def test_bytes_both_ways_unchanged_with_half_close_and_counted() -> None:
         assert the_relay.counts(pair) is None
 
 
-def test_a_reset_on_one_side_resets_the_other_and_ends_the_pair_with_its_error() -> None:
-    with relayed() as (the_relay, pair, client, app):
+def test_a_reset_on_one_side_resets_the_other_and_ends_the_pair_with_its_error(
+        new_relay: Any) -> None:
+    with relayed(new_relay) as (the_relay, pair, client, app):
         client.sendall(b"ping")
         assert app.recv(4) == b"ping"
         assert the_relay.counts(pair) == (4, 0)
@@ -102,8 +108,8 @@ def test_a_reset_on_one_side_resets_the_other_and_ends_the_pair_with_its_error()
 
 
 @pytest.mark.parametrize("abort", [False, True])
-def test_python_closes_or_aborts_a_pair(abort: bool) -> None:
-    with relayed() as (the_relay, pair, client, app):
+def test_python_closes_or_aborts_a_pair(new_relay: Any, abort: bool) -> None:
+    with relayed(new_relay) as (the_relay, pair, client, app):
         client.sendall(b"ping")
         assert app.recv(4) == b"ping"
         the_relay.close(pair, abort)
@@ -117,9 +123,9 @@ def test_python_closes_or_aborts_a_pair(abort: bool) -> None:
         the_relay.close(pair, True)  # an ended pair: ignored
 
 
-def test_many_pairs_at_once_each_get_their_own_bytes() -> None:
+def test_many_pairs_at_once_each_get_their_own_bytes(new_relay: Any) -> None:
     payloads = [os.urandom(256 << 10) for _ in range(20)]
-    the_relay = _splice.Relay()
+    the_relay = new_relay
     pairs = [join(the_relay) for _ in payloads]
 
     def echo(app: socket.socket) -> None:
@@ -161,8 +167,8 @@ async def hold_then_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWri
         await writer.drain()
 
 
-@pytest.mark.parametrize("which", ["kernel", "python"])
-def test_a_pass_through_is_handed_over_only_where_the_kernel_relay_is_on(
+@pytest.mark.parametrize("which", RELAYS)
+def test_a_pass_through_is_handed_over_only_where_the_native_relay_is_on(
         which: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in environment(which).items():
         monkeypatch.setenv(name, value)
@@ -174,7 +180,7 @@ def test_a_pass_through_is_handed_over_only_where_the_kernel_relay_is_on(
             assert await reader.readexactly(14) == b"*1\r\n$4\r\nPING\r\n"
             [connection] = proxy.connections
             assert isinstance(connection, PassThrough)
-            assert (connection.relay is not None) == (which == "kernel")
+            assert (connection.relay is not None) == (which != "python")
             # Bytes the relay moved reach the TCP metrics at a sweep, before the end.
             connection.check_timeouts(0.0)
             assert tcp(proxy, "received_bytes", "opaque") == 14
@@ -188,7 +194,7 @@ def test_a_pass_through_is_handed_over_only_where_the_kernel_relay_is_on(
 
 def test_a_handler_that_must_see_every_byte_stays_in_python(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in environment("kernel").items():
+    for name, value in environment(relay.DEFAULT).items():
         monkeypatch.setenv(name, value)
     seen: list[bytes] = []
 
