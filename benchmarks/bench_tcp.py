@@ -3,8 +3,11 @@ side in one run, on loopback, in front of one redis-server.
 
 Compared: direct to Redis; nginx `stream` proxy_pass (1 worker); HAProxy `mode tcp`
 (nbthread 1); the ambassador with `--protocol opaque` and with `--protocol auto` (detection:
-Redis's RESP is recognised as not HTTP from its first line). Rounds alternate between them;
-medians are reported.
+Redis's RESP is recognised as not HTTP from its first line), both on the native relay as
+installed (relay.py: recv/send in a thread of its own); `--protocol opaque` on the native relay
+moving bytes with splice(2) (REDLINE_NATIVE_RELAY=splice); and `--protocol opaque` relaying in
+asyncio (REDLINE_NATIVE_RELAY=off: what the native relay replaced, and the fallback where it is
+not built). Rounds alternate between them; medians are reported.
 
 - throughput: redis-benchmark GET and SET, 50 clients, `-n` requests, unpipelined and `-P 16`;
 - CPU per request: the user+system CPU time each proxy process (nginx: with its worker) used
@@ -39,6 +42,8 @@ from pathlib import Path
 
 from bench_ambassador import cpu_seconds, process
 from common import free_port, rss_mb
+
+from redline.sidecars.ambassador.relay import DEFAULT, ENV, OFF, SPLICE, compiled
 
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 NGINX_STREAM = """
@@ -89,11 +94,12 @@ def haproxy(directory: Path, port: int, upstream: int
     return process(["haproxy", "-db", "-f", str(path)], port)
 
 
-def ambassador(port: int, admin: int, upstream: int, protocol: str
+def ambassador(port: int, admin: int, upstream: int, protocol: str, relay: str = DEFAULT
                ) -> AbstractContextManager[subprocess.Popen[bytes]]:
-    return process([sys.executable, "-m", "redline.cli", "ambassador", "--listen",
-                    f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--protocol",
-                    protocol, "--admin", f"127.0.0.1:{admin}", "--service", "bench",
+    # `env` execs the interpreter: the pid (and its CPU time) is the ambassador's.
+    return process(["env", f"{ENV}={relay}", sys.executable, "-m", "redline.cli", "ambassador",
+                    "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}",
+                    "--protocol", protocol, "--admin", f"127.0.0.1:{admin}", "--service", "bench",
                     "--drain-delay", "0"], port)
 
 
@@ -153,12 +159,18 @@ def servers(directory: Path, ports: dict[str, int]) -> Iterator[dict[str, int]]:
                 ("ambassador opaque", ambassador(ports["opaque"], ports["opaque_admin"],
                                                  upstream, "opaque")),
                 ("ambassador auto", ambassador(ports["auto"], ports["auto_admin"], upstream,
-                                               "auto"))):
+                                               "auto")),
+                ("ambassador opaque, splice", ambassador(
+                    ports["splice"], ports["splice_admin"], upstream, "opaque", SPLICE)),
+                ("ambassador opaque, asyncio relay", ambassador(
+                    ports["python"], ports["python_admin"], upstream, "opaque", OFF))):
             pids[name] = stack.enter_context(server).pid
         ports.update({f"{name} pid": pid for name, pid in pids.items()})
         yield {"direct": upstream, "nginx stream": ports["nginx"],
                "haproxy tcp": ports["haproxy"], "ambassador opaque": ports["opaque"],
-               "ambassador auto": ports["auto"]}
+               "ambassador auto": ports["auto"],
+               "ambassador opaque, splice": ports["splice"],
+               "ambassador opaque, asyncio relay": ports["python"]}
 
 
 def main() -> None:
@@ -171,11 +183,14 @@ def main() -> None:
     parser.add_argument("--latency-only", action="store_true",
                         help="skip the throughput runs (more latency rounds in the same time)")
     args = parser.parse_args()
+    if not compiled():
+        print("note: the native relay is not built here; every ambassador relays in asyncio")
     for tool in ("redis-server", "redis-benchmark", "redis-cli", "nginx", "haproxy"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed; `make bench-tools` installs it")
     ports = {name: free_port() for name in
-             ("redis", "nginx", "haproxy", "opaque", "opaque_admin", "auto", "auto_admin")}
+             ("redis", "nginx", "haproxy", "opaque", "opaque_admin", "auto", "auto_admin",
+              "splice", "splice_admin", "python", "python_admin")}
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     cpu: dict[tuple[str, int], float] = {}  # CPU seconds used in the throughput runs
     latencies: dict[str, list[tuple[float, float]]] = {}
