@@ -6,11 +6,16 @@ A raw path is never a label: `/users/8812` would make one series per user. In or
 3. a heuristic that collapses id-like segments (numbers, UUIDs, long hex, opaque tokens,
    dates, e-mail addresses) into `{id}`;
 4. a cap on distinct heuristic routes; past it every new route is `/{other}` and counted.
+   The last quarter of the cap is a reserve for templates that recur: a new template is
+   admitted there only when it is seen again (within the last RECENT_TEMPLATES new ones), so a
+   flood of one-off random paths fills the first three quarters and never the reserve, and a
+   real route that appears after the flood gets its own template from its second request on.
 Control characters (ESC, CR, ...) are stripped from paths first: they never reach a label.
 
 The templater is a pure object (no IO, no clock). Its cache is bounded, so a flood of distinct
-paths costs CPU, never memory. Once a route is admitted it stays admitted, so the same path always
-maps to the same route.
+paths costs CPU, never memory. Once a route is admitted it stays admitted, so a path maps to the
+same route from then on (before, it was `/{other}` while its template waited for a reserve
+place).
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ DEFAULT_IGNORE = ("/healthz", "/readyz", "/livez", "/metrics")
 DEFAULT_IGNORE_USER_AGENTS = ("kube-probe/",)
 DEFAULT_MAX_ROUTES = 200
 DEFAULT_CACHE_SIZE = 16384
+# Templates seen once while waiting for a reserve place, remembered by hash (bounded memory
+# whatever their length); forgotten all at once when full, as the cache is.
+RECENT_TEMPLATES = 16384
 ID = "{id}"
 OTHER_TEMPLATE = "/{other}"
 
@@ -205,6 +213,9 @@ class RouteTemplater:
         self._ignore = _matcher([p for p in ignore if p not in self._ignore_exact])
         self.ignore_user_agents = tuple(ignore_user_agents)
         self.max_routes = max_routes
+        # Admitted at first sight below this; the rest of the cap is the recurring reserve.
+        self.first_sight_routes = max_routes - max_routes // 4
+        self._seen_once: set[int] = set()
         self.heuristic = heuristic
         self._cache_size = cache_size
         self._cache: dict[str | bytes, Route | None] = {}
@@ -217,6 +228,8 @@ class RouteTemplater:
             route = self._cache[target]
         except KeyError:
             route = self._compute(target)
+            if route is OTHER and len(self._admitted) < self.max_routes:
+                return route  # not cached: seen again, its template may take a reserve place
             if len(self._cache) >= self._cache_size:
                 # Clearing is O(1) amortised and keeps memory bounded under a flood of ids;
                 # admitted routes live on in _admitted, so results do not change.
@@ -231,8 +244,8 @@ class RouteTemplater:
         """Template the targets that are not cached yet, together, and cache them: after this,
         `cached` answers for each (the adapter calls it per block of log lines, where most
         paths with ids are new). The same routes as `route` on each target in order, and
-        admitted in that order; an overflow is left uncached, for `route` to count it per
-        request."""
+        admitted in that order; a template past the first-sight part of the cap is left
+        uncached, for `route` to count it per request or admit it to the reserve."""
         cache = self._cache
         new = [target for target in dict.fromkeys(targets) if target not in cache]
         if not new:
@@ -260,7 +273,7 @@ class RouteTemplater:
         overflowed = False
         for template in dict.fromkeys(templates):
             if template not in admitted:
-                if len(admitted) >= self.max_routes:
+                if len(admitted) >= self.first_sight_routes:
                     overflowed = True
                     continue
                 admitted[template] = Route(template)
@@ -327,12 +340,25 @@ class RouteTemplater:
         route = self._admitted.get(template)
         if route is not None:
             return route
-        if len(self._admitted) >= self.max_routes:
+        if len(self._admitted) >= self.first_sight_routes and not self._recurs(template):
             self.overflow_total += 1
             return OTHER
         route = Route(template)
         self._admitted[template] = route
         return route
+
+    def _recurs(self, template: str) -> bool:
+        """Whether a template may take a reserve place: there is one, and it was seen before."""
+        if len(self._admitted) >= self.max_routes:
+            return False
+        key = hash(template)
+        if key in self._seen_once:
+            self._seen_once.discard(key)
+            return True
+        if len(self._seen_once) >= RECENT_TEMPLATES:
+            self._seen_once.clear()
+        self._seen_once.add(key)
+        return False
 
 
 def load_routes(path: str | Path) -> RouteTemplater:
