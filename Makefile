@@ -83,9 +83,17 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict redline tests
 
 # The venv's bin and .tools/bin on PATH: tools from PyPI (hadolint, checkov, kubectl) are
-# found like system ones.
+# found like system ones. Bytecode is cached even where the environment turns it off: the suite
+# starts hundreds of `python -m redline.cli` processes, each compiling what it imports otherwise.
+PYTEST := PATH="$(CURDIR)/$(TOOLS_DIR)/bin:$(CURDIR)/$(BIN):$$PATH" PYTHONDONTWRITEBYTECODE= \
+          $(BIN)/python -m pytest -q
+# Most tests wait on processes and sockets, so more workers than cores stay busy; a module whose
+# fixture starts processes for all its tests stays on one worker (--dist loadgroup, groups set in
+# tests/conftest.py). Tests marked `timing` assert latency bounds and run afterwards, alone.
+PYTEST_WORKERS ?= 4
 pytest: $(STAMP) system-tools $(KUBECTL) $(CHECKOV)
-	PATH="$(CURDIR)/$(TOOLS_DIR)/bin:$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	$(PYTEST) -n $(PYTEST_WORKERS) --dist loadgroup -m "not timing"
+	$(PYTEST) -m timing
 
 bench: $(STAMP) bench-tools
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
