@@ -3,6 +3,7 @@ ambassador and not the test's GIL; also runnable by hand to measure a change:
 
     .venv/bin/python -m tests.abuse.attacks tiny-chunks PORT [--mib 13] [--seconds 10]
     .venv/bin/python -m tests.abuse.attacks held-heads PORT [--connections 1000] [--kib 60]
+    .venv/bin/python -m tests.abuse.attacks random-paths PORT [--paths 3000]
 
 Each prints one JSON line of what it did and what it got back, and is bounded in time and in
 bytes sent.
@@ -13,7 +14,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import socket
+import string
 import time
 
 TINY_CHUNK = b"1\r\nx\r\n"
@@ -76,6 +79,32 @@ def held_heads(port: int, connections: int, kib: int, seconds: float) -> dict[st
             "answers": answers}
 
 
+def random_paths(port: int, paths: int, seconds: float) -> dict[str, object]:
+    """`paths` GETs of random one-off paths (letters only: the heuristic keeps them as they
+    are), pipelined 100 at a time on one connection, each batch's answers read before the
+    next; returns how many were answered 200."""
+    rng = random.Random(17)
+    deadline = time.monotonic() + seconds
+    answered = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for start in range(0, paths, 100):
+            if time.monotonic() > deadline:
+                break
+            batch = min(100, paths - start)
+            sock.sendall(b"".join(
+                b"GET /%s HTTP/1.1\r\nHost: a\r\n\r\n"
+                % "".join(rng.choices(string.ascii_lowercase, k=12)).encode()
+                for _ in range(batch)))
+            received = b""
+            while received.count(b"HTTP/1.1 ") < batch and time.monotonic() < deadline:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                received += data
+            answered += received.count(b"HTTP/1.1 200 ")
+    return {"attack": "random-paths", "sent": paths, "answered_200": answered}
+
+
 def _first_line(sock: socket.socket) -> str:
     """The status line the ambassador sent, if any ("" if it sent nothing)."""
     try:
@@ -97,9 +126,15 @@ def main() -> None:
     heads.add_argument("--connections", type=int, default=1000)
     heads.add_argument("--kib", type=int, default=60)
     heads.add_argument("--seconds", type=float, default=1)
+    paths = sub.add_parser("random-paths")
+    paths.add_argument("port", type=int)
+    paths.add_argument("--paths", type=int, default=3000)
+    paths.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
     if args.attack == "tiny-chunks":
         result = tiny_chunks(args.port, args.mib, args.seconds)
+    elif args.attack == "random-paths":
+        result = random_paths(args.port, args.paths, args.seconds)
     else:
         result = held_heads(args.port, args.connections, args.kib, args.seconds)
     print(json.dumps(result), flush=True)

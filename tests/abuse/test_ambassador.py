@@ -81,8 +81,8 @@ def watching(ambassador: AmbassadorProcess) -> Iterator[Watch]:
         proxied.close()
 
 
-def _get(connection: http.client.HTTPConnection) -> None:
-    connection.request("GET", "/probe")
+def _get(connection: http.client.HTTPConnection, path: str = "/probe") -> None:
+    connection.request("GET", path)
     response = connection.getresponse()
     response.read()
     assert response.status == 200
@@ -169,6 +169,28 @@ def test_request_bodies_of_tiny_chunks_are_refused_past_the_free_ones(
         assert refused == result["connections"]
         assert ambassador.requests_recorded(error_type="bad_request",
                                             http_response_status_code="400") == refused
+        no_app_errors(ambassador)
+    finally:
+        assert ambassador.stop() == 0
+
+
+def test_random_paths_leave_room_for_a_real_route_that_recurs(upstream_port: int) -> None:
+    """3,000 random paths filled the route cap and a real route was /{other} for good."""
+    ambassador = AmbassadorProcess("--upstream", f"127.0.0.1:{upstream_port}",
+                                   "--protocol", "http1", "--drain-delay", "0")
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", ambassador.port, timeout=5)
+        _get(connection)  # the watcher's route takes its place first
+        with watching(ambassador):
+            result = run_attack("random-paths", str(ambassador.port), "--paths", "3000")
+        assert result["answered_200"] == 3000
+        overflow = ambassador.value("redline_route_overflow_total")
+        assert overflow == 3000 - 149  # the first three quarters of the cap of 200, but /probe
+        for order in ("77", "78", "79"):
+            _get(connection, f"/api/orders/{order}")
+        connection.close()
+        assert ambassador.wait_recorded(2, http_route="/api/orders/{id}") == 2
+        assert ambassador.value("redline_route_overflow_total") == overflow + 1
         no_app_errors(ambassador)
     finally:
         assert ambassador.stop() == 0
