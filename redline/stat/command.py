@@ -83,10 +83,11 @@ def red_labels(grouping: Grouping, by_route: bool) -> tuple[tuple[str, ...], tup
 def red_rows(http: dict[Key, Row], grpc: dict[Key, Row], by_route: bool) -> dict[Key, Row]:
     """HTTP and gRPC rows (collected by red_labels' groupings) in one table's keys: the
     protocol after the service, a gRPC method as its path where an HTTP row has its route."""
-    rows = {(*key[:2], HTTP, *key[2:]): row for key, row in http.items()}
+    service = len(DEFAULT.service)  # the cluster and the service: every grouping's first two
+    rows = {(*key[:service], HTTP, *key[service:]): row for key, row in http.items()}
     for key, row in grpc.items():
-        method = (f"/{key[2]}/{key[3]}",) if by_route else ()
-        rows[(*key[:2], GRPC, *method)] = row
+        method = (f"/{key[service]}/{key[service + 1]}",) if by_route else ()
+        rows[(*key[:service], GRPC, *method)] = row
     return rows
 
 
