@@ -268,6 +268,6 @@ def _finished(workdir: Path, generated: bool) -> str:
         lines += [f"  dashboards: {workdir / 'grafana' / 'dashboards'} (Grafana JSON; import them)",
                   f"  rules:      {workdir / 'rules'}"]
     lines += ["  the same dashboards: deploy/grafana/dashboards in the repository",
-              "  with Docker, the same topology plus Grafana:",
+              "  with Docker, the same topology (but the gRPC inventory) plus Grafana:",
               "    docker compose -p redline-demo -f deploy/compose/docker-compose.yaml up --build"]
     return "\n".join(lines) + "\n"
