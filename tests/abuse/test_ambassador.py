@@ -194,3 +194,23 @@ def test_random_paths_leave_room_for_a_real_route_that_recurs(upstream_port: int
         no_app_errors(ambassador)
     finally:
         assert ambassador.stop() == 0
+
+
+def test_unfinished_heads_stop_at_the_process_budget(upstream_port: int) -> None:
+    """1,500 connections holding 60 KB of unfinished head each took +78 MiB."""
+    ambassador = AmbassadorProcess("--upstream", f"127.0.0.1:{upstream_port}",
+                                   "--protocol", "http1", "--drain-delay", "0")
+    try:
+        with watching(ambassador):
+            result = run_attack("held-heads", str(ambassador.port), "--connections", "1000",
+                                "--kib", "60", "--seconds", "1", timeout=60)
+        answers = cast(dict[str, int], result["answers"])
+        refused = answers.get("HTTP/1.1 503 Service Unavailable", 0)
+        held = answers.get("(none)", 0)
+        assert refused + held == 1000 and held <= 8 * 1024 // 60
+        assert ambassador.value("redline_ambassador_limits_total",
+                                limit="held_head_bytes") == refused
+        assert ambassador.requests_recorded(http_response_status_code="503") == 0  # none
+        no_app_errors(ambassador)
+    finally:
+        assert ambassador.stop() == 0

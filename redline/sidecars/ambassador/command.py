@@ -118,6 +118,11 @@ def add_parser(sub: SubParsers,
     add("--min-average-chunk-bytes", type=flag_type(whole_bytes), default=256, metavar="N",
         help="400 for a chunked request body whose chunks average fewer data bytes than this "
              "after its first 1024 (default 256; 0: no minimum)")
+    add("--max-held-head-bytes", type=flag_type(positive_integer), default=8 * 1024 * 1024,
+        metavar="N",
+        help="unfinished request heads held by all connections together; past it a "
+             "connection whose head is not whole gets 503 (default 8388608, at least "
+             "--max-header-bytes)")
     add("--keep-host", action="store_true",
         help="outbound: forward the app's Host header as it is instead of naming the upstream")
     add("--otlp-endpoint", default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), metavar="URL",
@@ -160,12 +165,16 @@ def config_from_args(args: argparse.Namespace) -> AmbassadorConfig:
     routes = load_routes(args.routes) if args.routes else RouteTemplater()
     if args.upstream_ca and not os.path.isfile(args.upstream_ca):
         raise ConfigError(f"--upstream-ca: {args.upstream_ca}: expected a readable CA file")
-    limits = Limits(max_header_bytes=args.max_header_bytes, header_timeout=args.header_timeout,
-                    upstream_timeout=args.upstream_timeout, idle_timeout=args.idle_timeout,
-                    detect_timeout=args.detect_timeout, tcp_idle_timeout=args.tcp_idle_timeout,
-                    max_pipelined=args.max_pipelined_requests,
-                    max_connections=args.max_connections,
-                    min_average_chunk_bytes=args.min_average_chunk_bytes)
+    try:
+        limits = Limits(max_header_bytes=args.max_header_bytes, header_timeout=args.header_timeout,
+                        upstream_timeout=args.upstream_timeout, idle_timeout=args.idle_timeout,
+                        detect_timeout=args.detect_timeout, tcp_idle_timeout=args.tcp_idle_timeout,
+                        max_pipelined=args.max_pipelined_requests,
+                        max_connections=args.max_connections,
+                        min_average_chunk_bytes=args.min_average_chunk_bytes,
+                        max_held_head_bytes=args.max_held_head_bytes)
+    except ValueError as exc:  # limits that contradict each other
+        raise ConfigError(f"ambassador limits: {exc}") from exc
     return AmbassadorConfig(
         ports=ports_from_args(args), admin=args.admin, service=args.service,
         mode=args.mode, routes=routes, buckets=args.buckets, record_sizes=args.record_sizes,

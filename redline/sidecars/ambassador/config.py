@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater
+from redline.sidecars.ambassador.budget import ByteBudget
 
 # The smallest --max-header-bytes: below this, ordinary browser requests (cookies, user agent,
 # accept headers) would get 431; a lower limit is a typo, not a policy.
@@ -66,6 +67,11 @@ class Limits:
     # average this many data bytes (framing costs per chunk: 1-byte chunks took 2.8 s of CPU
     # for 13 MiB and stalled every connection meanwhile); 0: no minimum.
     min_average_chunk_bytes: int = 256
+    # --max-held-head-bytes: unfinished request heads held by all connections together
+    # (--max-header-bytes bounds one); past it a connection whose head is not whole is
+    # answered 503 and closed. Shared by every connection of the process: `held_heads`.
+    max_held_head_bytes: int = 8 * 1024 * 1024
+    held_heads: ByteBudget = field(init=False, compare=False, repr=False)
     # Fixed: no flag, as no app has needed another value.
     connect_queue_bytes: int = 256 * 1024  # client reading pauses above, while connecting
     max_response_head: int = 65536  # a larger response head is a broken upstream
@@ -89,6 +95,11 @@ class Limits:
         if self.max_pipelined < 1:
             raise ValueError(f"max_pipelined: expected at least 1 request, "
                              f"got {self.max_pipelined}")
+        if self.max_held_head_bytes < self.max_header_bytes:
+            raise ValueError(f"max_held_head_bytes: expected at least max_header_bytes "
+                             f"({self.max_header_bytes}), got {self.max_held_head_bytes}")
+        # Frozen for readers; the budget is the one mutable part, created once here.
+        object.__setattr__(self, "held_heads", ByteBudget(self.max_held_head_bytes))
         if self.min_average_chunk_bytes < 0:
             raise ValueError(f"min_average_chunk_bytes: expected 0 (none) or more bytes, "
                              f"got {self.min_average_chunk_bytes}")

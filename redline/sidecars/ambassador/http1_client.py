@@ -55,6 +55,9 @@ class ClientSide(Handler):
         self.upstream: UpstreamSide | None = None
         self.pending: deque[Exchange] = deque()
         self.held = b""  # an incomplete request head, not forwarded yet
+        # Its bytes taken from the process's budget for unfinished heads (limits.held_heads).
+        self.held_charged = 0
+        self.held_heads = self.limits.held_heads
         self.head_since = 0.0  # when the held head (or empty lines before it) started arriving
         self.empty_line_bytes = 0  # before the head being waited for; counted from head_since
         self.body: Body | None = None  # the request body being forwarded
@@ -101,6 +104,10 @@ class ClientSide(Handler):
         if self.held:
             data = self.held + data
             self.held = b""
+            self._receive(data, now)
+            if not self.held:  # the head is whole (or refused): its bytes go back
+                self._release_held()
+            return
         self._receive(data, now)
 
     def _receive(self, data: bytes, now: float) -> None:
@@ -194,13 +201,26 @@ class ClientSide(Handler):
 
     def _hold_head(self, data: bytes, pos: int, now: float) -> bool:
         """Keep the start of a request head, data[pos:], until the rest arrives; False if it
-        is refused instead (too large)."""
-        if len(data) - pos > self.max_head:
+        is refused instead (too large, or the process holds too many unfinished heads)."""
+        size = len(data) - pos
+        if size > self.max_head:
             self._reject(data[pos:pos + 32], 431, "request head too large")
             return False
+        if not self.held_heads.change(size - self.held_charged):
+            # Not the client's request yet, nor the app's: answered, not recorded.
+            self.owner.count_limit("held_head_bytes")
+            self._refuse(503, "too many unfinished request heads held; try again",
+                         "held_head_bytes")
+            return False
+        self.held_charged = size
         self.held = data[pos:]
         self._waiting_for_head(now)
         return True
+
+    def _release_held(self) -> None:
+        if self.held_charged:
+            self.held_heads.change(-self.held_charged)
+            self.held_charged = 0
 
     def _waiting_for_head(self, now: float) -> None:
         """Part of a request head (or empty lines before one) arrived: its clock runs."""
@@ -274,6 +294,7 @@ class ClientSide(Handler):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._release_held()
         now = monotonic()
         if exc is not None:
             self.meter.fail(CONNECTION_RESET)

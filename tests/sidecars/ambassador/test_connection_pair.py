@@ -174,6 +174,29 @@ def test_a_request_head_over_the_limit_gets_431_and_is_not_forwarded() -> None:
     assert pair.owner.recording.rejections == [(b"GET", 431, "bad_request")]
 
 
+def test_unfinished_heads_of_all_connections_share_one_budget() -> None:
+    owner = FakeOwner(limits=Limits(max_header_bytes=1024, max_held_head_bytes=2048))
+    first, second, third = Pair(owner), Pair(owner), Pair(owner)
+    part = b"GET / HTTP/1.1\r\nX-Pad: " + b"a" * 900
+    first.client.data_received(part)
+    second.client.data_received(part)
+    assert owner.limits.held_heads.held == 2 * len(part)
+    third.client.data_received(part[:300])  # past the budget
+    assert status_of(third.client_transport.take()) == 503 and third.client_transport.closing
+    assert owner.limits_reached == ["held_head_bytes"] and owner.connects == []
+    assert owner.recording.rejections == [] and third.finished == []  # not a request
+    third.client.connection_lost(None)
+    assert owner.limits.held_heads.held == 2 * len(part)  # the refused one held nothing
+    first.client.data_received(b"\r\nHost: a\r\n\r\n")  # whole: its bytes go back
+    assert owner.limits.held_heads.held == len(part)
+    assert first.connect()[1].take().startswith(part)
+    second.client.connection_lost(None)  # a client gone gives its bytes back too
+    assert owner.limits.held_heads.held == 0
+    fourth = Pair(owner)
+    fourth.client.data_received(part + b"a" * 100)
+    assert fourth.client_transport.take() == b"" and not fourth.client_transport.closing
+
+
 def test_a_bad_request_is_answered_after_the_responses_before_it() -> None:
     pair = Pair()
     pair.client.data_received(GET_A + b"BROKEN\r\n\r\n")
