@@ -13,6 +13,7 @@ rules, `feed` raises FramingError and the caller stops reading that connection.
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -44,6 +45,11 @@ SETTINGS_HEADER_TABLE_SIZE = 0x1
 NO_ERROR = 0x0
 REFUSED_STREAM = 0x7
 CANCEL = 0x8
+
+# A frame header: 24-bit length (as 16 + 8 bits), type, flags, reserved bit + stream id.
+_HEADER = struct.Struct(">HBBBL")
+# The flags that make a HEADERS frame more than a whole header block by itself.
+_WHOLE_BLOCK = END_HEADERS | PADDED | PRIORITY_FLAG
 
 # Frames whose payload is read; every other type is skipped as it streams past.
 _KEPT = frozenset({HEADERS, PUSH_PROMISE, CONTINUATION, RST_STREAM, SETTINGS, GOAWAY})
@@ -132,23 +138,17 @@ class FrameReader:
 
     def _parse(self, data: bytes, frames: list[Frame]) -> None:
         pos, end = 0, len(data)
-        kept, max_block = _KEPT, self.max_block
+        kept, max_block, unpack = _KEPT, self.max_block, _HEADER.unpack_from
         while True:
             if end - pos < FRAME_HEADER:
                 self._keep(data, pos, FRAME_HEADER)
                 return
-            length = int.from_bytes(data[pos:pos + 3], "big")
-            kind, flags = data[pos + 3], data[pos + 4]
-            stream_id = int.from_bytes(data[pos + 5:pos + 9], "big") & 0x7FFFFFFF
+            high, low, kind, flags, stream_id = unpack(data, pos)
+            length = high << 8 | low
+            stream_id &= 0x7FFFFFFF
             start = pos + FRAME_HEADER
-            if self._block is not None and (kind != CONTINUATION
-                                            or stream_id != self._block.stream_id):
-                raise FramingError(f"frame type {kind} inside a header block of stream "
-                                   f"{self._block.stream_id} (expected CONTINUATION)")
-            if self._first:
-                if kind != SETTINGS or flags & ACK:
-                    raise FramingError(f"the first frame is of type {kind}, not SETTINGS")
-                self._first = False
+            if self._block is not None or self._first:
+                self._check_order(kind, flags, stream_id)
             if (kind in _ON_STREAM and not stream_id) or (kind in _ON_CONNECTION and stream_id):
                 raise FramingError(f"frame type {kind} on stream {stream_id}")
             if kind in kept:
@@ -158,7 +158,13 @@ class FrameReader:
                 if end - start < length:
                     self._keep(data, pos, FRAME_HEADER + length)
                     return
-                self._kept(Frame(kind, flags, stream_id, data[start:start + length]), frames)
+                payload = data[start:start + length]
+                if kind == HEADERS and flags & _WHOLE_BLOCK == END_HEADERS:
+                    # The usual request or response head: one frame, neither padded nor
+                    # prioritised, is its own header block.
+                    frames.append(Frame(kind, flags, stream_id, payload))
+                else:
+                    self._kept(Frame(kind, flags, stream_id, payload), frames)
             else:
                 frame = Frame(kind, flags, stream_id, b"") if kind == DATA else None
                 if end - start < length:
@@ -168,6 +174,17 @@ class FrameReader:
                 if frame is not None:
                     frames.append(frame)
             pos = start + length
+
+    def _check_order(self, kind: int, flags: int, stream_id: int) -> None:
+        """Inside a header block only its CONTINUATIONs may come; first of all, SETTINGS."""
+        if self._block is not None and (kind != CONTINUATION
+                                        or stream_id != self._block.stream_id):
+            raise FramingError(f"frame type {kind} inside a header block of stream "
+                               f"{self._block.stream_id} (expected CONTINUATION)")
+        if self._first:
+            if kind != SETTINGS or flags & ACK:
+                raise FramingError(f"the first frame is of type {kind}, not SETTINGS")
+            self._first = False
 
     def _keep(self, data: bytes, pos: int, need: int) -> None:
         self._pending += data[pos:]

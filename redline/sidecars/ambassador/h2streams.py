@@ -24,7 +24,7 @@ but not recorded); each HPACK table by the size its peer's SETTINGS allowed, its
 from __future__ import annotations
 
 from collections import deque
-from typing import Protocol
+from typing import Protocol, cast
 
 from hpack import Decoder, HPACKError
 
@@ -32,8 +32,47 @@ from redline.exporters.red import CLIENT_CLOSED, CONNECTION_REFUSED, CONNECTION_
 from redline.sidecars.ambassador import h2frames
 from redline.sidecars.ambassador.h2frames import Frame, FrameReader, FramingError
 
-# The HPACK table size both directions start with (RFC 9113 section 6.5.2).
-DEFAULT_TABLE_SIZE = 4096
+# Header blocks that left their decoder's table as it was are kept, by their bytes, until the
+# table changes: a client repeating its requests (the same path, authority, content-type) sends
+# byte-identical blocks of indexed fields, and decoding one in pure Python costs as much as the
+# rest of a stream's observation. Small blocks only, few of them: bounded memory per direction.
+CACHED_BLOCK_BYTES = 512
+CACHED_BLOCKS = 32
+
+
+class MirroredDecoder:
+    """The HPACK decoder of one direction (hpack's), with the cache above."""
+
+    def __init__(self, max_header_list_size: int) -> None:
+        self.decoder = Decoder(max_header_list_size=max_header_list_size)
+        self._table = self.decoder.header_table
+        self._cache: dict[bytes, list[tuple[bytes, bytes]]] = {}
+
+    def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
+        cached = self._cache.get(block)
+        if cached is not None:
+            return cached
+        table = self._table
+        entries = table.dynamic_entries
+        # An insertion puts a new tuple first; a size update changes maxsize; an eviction the
+        # length: comparing the three tells whether the table changed.
+        newest, count, size = entries[0] if entries else None, len(entries), table.maxsize
+        # raw=True: hpack's list of (name, value) bytes pairs.
+        headers = cast(list[tuple[bytes, bytes]], self.decoder.decode(block, raw=True))
+        if (entries[0] if entries else None) is newest and len(entries) == count \
+                and table.maxsize == size:
+            if len(block) <= CACHED_BLOCK_BYTES:
+                if len(self._cache) >= CACHED_BLOCKS:
+                    self._cache.clear()
+                self._cache[block] = headers
+        elif self._cache:
+            self._cache.clear()
+        return headers
+
+    def allow_table_size(self, size: int) -> None:
+        """The peer's SETTINGS_HEADER_TABLE_SIZE, acknowledged."""
+        self.decoder.max_allowed_table_size = size
+        self._cache.clear()  # a block valid under the old limit may not be under this one
 
 
 class Stream:
@@ -89,8 +128,8 @@ class Http2Streams:
         self.server = FrameReader(preface=False, max_block=max_block)
         # The decoder of a direction mirrors the receiving peer's: the client's blocks are
         # decoded with the server's advertised table size, once the client acknowledged it.
-        self.client_decoder = Decoder(max_header_list_size=max_block)
-        self.server_decoder = Decoder(max_header_list_size=max_block)
+        self.client_decoder = MirroredDecoder(max_block)
+        self.server_decoder = MirroredDecoder(max_block)
         # SETTINGS_HEADER_TABLE_SIZE each peer sent and the other has not acknowledged yet
         # (None: that SETTINGS frame did not change it), oldest first.
         self.server_settings: deque[int | None] = deque()
@@ -178,10 +217,10 @@ class Http2Streams:
         elif kind == h2frames.PUSH_PROMISE:
             # Pushed responses are not recorded (h2c services do not push); the block is
             # decoded all the same, to keep this direction's HPACK table in step.
-            self.server_decoder.decode(frame.payload, raw=True)
+            self.server_decoder.decode(frame.payload)
 
     def _settings(self, frame: Frame, sent: deque[int | None], acked: deque[int | None],
-                  decoder: Decoder) -> None:
+                  decoder: MirroredDecoder) -> None:
         """A SETTINGS frame from one side: its values wait for the other side's ACK. An ACK
         from this side means it now encodes within the oldest values the other side sent:
         they apply to `decoder`, the one of this side's blocks."""
@@ -199,14 +238,14 @@ class Http2Streams:
         if len(sent) > 16:
             raise FramingError("more than 16 SETTINGS frames not acknowledged")
 
-    def _table_size(self, decoder: Decoder, size: int) -> None:
+    def _table_size(self, decoder: MirroredDecoder, size: int) -> None:
         if size > self.max_table_size:
             raise FramingError(f"an HPACK table of {size} bytes allowed (at most "
                                f"{self.max_table_size} observed)")
-        decoder.max_allowed_table_size = size
+        decoder.allow_table_size(size)
 
     def _request_headers(self, frame: Frame, now: float) -> None:
-        headers = self.client_decoder.decode(frame.payload, raw=True)
+        headers = self.client_decoder.decode(frame.payload)
         stream_id = frame.stream_id
         if stream_id in self.streams:
             return  # trailers of the request
@@ -236,7 +275,7 @@ class Http2Streams:
         self.events.request_started(stream, now)
 
     def _response_headers(self, frame: Frame, now: float) -> None:
-        headers = self.server_decoder.decode(frame.payload, raw=True)
+        headers = self.server_decoder.decode(frame.payload)
         stream = self.streams.get(frame.stream_id)
         if stream is None:
             return

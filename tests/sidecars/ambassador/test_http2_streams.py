@@ -7,11 +7,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hpack import HPACKError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redline.sidecars.ambassador import h2frames
-from redline.sidecars.ambassador.h2streams import Http2Streams, Stream
+from redline.sidecars.ambassador.h2streams import Http2Streams, MirroredDecoder, Stream
 from tests.sidecars.ambassador.h2bytes import (
     Peer,
     client_start,
@@ -201,3 +202,20 @@ def test_what_cannot_be_read_stops_observation_once(side: str, garbage: bytes) -
     assert feed(garbage * 3, 0.0) is None
     assert streams.server_bytes(b"\x00" * 100, 0.0) is None
     assert events.seen[-1] == ("abandoned", 1, None)
+
+
+def test_a_cached_block_is_decoded_again_once_the_table_changed() -> None:
+    """The same bytes mean other headers after an insertion: the cache must not answer."""
+    decoder = MirroredDecoder(65536)
+    encoder = Peer().encoder
+    encoder.encode([(b"x-a", b"1")])  # the encoder's table now holds x-a: 1 at index 62
+    decoder.decode(bytes(Peer().encoder.encode([(b"x-a", b"1")])))  # the mirror's too
+    newest = b"\xbe"  # indexed field 62: the newest dynamic entry
+    assert decoder.decode(newest) == [(b"x-a", b"1")]
+    assert decoder.decode(newest) == [(b"x-a", b"1")]  # cached
+    decoder.decode(encoder.encode([(b"x-b", b"2")]))  # inserts x-b: 2 at 62
+    assert decoder.decode(newest) == [(b"x-b", b"2")]
+    decoder.decode(b"\x3f\xe1\x1f")  # a size update to 4096 (unchanged): nothing evicted
+    decoder.decode(b"\x20")  # a size update to 0 evicts everything
+    with pytest.raises(HPACKError):
+        decoder.decode(newest)
