@@ -111,8 +111,13 @@ class Http2(PassThrough):
         super().upstream_lost(error)
 
     def _streams_lost(self, error: str) -> None:
-        if self.streams is not None and self.streams.stopped is None:
-            self.streams.connection_lost(monotonic(), error)
+        streams = self.streams
+        if streams is not None and streams.stopped is None:
+            try:
+                streams.connection_lost(monotonic(), error)
+            except Exception:  # the relay's own ending must still run
+                log.exception("HTTP/2 observation failed")
+                streams.stop("client: internal error")
 
     # --- Connection ----------------------------------------------------------------------------
 

@@ -190,3 +190,25 @@ def test_sigterm_lets_an_open_stream_finish(app: H2cApp) -> None:
             assert any(entry.get("msg") == "draining" for entry in proc.logs)
         finally:
             proc.stop()
+
+
+def test_what_the_observer_cannot_read_still_flows_and_is_counted() -> None:
+    """An h2c port in front of an HTTP/1 app: the app's answer to the preface is not HTTP/2.
+    The client gets it byte for byte; the connection is counted as no longer observed."""
+    with UpstreamServer() as http1:
+        proc = AmbassadorProcess("--upstream", f"127.0.0.1:{http1.port}", "--drain-delay", "0",
+                                 "--protocol", "h2c")
+        try:
+            with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+                sock.sendall(client_start())
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            # The app's own words (http.server refuses HTTP/2.0 with a 505 page), unchanged.
+            assert b"HTTP version (2.0)" in answer and b"505" in answer
+            assert proc.wait_value("redline_ambassador_http2_unobserved_connections_total", 1,
+                                   reason="server_framing") == 1
+            assert proc.value("redline_ambassador_http2_unobserved_connections_total",
+                              reason="client_framing") == 0
+        finally:
+            assert proc.stop() == 0
