@@ -198,21 +198,28 @@ def run_grpc(args: argparse.Namespace) -> None:
     with ExitStack() as stack:
         stack.enter_context(process([sys.executable, GRPC_ECHO, "serve", str(server)], server))
         PORTS["direct"] = server
-        cases = {name: PORTS[name] for name in
-                 ("direct", *ambassadors(stack, server, args.baseline))}
+        pids = ambassadors(stack, server, args.baseline)
+        cases = {name: PORTS[name] for name in ("direct", *pids)}
         results: dict[tuple[str, int], list[dict[str, float]]] = {}
+        cpu: dict[tuple[str, int], float] = {}  # the ambassador's CPU seconds over the runs
         for port in cases.values():
             grpc_calls(port, 16, 2)  # warm up
         for _ in range(args.rounds):
             for concurrency in (1, 16):
                 for name, port in cases.items():
+                    before = cpu_seconds(pids[name]) if name in pids else 0.0
                     results.setdefault((name, concurrency), []).append(
                         grpc_calls(port, concurrency, args.duration))
+                    if name in pids:
+                        cpu[name, concurrency] = (cpu.get((name, concurrency), 0.0)
+                                                  + cpu_seconds(pids[name]) - before)
     print(f"gRPC unary (grpcio aio client and server, 32-byte messages, one channel), "
-          f"{args.duration} s per run, {args.rounds} alternating rounds, medians")
+          f"{args.duration} s per run, {args.rounds} alternating rounds, medians; CPU per "
+          f"call: the ambassador's user+system time over all runs / their calls")
     print()
-    print("| case | in flight | calls/s | vs direct | p50 | p99 | p99 added over direct |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| case | in flight | calls/s | vs direct | p50 | p99 | p99 added over direct "
+          "| ambassador CPU per call |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for (name, concurrency), runs in results.items():
         calls = statistics.median(r["calls"] / r["seconds"] for r in runs)
         direct = statistics.median(r["calls"] / r["seconds"]
@@ -220,8 +227,10 @@ def run_grpc(args: argparse.Namespace) -> None:
         p50 = statistics.median(r["p50_ms"] for r in runs)
         p99 = statistics.median(r["p99_ms"] for r in runs)
         p99_direct = statistics.median(r["p99_ms"] for r in results["direct", concurrency])
+        per_call = (f"{cpu[name, concurrency] / sum(r['calls'] for r in runs) * 1e6:.0f} µs"
+                    if (name, concurrency) in cpu else "")
         print(f"| {name} | {concurrency} | {calls:,.0f} | {calls / direct:.2f}x "
-              f"| {p50:.3f} ms | {p99:.3f} ms | {p99 - p99_direct:+.3f} ms |")
+              f"| {p50:.3f} ms | {p99:.3f} ms | {p99 - p99_direct:+.3f} ms | {per_call} |")
     print(f"all runs: {results}")
 
 
