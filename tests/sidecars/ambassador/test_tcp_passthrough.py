@@ -306,3 +306,19 @@ def test_server_names_are_capped() -> None:
                          {"server_name": OTHER_SERVER_NAME}) == 5
 
     run(scenario())
+
+
+def test_drain_resets_pass_through_connections_still_open_at_its_deadline() -> None:
+    async def scenario() -> None:
+        async with upstream(echo_then_bye) as app:
+            async with ambassador(("opaque", app)) as proxy:
+                reader, writer = await asyncio.open_connection("127.0.0.1", proxy.listen_port)
+                writer.write(b"PING\r\n")
+                assert await reader.readexactly(6) == b"PING\r\n"
+            # Leaving the block drained the ambassador (drain timeout 1 s): the connection,
+            # never idle, was reset at the deadline rather than left open or cut with a FIN.
+            with pytest.raises(ConnectionResetError):
+                await reader.read()
+            writer.close()
+
+    run(scenario())
