@@ -24,55 +24,14 @@ but not recorded); each HPACK table by the size its peer's SETTINGS allowed, its
 from __future__ import annotations
 
 from collections import deque
-from typing import Protocol, cast
+from typing import Protocol
 
-from hpack import Decoder, HPACKError
+from hpack import HPACKError
 
 from redline.exporters.red import CLIENT_CLOSED, CONNECTION_REFUSED, CONNECTION_RESET
 from redline.sidecars.ambassador import h2frames
 from redline.sidecars.ambassador.h2frames import Frame, FrameReader, FramingError
-
-# Header blocks that left their decoder's table as it was are kept, by their bytes, until the
-# table changes: a client repeating its requests (the same path, authority, content-type) sends
-# byte-identical blocks of indexed fields, and decoding one in pure Python costs as much as the
-# rest of a stream's observation. Small blocks only, few of them: bounded memory per direction.
-CACHED_BLOCK_BYTES = 512
-CACHED_BLOCKS = 32
-
-
-class MirroredDecoder:
-    """The HPACK decoder of one direction (hpack's), with the cache above."""
-
-    def __init__(self, max_header_list_size: int) -> None:
-        self.decoder = Decoder(max_header_list_size=max_header_list_size)
-        self._table = self.decoder.header_table
-        self._cache: dict[bytes, list[tuple[bytes, bytes]]] = {}
-
-    def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
-        cached = self._cache.get(block)
-        if cached is not None:
-            return cached
-        table = self._table
-        entries = table.dynamic_entries
-        # An insertion puts a new tuple first; a size update changes maxsize; an eviction the
-        # length: comparing the three tells whether the table changed.
-        newest, count, size = entries[0] if entries else None, len(entries), table.maxsize
-        # raw=True: hpack's list of (name, value) bytes pairs.
-        headers = cast(list[tuple[bytes, bytes]], self.decoder.decode(block, raw=True))
-        if (entries[0] if entries else None) is newest and len(entries) == count \
-                and table.maxsize == size:
-            if len(block) <= CACHED_BLOCK_BYTES:
-                if len(self._cache) >= CACHED_BLOCKS:
-                    self._cache.clear()
-                self._cache[block] = headers
-        elif self._cache:
-            self._cache.clear()
-        return headers
-
-    def allow_table_size(self, size: int) -> None:
-        """The peer's SETTINGS_HEADER_TABLE_SIZE, acknowledged."""
-        self.decoder.max_allowed_table_size = size
-        self._cache.clear()  # a block valid under the old limit may not be under this one
+from redline.sidecars.ambassador.h2hpack import MirroredDecoder
 
 
 class Stream:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hpack import HPACKError
+from hpack import Decoder, Encoder, HPACKError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redline.sidecars.ambassador import h2frames
-from redline.sidecars.ambassador.h2streams import Http2Streams, MirroredDecoder, Stream
+from redline.sidecars.ambassador.h2hpack import MirroredDecoder
+from redline.sidecars.ambassador.h2streams import Http2Streams, Stream
 from tests.sidecars.ambassador.h2bytes import (
     Peer,
     client_start,
@@ -219,3 +220,31 @@ def test_a_cached_block_is_decoded_again_once_the_table_changed() -> None:
     decoder.decode(b"\x20")  # a size update to 0 evicts everything
     with pytest.raises(HPACKError):
         decoder.decode(newest)
+
+
+FIELDS = [(b":status", b"200"), (b":status", b"404"), (b"server", b"nginx"),
+          (b"date", b"Wed, 02 Dec 2026 13:00:00 GMT"), (b"x-big", b"v" * 3000),
+          (b"content-type", b"application/grpc"), (b"grpc-timeout", b"99m"), (b"x-id", b"7")]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.lists(st.sampled_from(FIELDS), min_size=1,
+                                                  max_size=5)), max_size=30))
+def test_the_cached_decoder_reads_every_block_as_hpack_does(
+        blocks: list[tuple[bool, list[tuple[bytes, bytes]]]]) -> None:
+    """Blocks from one encoder (indexed fields, insertions) mixed with blocks from a fresh
+    encoder each time (literals with incremental indexing and static names, as nginx sends):
+    the cached decoder gives hpack's headers, and keeps hpack's table, block after block."""
+    shared = Encoder()
+    mirrored, reference = MirroredDecoder(65536), Decoder(65536)
+    for fresh, fields in blocks:
+        block = bytes((Encoder() if fresh else shared).encode(fields))
+        try:
+            expected = [(bytes(n), bytes(v)) for n, v in reference.decode(block, raw=True)]
+        except HPACKError:  # a fresh encoder's block desynchronised the shared one's indexes
+            with pytest.raises(HPACKError):
+                mirrored.decode(block)
+            return
+        assert [(bytes(n), bytes(v)) for n, v in mirrored.decode(block)] == expected
+        assert list(mirrored.decoder.header_table.dynamic_entries) == list(
+            reference.header_table.dynamic_entries)
