@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
+import time
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
@@ -20,6 +22,14 @@ from redline.sidecars.ambassador.http1 import ProtocolError, header_values, pars
 log = logging.getLogger("redline.admin")
 Readiness = Callable[[], Awaitable[tuple[bool, str]]]
 READ_TIMEOUT = 30.0
+# A render that held the event loop longer than this moves every later one to a thread: the
+# loop also carries the sidecar's traffic (the ambassador's proxied requests), and a registry
+# of 10,050 series took 2.5 s to render, stalling every connection meanwhile.
+INLINE_RENDER_S = 0.01
+# While a render runs in a thread it shares the GIL with the loop, which waits up to the
+# interpreter's switch interval (5 ms) for it at every wake-up: a proxied request has several.
+# Shorter while rendering: the loop gets the GIL back within this.
+RENDER_SWITCH_INTERVAL_S = 0.0005
 
 
 class AdminServer:
@@ -27,10 +37,14 @@ class AdminServer:
                  render_in_thread: bool = False) -> None:
         self.registry = registry
         self.readiness = readiness
-        self.render_in_thread = render_in_thread
+        self.render_in_thread = render_in_thread  # from the first scrape on
         self.alive = True
         self._server: asyncio.Server | None = None
         self._idle: set[asyncio.StreamWriter] = set()  # connections waiting for a request
+        # Renders in threads under way, by Accept header: scrapes arriving meanwhile (an HA
+        # pair of Prometheus servers) share one instead of rendering again beside it.
+        self._renders: dict[str, asyncio.Future[tuple[bytes, str]]] = {}
+        self._switch_interval = sys.getswitchinterval()
         self._closing = False
 
     async def start(self, host: str, port: int) -> int:
@@ -92,13 +106,20 @@ class AdminServer:
         if method not in (b"GET", b"HEAD"):
             return 405, b"text/plain", b"only GET and HEAD\n"
         if path == b"/metrics":
-            # In a thread only where collectors fetch from the app (adapter --scrape,
-            # --json-url): those must not stall the event loop. Everyone else renders inline:
-            # no thread hop, and no per-thread malloc arena in the sidecar's memory.
+            # In a thread where collectors fetch from the app (adapter --scrape, --json-url),
+            # or once a render proved slow (a large registry): those must not stall the event
+            # loop. Small registries render inline: no thread hop, and no per-thread malloc
+            # arena in the sidecar's memory. (Instruments lock their children for scrapes
+            # from any thread.)
             if self.render_in_thread:
-                body, content_type = await asyncio.to_thread(render, self.registry, accept)
+                body, content_type = await self._render_in_thread(accept)
             else:
+                started = time.perf_counter()
                 body, content_type = render(self.registry, accept)
+                if time.perf_counter() - started > INLINE_RENDER_S:
+                    self.render_in_thread = True
+                    log.info("rendering /metrics in a thread from now on",
+                             extra={"render_seconds": round(time.perf_counter() - started, 3)})
             return 200, content_type.encode(), body
         if path == b"/healthz":
             return (200, b"text/plain", b"ok\n") if self.alive else (
@@ -107,6 +128,23 @@ class AdminServer:
             ready, detail = await self.readiness()
             return (200 if ready else 503), b"text/plain", f"{detail}\n".encode()
         return 404, b"text/plain", b"not found; try /metrics, /healthz or /readyz\n"
+
+    async def _render_in_thread(self, accept: str) -> tuple[bytes, str]:
+        shared = self._renders.get(accept)
+        if shared is None:
+            shared = self._renders[accept] = asyncio.ensure_future(self._render(accept))
+        # A scraper that gives up must not cancel the render the others wait for.
+        return await asyncio.shield(shared)
+
+    async def _render(self, accept: str) -> tuple[bytes, str]:
+        if not self._renders.keys() - {accept}:  # the first render under way
+            sys.setswitchinterval(RENDER_SWITCH_INTERVAL_S)
+        try:
+            return await asyncio.to_thread(render, self.registry, accept)
+        finally:
+            del self._renders[accept]
+            if not self._renders:
+                sys.setswitchinterval(self._switch_interval)
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, status: int, content_type: bytes, body: bytes,
