@@ -87,12 +87,14 @@ typecheck: $(STAMP)
 # starts hundreds of `python -m redline.cli` processes, each compiling what it imports otherwise.
 PYTEST := PATH="$(CURDIR)/$(TOOLS_DIR)/bin:$(CURDIR)/$(BIN):$$PATH" PYTHONDONTWRITEBYTECODE= \
           $(BIN)/python -m pytest -q
-# Most tests wait on processes and sockets, so more workers than cores stay busy; a module whose
-# fixture starts processes for all its tests stays on one worker (--dist loadgroup, groups set in
-# tests/conftest.py). Tests marked `timing` assert latency bounds and run afterwards, alone.
+# Most tests wait on processes and sockets, so more workers than cores stay busy. --dist loadfile:
+# a module's fixtures that start processes for all its tests (a Prometheus, a stack) start once,
+# and the largest modules go first. (xdist_group/loadgroup would be finer, but pytest 9 ignores
+# the node ids xdist 3.8 rewrites for it.) Tests marked `timing` (tests/conftest.py) assert
+# latency bounds: they run afterwards, alone.
 PYTEST_WORKERS ?= 4
 pytest: $(STAMP) system-tools $(KUBECTL) $(CHECKOV)
-	$(PYTEST) -n $(PYTEST_WORKERS) --dist loadgroup -m "not timing"
+	$(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile -m "not timing"
 	$(PYTEST) -m timing
 
 bench: $(STAMP) bench-tools

@@ -1,5 +1,5 @@
-"""Shared test helpers: the real tools (promtool, kubernetes-validate, others on PATH), and how
-the suite is spread over pytest-xdist workers (`make pytest`)."""
+"""Shared test helpers: the real tools (promtool, kubernetes-validate, others on PATH), and the
+`timing` tests that `make pytest` runs apart from the parallel run."""
 
 from __future__ import annotations
 
@@ -15,10 +15,6 @@ import pytest
 # other tests running beside them on a small machine would fail them for the wrong reason, so
 # they are marked `timing` and `make pytest` runs them after the parallel run, on their own.
 TIMING_DIRECTORIES = (Path(__file__).parent / "abuse",)
-# A fixture of these scopes starts once per worker that runs one of its tests (a Prometheus, an
-# ambassador, a stack of processes): its module's tests stay on one worker (--dist loadgroup),
-# so it starts once, as in a serial run.
-SHARED_SCOPES = frozenset({"module", "class", "package"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,16 +22,11 @@ def pytest_configure(config: pytest.Config) -> None:
                             "test beside it (`make pytest` runs these after the others)")
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects and before xdist reads the groups
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(item.path.is_relative_to(directory) for directory in TIMING_DIRECTORIES):
             item.add_marker(pytest.mark.timing)
-        # The last definition of a fixture name is the one the test gets.
-        if isinstance(item, pytest.Function) and any(
-                definitions[-1].scope in SHARED_SCOPES
-                for definitions in item._fixtureinfo.name2fixturedefs.values()):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
 def tool_path(name: str) -> str:
