@@ -4,6 +4,7 @@ ambassador and not the test's GIL; also runnable by hand to measure a change:
     .venv/bin/python -m tests.abuse.attacks tiny-chunks PORT [--mib 13] [--seconds 10]
     .venv/bin/python -m tests.abuse.attacks held-heads PORT [--connections 1000] [--kib 60]
     .venv/bin/python -m tests.abuse.attacks random-paths PORT [--paths 3000]
+    .venv/bin/python -m tests.abuse.attacks smuggling PORT [--rounds 20]
 
 Each prints one JSON line of what it did and what it got back, and is bounded in time and in
 bytes sent.
@@ -108,6 +109,36 @@ def random_paths(port: int, paths: int, seconds: float) -> dict[str, object]:
     return {"attack": "random-paths", "sent": paths, "answered_200": answered}
 
 
+# Requests that parsers read differently (RFC 9112's warnings, request smuggling): each must
+# get a 400 from the ambassador, never reach the app as something else.
+_CHUNKED = b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+SMUGGLING = {
+    "trailer_request_line": _CHUNKED + b"1\r\nx\r\n0\r\nGET /admin HTTP/1.1\r\n\r\n",
+    "bare_cr_in_extension": _CHUNKED + b"1;a=\rb\r\nx\r\n0\r\n\r\n",
+    "padded_chunk_size": _CHUNKED + b"1 \r\nx\r\n0\r\n\r\n",
+    "hex_prefix": _CHUNKED + b"0x1\r\nx\r\n0\r\n\r\n",
+    "bad_chunk_end": _CHUNKED + b"1\r\nxyz\r\n0\r\n\r\n",
+    "two_hosts": b"GET / HTTP/1.1\r\nHost: a\r\nHost: internal\r\n\r\n",
+    "no_host": b"GET / HTTP/1.1\r\n\r\n",
+}
+
+
+def smuggling(port: int, rounds: int, seconds: float) -> dict[str, object]:
+    """Each request of SMUGGLING `rounds` times, each on a connection of its own; returns
+    the status lines got, by request."""
+    deadline = time.monotonic() + seconds
+    answers: dict[str, dict[str, int]] = {name: {} for name in SMUGGLING}
+    for _ in range(rounds):
+        for name, request in SMUGGLING.items():
+            if time.monotonic() > deadline:
+                break
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(request)
+                answer = _first_line(sock) or "(none)"
+            answers[name][answer] = answers[name].get(answer, 0) + 1
+    return {"attack": "smuggling", "answers": answers}
+
+
 def _first_line(sock: socket.socket) -> str:
     """The status line the ambassador sent, if any ("" if it sent nothing)."""
     try:
@@ -133,9 +164,15 @@ def main() -> None:
     paths.add_argument("port", type=int)
     paths.add_argument("--paths", type=int, default=3000)
     paths.add_argument("--seconds", type=float, default=30)
+    smuggle = sub.add_parser("smuggling")
+    smuggle.add_argument("port", type=int)
+    smuggle.add_argument("--rounds", type=int, default=20)
+    smuggle.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
     if args.attack == "tiny-chunks":
         result = tiny_chunks(args.port, args.mib, args.seconds)
+    elif args.attack == "smuggling":
+        result = smuggling(args.port, args.rounds, args.seconds)
     elif args.attack == "random-paths":
         result = random_paths(args.port, args.paths, args.seconds)
     else:

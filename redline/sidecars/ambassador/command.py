@@ -123,6 +123,9 @@ def add_parser(sub: SubParsers,
         help="unfinished request heads held by all connections together; past it a "
              "connection whose head is not whole gets 503 (default 8388608, at least "
              "--max-header-bytes)")
+    add("--allow-connect", action="store_true",
+        help="forward CONNECT requests (a 2xx answer makes a tunnel); refused with 405 "
+             "otherwise")
     add("--keep-host", action="store_true",
         help="outbound: forward the app's Host header as it is instead of naming the upstream")
     add("--otlp-endpoint", default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), metavar="URL",
@@ -172,7 +175,8 @@ def config_from_args(args: argparse.Namespace) -> AmbassadorConfig:
                         max_pipelined=args.max_pipelined_requests,
                         max_connections=args.max_connections,
                         min_average_chunk_bytes=args.min_average_chunk_bytes,
-                        max_held_head_bytes=args.max_held_head_bytes)
+                        max_held_head_bytes=args.max_held_head_bytes,
+                        allow_connect=args.allow_connect)
     except ValueError as exc:  # limits that contradict each other
         raise ConfigError(f"ambassador limits: {exc}") from exc
     return AmbassadorConfig(

@@ -71,6 +71,9 @@ class Limits:
     # (--max-header-bytes bounds one); past it a connection whose head is not whole is
     # answered 503 and closed. Shared by every connection of the process: `held_heads`.
     max_held_head_bytes: int = 8 * 1024 * 1024
+    # --allow-connect: CONNECT makes the ambassador a forward proxy to wherever the app's
+    # 2xx leads, a tunnel no request metric sees; refused (405) unless asked for.
+    allow_connect: bool = False
     held_heads: ByteBudget = field(init=False, compare=False, repr=False)
     # Fixed: no flag, as no app has needed another value.
     connect_queue_bytes: int = 256 * 1024  # client reading pauses above, while connecting

@@ -96,6 +96,7 @@ class RequestHead:
     content_length: int | None
     chunked: bool
     upgrade: bool
+    upgrade_to: bytes | None  # the Upgrade header's value (the protocols asked for)
     close: bool
     user_agent: bytes | None
     traceparent: bytes | None
@@ -123,7 +124,8 @@ def parse_request_head(head: bytes) -> RequestHead:
     method, target, minor = match.group(1), match.group(2), match.group(3)
     close = minor == b"0"
     upgrade = method == b"CONNECT"
-    chunked = has_upgrade_header = False
+    chunked = False
+    upgrade_to = None
     lengths: list[bytes] = []
     transfer: list[bytes] = []
     connection: list[bytes] = []
@@ -139,7 +141,7 @@ def parse_request_head(head: bytes) -> RequestHead:
         elif name == b"connection":
             connection.append(value)
         elif name == b"upgrade":
-            has_upgrade_header = True
+            upgrade_to = value
         elif name == b"user-agent":
             user_agent = user_agent or value
         elif name == b"traceparent":
@@ -164,9 +166,9 @@ def parse_request_head(head: bytes) -> RequestHead:
     if connection:
         options = _tokens(connection)
         close = b"close" in options or (close and b"keep-alive" not in options)
-        upgrade = upgrade or (b"upgrade" in options and has_upgrade_header)
-    return RequestHead(method, target, int(minor), content_length, chunked, upgrade, close,
-                       user_agent, traceparent if parents == 1 else None, tracestate)
+        upgrade = upgrade or (b"upgrade" in options and upgrade_to is not None)
+    return RequestHead(method, target, int(minor), content_length, chunked, upgrade, upgrade_to,
+                       close, user_agent, traceparent if parents == 1 else None, tracestate)
 
 
 @dataclass(slots=True)
@@ -356,8 +358,9 @@ def response_body(head: ResponseHead, request_method: bytes) -> Body | None:
     return UntilCloseBody()
 
 
-_REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large",
-            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+_REASONS = {400: "Bad Request", 405: "Method Not Allowed", 408: "Request Timeout",
+            431: "Request Header Fields Too Large", 502: "Bad Gateway",
+            503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 def error_response(status: int, detail: str) -> bytes:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections import deque
 from time import monotonic
-from typing import cast
+from typing import Protocol, cast
 
 from redline.exporters.red import BAD_REQUEST, CLIENT_CLOSED, CONNECTION_RESET, TIMEOUT
 from redline.exporters.tcp import ConnectionMeter
@@ -37,10 +37,29 @@ from redline.sidecars.ambassador.observe import Exchange
 from redline.sidecars.ambassador.replay import IDEMPOTENT, Replay
 
 log = logging.getLogger("redline.ambassador")
+# The reason label of redline_ambassador_rejected_total for a request head refused by status.
+_REJECTED_REASONS = {431: "head_too_large", 405: "connect"}
+
+
+class Upgraded(Protocol):
+    """What becomes of a client connection once the app granted its upgrade: called with the
+    connection, the protocol asked for (the Upgrade header's value; CONNECT for a CONNECT)
+    and the client's bytes sent since the upgrade request, not forwarded yet. The seam for a
+    protocol with an observer of its own (an h2c upgrade could become an HTTP/2 connection);
+    the default, `tunnel`, forwards bytes both ways unobserved."""
+
+    def __call__(self, client: ClientSide, protocol: bytes, held: bytes) -> None: ...
+
+
+def tunnel(client: ClientSide, protocol: bytes, held: bytes) -> None:
+    client.start_tunnel(held)
 
 
 class ClientSide(Handler):
-    def __init__(self, owner: ConnectionOwner, meter: ConnectionMeter | None = None) -> None:
+    def __init__(self, owner: ConnectionOwner, meter: ConnectionMeter | None = None,
+                 upgraded: Upgraded | None = None) -> None:
+        """`upgraded`: what becomes of the connection once the app granted an upgrade (by
+        default a byte tunnel, `tunnel`)."""
         self.owner = owner
         # The TCP metrics; detection passes the meter it opened (timed from the accept).
         self.meter = meter if meter is not None else owner.tcp.meter(HTTP1, monotonic())
@@ -61,15 +80,22 @@ class ClientSide(Handler):
         self.head_since = 0.0  # when the held head (or empty lines before it) started arriving
         self.empty_line_bytes = 0  # before the head being waited for; counted from head_since
         self.body: Body | None = None  # the request body being forwarded
-        self.raw = False  # forwarding client bytes without framing (upgrade asked or granted)
-        self.raw_after_body = False
+        # An upgrade asked (Upgrade, or CONNECT): once its head (and body) went upstream, the
+        # client's next bytes wait unframed in `backlog`, and its reading pauses, until the
+        # app answers: a 101 makes them the tunnel's, anything else HTTP again.
+        self.upgrade_after_body = False
+        self.awaiting_upgrade = False
+        self.upgrade_to: bytes | None = None
+        self.upgraded: Upgraded = upgraded if upgraded is not None else tunnel
+        self.raw = False  # forwarding client bytes without framing (an upgrade was granted)
         self.tunnel = False  # upgrade granted: both directions are raw for good
         self.closed = False
         self.rejecting = False  # the ambassador answers itself once earlier responses are out
         self.deferred: bytes | None = None
-        # Reading the client is paused while either is set: the upstream side cannot take more
-        # (connecting, or its write buffer is full), or max_pipelined requests are in flight;
-        # in the latter case the rest of the chunk read waits in `backlog`, unframed.
+        # Reading the client is paused while one is set: the upstream side cannot take more
+        # (connecting, or its write buffer is full), max_pipelined requests are in flight, or
+        # an upgrade awaits its answer; in the latter two the rest of the chunk read waits in
+        # `backlog`, unframed.
         self.upstream_full = False
         self.pipeline_full = False
         self.backlog = b""
@@ -159,13 +185,14 @@ class ClientSide(Handler):
                     raise
                 if body.done:
                     self.body = None
-                    if self.raw_after_body:
-                        self.raw = True
+                    if self.upgrade_after_body:
+                        self._await_upgrade()
                 continue
             if self.raw:
-                break  # an upgrade was asked: the rest is forwarded as it is
-            if self.pipeline_full:
-                self.backlog = data[pos:]  # framed once responses drain (response_complete)
+                break  # an upgrade was granted: the rest is the tunnel's, as it is
+            if self.pipeline_full or self.awaiting_upgrade:
+                # Framed once responses drain, or as the tunnel's once the upgrade is granted.
+                self.backlog = data[pos:]
                 break
             if data[pos:pos + 2] == b"\r\n":  # RFC 9112 2.2: ignore empty lines before a request
                 if not self._empty_line(now):
@@ -242,6 +269,9 @@ class ClientSide(Handler):
     def _start_exchange(self, raw_head: bytes, now: float) -> Exchange:
         self.head_since = 0.0  # the head is whole: its clock stops
         head = parse_request_head(raw_head)
+        if head.upgrade and head.method == b"CONNECT" and not self.limits.allow_connect:
+            raise ProtocolError("CONNECT is not allowed (the ambassador is no forward proxy; "
+                                "see --allow-connect)", 405)
         exchange = self.observer.begin(head, raw_head, now)
         exchange.close = head.close
         pending = self.pending
@@ -252,12 +282,20 @@ class ClientSide(Handler):
             self.replay.forbid()
         self.body = request_body(head, self.limits.min_average_chunk_bytes)
         if head.upgrade:
-            # Forward what follows unframed until the upstream grants or declines the upgrade.
+            self.upgrade_to = head.upgrade_to or head.method
             if self.body is None:
-                self.raw = True
+                self._await_upgrade()
             else:
-                self.raw_after_body = True
+                self.upgrade_after_body = True
         return exchange
+
+    def _await_upgrade(self) -> None:
+        """The upgrade request went whole: hold what the client sends next until the app
+        answers it (bytes sent before a 101 are not the new protocol's if the app declines)."""
+        self.upgrade_after_body = False
+        self.awaiting_upgrade = True
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def _pause_pipeline(self) -> None:
         self.pipeline_full = True
@@ -269,12 +307,15 @@ class ClientSide(Handler):
         """Responses brought the requests in flight down to half: frame what waited,
         then read the client again (unless that filled the line once more)."""
         self.pipeline_full = False
+        self._frame_backlog(now)
+
+    def _frame_backlog(self, now: float) -> None:
+        """Frame what waited unframed, then read the client again unless that stopped it."""
         backlog = self.backlog
         self.backlog = b""
         if backlog and not (self.rejecting or self.closed):
             self._receive(backlog, now)
-        if not self.pipeline_full:
-            self._resume_transport()
+        self._resume_transport()
 
     def _forward(self, data: bytes, mark: int, stop: int, rewritten: list[bytes] | None) -> None:
         if rewritten is None:
@@ -348,7 +389,7 @@ class ClientSide(Handler):
 
     def _resume_transport(self) -> None:
         if self.transport is not None and not (self.rejecting or self.upstream_full
-                                               or self.pipeline_full):
+                                               or self.pipeline_full or self.awaiting_upgrade):
             self.transport.resume_reading()
 
     def response_complete(self, now: float) -> bool:
@@ -377,11 +418,28 @@ class ClientSide(Handler):
         return not self.closed and transport is not None and not transport.is_closing()
 
     def upgrade_granted(self, now: float) -> None:
-        self.tunnel = self.raw = True
-        self.response_complete(now)
+        """The app answered the upgrade with 101 (or 2xx to CONNECT): the connection is the
+        new protocol's from now on, with what the client sent meanwhile."""
+        self.awaiting_upgrade = self.upgrade_after_body = False
+        self.tunnel = True  # not HTTP any more: never idle as a keep-alive connection is
+        held, self.backlog = self.backlog, b""
+        if self.response_complete(now):
+            self.upgraded(self, self.upgrade_to or b"", held)
 
-    def upgrade_declined(self) -> None:
-        self.raw = self.raw_after_body = False  # HTTP goes on
+    def upgrade_declined(self, now: float) -> None:
+        """The app answered the upgrade request without switching: HTTP goes on, and what the
+        client sent meanwhile is framed as the requests it is."""
+        self.upgrade_after_body = False
+        if self.awaiting_upgrade:
+            self.awaiting_upgrade = False
+            self._frame_backlog(now)
+
+    def start_tunnel(self, held: bytes) -> None:
+        """Both directions raw for good (the upstream side stopped framing at the 101)."""
+        self.raw = True
+        if held:
+            self._to_upstream(held)
+        self._resume_transport()
 
     def upstream_failed(self, status: int | None, error: str, detail: str) -> None:
         """The upstream refused, reset or timed out. The first exchange still waiting for its
@@ -443,7 +501,7 @@ class ClientSide(Handler):
         """Answer a request the ambassador will not forward, after the earlier responses."""
         method = start_of_head.split(b" ", 1)[0]
         self.observer.rejected(method, status, BAD_REQUEST)
-        self._refuse(status, detail, "head_too_large" if status == 431 else "bad_request")
+        self._refuse(status, detail, _REJECTED_REASONS.get(status, "bad_request"))
 
     def _refuse(self, status: int, detail: str, reason: str) -> None:
         """Answer by itself after the earlier responses, then close; nothing more is read."""
@@ -466,13 +524,20 @@ class ClientSide(Handler):
             self.head_since = 0.0
             self._refuse(408, "request head not received in time", "header_timeout")
             return
-        if self.stalled_since and not self.tunnel:
+        if self.tunnel:
+            # Nothing is a request any more; a tunnel with no byte either way for
+            # --idle-timeout holds two connections for nobody.
+            if now - max(self.last_read, self.last_upstream_read) > limits.idle_timeout:
+                self.owner.count_limit("tunnel_idle")
+                self.close()
+            return
+        if self.stalled_since:
             # The ambassador holds the upstream back for a client that does not read: not the
             # app's failure. A client that takes nothing for --idle-timeout has gone.
             if now - self.stalled_since > limits.idle_timeout:
                 self._drop_stalled_client(now)
             return
-        if self.pending and not self.tunnel:
+        if self.pending:
             last = max(self.last_read, self.last_upstream_read, self.pending[0].start)
             if now - last > limits.upstream_timeout:
                 self.upstream_failed(504, TIMEOUT, "the upstream did not answer in time")

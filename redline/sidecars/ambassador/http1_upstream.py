@@ -44,7 +44,7 @@ class Downstream(Protocol):
 
     def upgrade_granted(self, now: float) -> None: ...
 
-    def upgrade_declined(self) -> None: ...
+    def upgrade_declined(self, now: float) -> None: ...
 
     def pause_reading(self) -> None: ...
 
@@ -169,7 +169,7 @@ class UpstreamSide(asyncio.Protocol):
             if status < 200:
                 continue  # interim (100 Continue, 103 Early Hints); the final one follows
             if exchange.upgrade:
-                client.upgrade_declined()
+                client.upgrade_declined(now)
             exchange.status = status
             exchange.close = exchange.close or head.close
             if (exchange.streaming or head.event_stream) and exchange.record:

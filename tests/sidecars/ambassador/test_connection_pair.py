@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from redline.sidecars.ambassador.config import Limits
-from tests.sidecars.ambassador.pair import FakeOwner, Pair
+from redline.sidecars.ambassador.http1_client import ClientSide
+from tests.sidecars.ambassador.pair import FakeOwner, FakeTransport, Pair
 
 GET_A = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
 GET_B = b"GET /b HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -145,14 +146,18 @@ def test_an_unparsable_response_is_invalid_response() -> None:
     assert pair.client_transport.closing and upstream_transport.aborted
 
 
-def test_an_upgrade_turns_the_pair_into_a_tunnel() -> None:
+UPGRADE = b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+
+
+def test_an_upgrade_turns_the_pair_into_a_tunnel_once_granted() -> None:
     pair = Pair()
-    request = b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-    pair.client.data_received(request + b"\x81\x02hi")  # a frame right behind the head
+    pair.client.data_received(UPGRADE + b"\x81\x02hi")  # a frame right behind the head
     upstream, upstream_transport = pair.connect()
-    assert upstream_transport.take() == request + b"\x81\x02hi"
+    assert upstream_transport.take() == UPGRADE  # the frame waits for the 101
+    assert not pair.client_transport.reading
     granted = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
     upstream.data_received(granted + b"\x81\x02yo")
+    assert upstream_transport.take() == b"\x81\x02hi" and pair.client_transport.reading
     upstream.data_received(b"not HTTP\r\n\r\n")  # the tunnel's bytes are never framed
     pair.client.data_received(b"GET /not-a-request\r\n\r\n")
     assert pair.client_transport.take() == granted + b"\x81\x02yo" + b"not HTTP\r\n\r\n"
@@ -161,6 +166,58 @@ def test_an_upgrade_turns_the_pair_into_a_tunnel() -> None:
     assert not pair.client.idle()
     upstream.connection_lost(None)
     assert pair.client_transport.closing
+
+
+def test_a_declined_upgrade_frames_the_requests_behind_it() -> None:
+    pair = Pair()
+    pair.client.data_received(UPGRADE + GET_A)  # pipelined behind the upgrade request
+    upstream, upstream_transport = pair.connect()
+    assert upstream_transport.take() == UPGRADE
+    upstream.data_received(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n")
+    assert upstream_transport.take() == GET_A and pair.client_transport.reading
+    upstream.data_received(OK)
+    assert pair.finished == [(b"GET", 426, None), (b"GET", 200, None)]  # both recorded
+    assert pair.client.idle()
+
+
+def test_a_granted_upgrade_can_be_handed_to_another_protocol() -> None:
+    handed: list[tuple[bytes, bytes]] = []
+    owner = FakeOwner()
+    client = ClientSide(owner, upgraded=lambda side, protocol, held: handed.append(
+        (protocol, held)))
+    client.connection_made(FakeTransport())
+    client.data_received(UPGRADE.replace(b"websocket", b"h2c") + b"PRI * HTTP/2.0")
+    upstream = owner.connects[0][0]
+    upstream.connection_made(FakeTransport())
+    upstream.data_received(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n")
+    assert handed == [(b"h2c", b"PRI * HTTP/2.0")] and not client.raw
+
+
+def test_connect_is_refused_with_405_unless_allowed() -> None:
+    connect = b"CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\n"
+    pair = Pair()
+    pair.client.data_received(connect)
+    assert status_of(pair.client_transport.take()) == 405 and pair.client_transport.closing
+    assert pair.owner.connects == [] and pair.owner.rejected == ["connect"]
+    assert pair.owner.recording.rejections == [(b"CONNECT", 405, "bad_request")]
+    allowed = Pair(FakeOwner(limits=Limits(allow_connect=True)))
+    allowed.client.data_received(connect + b"bytes")
+    upstream, upstream_transport = allowed.connect()
+    upstream.data_received(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+    assert upstream_transport.take() == connect + b"bytes" and allowed.client.tunnel
+
+
+def test_an_idle_tunnel_is_closed_after_the_idle_timeout() -> None:
+    pair = Pair(FakeOwner(limits=Limits(idle_timeout=5.0, upstream_timeout=1.0)))
+    pair.client.data_received(UPGRADE)
+    upstream, _ = pair.connect()
+    upstream.data_received(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    last = max(pair.client.last_read, pair.client.last_upstream_read)
+    pair.client.check_timeouts(last + 4)  # past --upstream-timeout: not a request any more
+    assert not pair.client_transport.closing
+    pair.client.check_timeouts(last + 6)
+    assert pair.client_transport.closing and pair.owner.limits_reached == ["tunnel_idle"]
+    assert pair.finished == [(b"GET", 101, None)]  # not charged to the app
 
 
 def test_a_request_head_over_the_limit_gets_431_and_is_not_forwarded() -> None:
