@@ -158,11 +158,17 @@ def run_h2(args: argparse.Namespace, directory: Path) -> None:
         print(f"all rounds (streams/s): {rates}")
         for name, pid in pids.items():
             if name.startswith("ambassador") and args.rss_streams:
-                rss_start = rss_mb(pid)
-                served = h2load(cases[name], 32, 10, "-n", str(args.rss_streams))[1]
-                print(f"{name} RSS: {rss_start:.1f} MB after the rounds, "
-                      f"{rss_mb(pid):.1f} MB after {served:,} more streams "
-                      f"(h2load -c 32 -m 10 -n {args.rss_streams})")
+                rss_growth(name, pid, cases[name], args.rss_streams)
+
+
+def rss_growth(name: str, pid: int, port: int, streams: int) -> None:
+    """The ambassador's RSS every 100,000 streams (h2load -c 32 -m 10) up to `streams`,
+    printed as it goes: a curve, and what was reached if the run is stopped early."""
+    print(f"{name} RSS: {rss_mb(pid):.1f} MB after the rounds", flush=True)
+    served = 0
+    while served < streams:
+        served += h2load(port, 32, 10, "-n", str(min(100_000, streams - served)))[1]
+        print(f"{name} RSS: {rss_mb(pid):.1f} MB after {served:,} more streams", flush=True)
 
 
 def report_h2(args: argparse.Namespace, rates: dict[tuple[str, str], list[float]],
