@@ -18,25 +18,24 @@ from typing import Any
 
 from hpack import Decoder, Encoder
 
+from redline.sidecars.ambassador.h2frames import CANCEL, CONTINUATION, DATA, END_STREAM, PREFACE
 from tests.abuse.grpc_upstream import BIG, BIG_RESPONSE_BYTES, ECHO
 from tests.abuse.h2frames import (
-    CONTINUATION,
-    DATA,
     DEFAULT_WINDOW,
-    END_STREAM,
     MAX_WINDOW,
-    PREFACE,
     SETTINGS_INITIAL_WINDOW_SIZE,
     Response,
-    frame,
-    grpc_message,
     grpc_request,
     header_frames,
     literal_block,
-    ping,
-    rst_stream,
-    settings,
     take_frames,
+)
+from tests.sidecars.ambassador.h2bytes import (
+    frame,
+    grpc_message,
+    ping,
+    rst,
+    settings,
     window_update,
 )
 
@@ -206,7 +205,7 @@ def rapid_reset(port: int, seconds: float, streams: int = 10_000) -> Stats:
         while alive and sent < streams and time.monotonic() < deadline and stream < 2**31 - 200:
             batch = b"".join(
                 header_frames(sid, encoder.encode(grpc_request(ECHO)), end_stream=False)
-                + rst_stream(sid) for sid in range(stream, stream + 200, 2))
+                + rst(sid, CANCEL) for sid in range(stream, stream + 200, 2))
             alive = peer.send(batch, deadline)
             sent += 100 if alive else 0
             stream += 200
