@@ -92,7 +92,7 @@ def test_a_real_deadline_is_deadline_exceeded_whoever_ends_the_stream(
     the same call, the same record."""
     before = calls(ambassador, "Sleep", "4", "DEADLINE_EXCEEDED")
     with pytest.raises(grpc.RpcError) as failure:
-        client.sleep(b"1000", timeout=0.2)
+        client.sleep(b"2000", timeout=0.5)
     assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert ambassador.wait_value(COUNT, before + 1, rpc_method="Sleep") == before + 1
     assert calls(ambassador, "Sleep", "4", "DEADLINE_EXCEEDED") == before + 1
