@@ -1,0 +1,112 @@
+"""From stream events to RED observations (h2record.StreamRecorder), with a fresh registry:
+what is recorded where, once, and what is not recorded at all."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from redline.exporters.exposition import new_registry
+from redline.exporters.red import ServerRecorder
+from redline.exporters.routes import RoutePattern, RouteTemplater
+from redline.exporters.rpc import RpcServerRecorder
+from redline.sidecars.ambassador.h2record import StreamRecorder
+from redline.sidecars.ambassador.h2streams import Stream
+
+
+def recorder() -> tuple[StreamRecorder, CollectorRegistry]:
+    routes = RouteTemplater([RoutePattern("/events", streaming=True)])
+    server = ServerRecorder("shop", routes=routes)
+    rpc = RpcServerRecorder("shop")
+    streams = StreamRecorder(server, rpc, routes)
+    return streams, new_registry("test", server.collector(), rpc.collector(),
+                                 streams.collector())
+
+
+def stream(path: bytes, method: bytes = b"GET", content_type: bytes = b"",
+           user_agent: bytes | None = None, stream_id: int = 1) -> Stream:
+    one = Stream(stream_id, 10.0)
+    one.method, one.path, one.content_type, one.user_agent = (method, path, content_type,
+                                                              user_agent)
+    return one
+
+
+def http_count(registry: CollectorRegistry, **labels: str) -> float:
+    base = {"service_name": "shop", "http_request_method": "GET", "url_scheme": "http",
+            "error_type": "", "http_response_status_code": "200"}
+    return registry.get_sample_value("http_server_request_duration_seconds_count",
+                                     {**base, **labels}) or 0.0
+
+
+def active(registry: CollectorRegistry) -> float:
+    return registry.get_sample_value("http_server_active_requests", {
+        "service_name": "shop", "http_request_method": "GET", "url_scheme": "http"}) or 0.0
+
+
+def test_a_streaming_route_is_timed_to_its_response_head_and_recorded_once() -> None:
+    streams, registry = recorder()
+    events = stream(b"/events")
+    streams.request_started(events, 10.0)
+    events.status = 200
+    streams.response_started(events, 10.5)
+    streams.stream_ended(events, 70.0, None)
+    assert http_count(registry, http_route="/events") == 1
+    assert registry.get_sample_value("http_server_request_duration_seconds_sum", {
+        "service_name": "shop", "http_request_method": "GET", "url_scheme": "http",
+        "error_type": "", "http_response_status_code": "200", "http_route": "/events"}) == 0.5
+    assert active(registry) == 0
+
+
+def test_ignored_paths_probes_and_health_checks_are_not_recorded() -> None:
+    streams, registry = recorder()
+    for one in (stream(b"/healthz"), stream(b"/users/1", user_agent=b"kube-probe/1.30"),
+                stream(b"/grpc.health.v1.Health/Check", b"POST", b"application/grpc")):
+        streams.request_started(one, 10.0)
+        one.status, one.grpc_status = 200, b"0"
+        streams.stream_ended(one, 11.0, None)
+    assert [sample for family in registry.collect()
+            if family.name.startswith(("http", "rpc")) for sample in family.samples] == []
+
+
+def test_an_abandoned_request_leaves_the_active_gauge_and_is_not_recorded() -> None:
+    streams, registry = recorder()
+    one = stream(b"/users/1")
+    streams.request_started(one, 10.0)
+    assert active(registry) == 1
+    streams.stream_abandoned(one)
+    streams.stream_ended(one, 11.0, "connection_reset")  # too late: never recorded
+    assert active(registry) == 0
+    assert http_count(registry, http_route="/users/{id}", error_type="connection_reset",
+                      http_response_status_code="") == 0
+
+
+def test_a_reset_http_request_keeps_the_status_it_had_and_the_transport_error() -> None:
+    streams, registry = recorder()
+    one = stream(b"/users/1")
+    streams.request_started(one, 10.0)
+    one.status = 200
+    streams.stream_ended(one, 11.0, "client_closed")
+    assert http_count(registry, http_route="/users/{id}", error_type="client_closed") == 1
+
+
+def test_a_grpc_call_reset_without_status_has_an_empty_status_and_the_transport_error() -> None:
+    streams, registry = recorder()
+    call = stream(b"/shop.Cart/Add", b"POST", b"application/grpc+proto")
+    streams.request_started(call, 10.0)
+    call.status = 200  # the response head came, the trailers never did
+    streams.stream_ended(call, 11.0, "connection_reset")
+    assert registry.get_sample_value("rpc_server_duration_seconds_count", {
+        "service_name": "shop", "rpc_system": "grpc", "rpc_service": "shop.Cart",
+        "rpc_method": "Add", "rpc_grpc_status_code": "",
+        "error_type": "connection_reset"}) == 1
+
+
+def test_observation_stopped_is_counted_by_the_side_that_broke_it() -> None:
+    streams, registry = recorder()
+    streams.observation_stopped("server: the first frame is of type 80, not SETTINGS")
+    streams.observation_stopped("client: internal error")
+    streams.observation_stopped("client: a header block of more than 65536 bytes")
+    value = registry.get_sample_value
+    assert value("redline_ambassador_http2_unobserved_connections_total",
+                 {"reason": "server_framing"}) == 1
+    assert value("redline_ambassador_http2_unobserved_connections_total",
+                 {"reason": "client_framing"}) == 2
