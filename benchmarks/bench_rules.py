@@ -142,13 +142,14 @@ def prometheus_groups(url: str, timeout: float) -> dict[str, float]:
         time.sleep(1)
 
 
-def vmalert_groups(vmalert: VMAlert, timeout: float) -> dict[str, float]:
-    """Each group's mean evaluation time, once every group has evaluated twice."""
+def vmalert_groups(vmalert: VMAlert, timeout: float, groups: list[str]) -> dict[str, float]:
+    """Each group's mean evaluation time, once every group has evaluated twice (a group
+    appears in vmalert's metrics only after its first evaluation: wait for each by name)."""
     deadline = time.monotonic() + timeout
     while True:
         text = vmalert.metrics()
         counts = metric_values(text, "vmalert_iteration_duration_seconds_count", "group")
-        if (counts and all(n >= 2 for n in counts.values())) or time.monotonic() > deadline:
+        if all(counts.get(g, 0) >= 2 for g in groups) or time.monotonic() > deadline:
             sums = metric_values(text, "vmalert_iteration_duration_seconds_sum", "group")
             return {g: sums[g] / counts[g] for g in counts if counts[g]}
         time.sleep(1)
@@ -180,8 +181,8 @@ def time_query(url: str, expr: str) -> tuple[float, int] | str:
     return statistics.median(times), found
 
 
-def run_size(services: int, work: Path, timeout: float, queries: bool = True
-             ) -> dict[str, Any]:
+def run_size(services: int, work: Path, timeout: float, queries: bool = True,
+             stores: tuple[str, ...] = ("prometheus", "vmalert")) -> dict[str, Any]:
     work.mkdir(parents=True)
     rules = work / "rules"
     rules.mkdir()
@@ -194,6 +195,15 @@ def run_size(services: int, work: Path, timeout: float, queries: bool = True
         files[-1].write_text(prometheus_file(groups))
     result["rules"] = {g["name"]: len(g["rules"]) for groups in built.values() for g in groups}
     now = time.time()
+    if "prometheus" in stores:
+        prometheus(services, work, files, now, timeout, queries, result)
+    if "vmalert" in stores:
+        victoria_metrics(services, work, files, now, timeout, queries, result)
+    return result
+
+
+def prometheus(services: int, work: Path, files: list[Path], now: float, timeout: float,
+               queries: bool, result: dict[str, Any]) -> None:
     started = time.monotonic()
     backfill(services, now, work / "prom-data", work)
     result["backfill_s"] = round(time.monotonic() - started, 1)
@@ -216,6 +226,10 @@ def run_size(services: int, work: Path, timeout: float, queries: bool = True
     finally:
         prom.terminate()
         prom.wait(timeout=60)
+
+
+def victoria_metrics(services: int, work: Path, files: list[Path], now: float, timeout: float,
+                     queries: bool, result: dict[str, Any]) -> None:
     vm, notifier = VictoriaMetrics(work), Notifier()
     try:
         started = time.monotonic()
@@ -223,7 +237,7 @@ def run_size(services: int, work: Path, timeout: float, queries: bool = True
         result["import_s"] = round(time.monotonic() - started, 1)
         vmalert = VMAlert(work, files, vm, notifier.url, interval="10s")
         try:
-            result["vmalert_rules"] = vmalert_groups(vmalert, timeout)
+            result["vmalert_rules"] = vmalert_groups(vmalert, timeout, list(result["rules"]))
         finally:
             vmalert.stop()
         if queries:
@@ -232,7 +246,6 @@ def run_size(services: int, work: Path, timeout: float, queries: bool = True
     finally:
         vm.stop()
         notifier.stop()
-    return result
 
 
 def svg(results: list[dict[str, Any]], groups: list[str]) -> str:
@@ -295,6 +308,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here (and read earlier "
                         "sizes from it: each size is added as it is measured)")
     parser.add_argument("--svg", type=Path, help="draw the rule groups' times here")
+    parser.add_argument("--stores", default="prometheus,vmalert",
+                        help="which rulers to measure (default: prometheus,vmalert)")
     parser.add_argument("--no-queries", action="store_true",
                         help="time the rule groups only, not the dashboard queries")
     args = parser.parse_args()
@@ -304,7 +319,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
         for n in sizes:
             results.append(run_size(n, Path(tmp) / str(n), args.timeout,
-                                    queries=not args.no_queries))
+                                    queries=not args.no_queries,
+                                    stores=tuple(args.stores.split(","))))
             print(json.dumps(results[-1]), flush=True)
             results.sort(key=lambda r: int(r["services"]))
             if args.json:  # a long run keeps what it measured
