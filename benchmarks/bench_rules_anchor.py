@@ -119,6 +119,19 @@ def data_time(data: Path) -> float:
     return (low + high) / 2000
 
 
+def wait_ready(url: str, timeout: float = 600) -> None:
+    """Until Prometheus has loaded its blocks (it answers 503 before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=10):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 def timed(url: str, exprs: list[str], at: float) -> float:
     """Seconds to run `exprs` one after the other as instant queries at `at` (POST, as a
     ruler sends long expressions)."""
@@ -157,6 +170,7 @@ def main() -> int:
         try:
             wait_port(port, timeout=300)
             url = f"http://127.0.0.1:{port}"
+            wait_ready(url)
             timed(url, after[:1], at)  # the first query loads the index into memory
             sets = ({k: ([e], 1.0) for k, e in matcher_queries(whole).items()}
                     if args.matchers else
