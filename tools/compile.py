@@ -62,7 +62,9 @@ def mypyc_extensions(root: Path = ROOT, opt_level: str = "3") -> list[Extension]
                     opt_level=opt_level, group_name=GROUP, target_dir=str(WORK_DIR))
 
 
-def build(root: Path, opt_level: str) -> None:
+def build(root: Path, opt_level: str = "3", build_lib: Path | None = None) -> list[str]:
+    """Compile the modules, in place or into `build_lib` (a wheel's staging directory); the
+    files built, relative to where they went (`redline/exporters/red.cpython-...so`)."""
     from setuptools import Distribution
 
     previous = Path.cwd()
@@ -71,9 +73,13 @@ def build(root: Path, opt_level: str) -> None:
         distribution = Distribution({"name": "redline-mypyc",
                                      "ext_modules": mypyc_extensions(root, opt_level)})
         command = distribution.get_command_obj("build_ext")
-        command.inplace = True
+        command.inplace = build_lib is None
+        command.build_lib = str(build_lib or WORK_DIR / "lib")  # in place: a copy is left here
         command.build_temp = str(WORK_DIR / "temp")
         distribution.run_command("build_ext")
+        base = root if build_lib is None else build_lib
+        return [str(Path(command.get_ext_fullpath(extension.name)).resolve()
+                    .relative_to(base.resolve())) for extension in command.extensions]
     finally:
         os.chdir(previous)
 
@@ -106,9 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in clean(root):
             print(f"removed {path.relative_to(root)}")
         return 0
-    build(root, args.opt_level)
-    for path in sorted(set(built_files(root))):
-        print(f"built {path.relative_to(root)}")
+    for relative in build(root, args.opt_level):
+        print(f"built {relative}")
     return 0
 
 
