@@ -110,7 +110,14 @@ def base_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
     for source, services in availability.items():
         matchers, metrics = source.matchers(services), source.metrics
         requests.append(queries.requests(metrics, matchers, by, "5m"))
-        errors.append(queries.errors_or_zero(metrics, matchers, by, "5m"))
+        # 0 for a service without a failed request, from the requests just recorded rather
+        # than from the raw counters again (they are most of what these rules read). Only
+        # the labels are taken: in vmalert, where the record is one evaluation old, so is
+        # the set of services, never a value.
+        recorded = queries.series(REQUESTS, eq("slo", "availability"),
+                                  queries.one_of("service_name", services))
+        errors.append(f"({queries.errors(metrics, matchers, by, '5m')})\n"
+                      f"or ignoring (slo)\n{recorded} * 0")
     slow, timed = [], []
     for (source, threshold), services in latency.items():
         matchers, metrics = source.matchers(services), source.metrics
