@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import re
 import shutil
@@ -159,14 +160,16 @@ def build_openloop(directory: Path) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class Rung:
-    """One open-loop run at a fixed rate. Latencies in ms, from when each request was due."""
+    """One open-loop run at a fixed rate. Latencies in ms, from when each request was due;
+    inf where the percentile falls among the unanswered requests (past saturation)."""
 
     achieved: float  # req/s answered
     p50: float
     p99: float
     p999: float
     late: int  # requests the generator itself sent more than 1 ms after they were due
-    requests: int
+    requests: int  # answered
+    unanswered: int  # due but not sent by the end of the run (the proxy was behind), or lost
     vcpu_per_1k: float  # the proxy's CPU per 1,000 req/s (0 for direct: no proxy)
 
 
@@ -177,12 +180,12 @@ def fixed_rate(openloop: Path, port: int, rate: float, seconds: float,
         [str(openloop), str(port), f"{rate:.0f}", str(seconds), str(LATENCY_CONNECTIONS),
          "/users/1"], capture_output=True, text=True, check=True, timeout=seconds + 120).stdout
     used = cpu_seconds(pid) - before if pid else 0.0
-    done, errors, late, took, p50, _p90, p99, p999, _slowest = output.split()
+    done, unanswered, errors, late, took, p50, _p90, p99, p999, _slowest = output.split()
     if int(errors):
         raise RuntimeError(f"{errors} connections failed at {rate:.0f} req/s on port {port}")
     achieved = int(done) / float(took)
     return Rung(achieved, float(p50) / 1e3, float(p99) / 1e3, float(p999) / 1e3, int(late),
-                int(done), used / float(took) / (achieved / 1000))
+                int(done), int(unanswered), used / float(took) / (achieved / 1000))
 
 
 # A rung of the ladder: its label, the rate, and the cases run at it.
@@ -340,6 +343,11 @@ def report_cpu(cases: list[str], cpu: dict[str, float], done: dict[str, int]) ->
         print(f"CPU per request, auto / http1: {auto_cost / http1_cost:.3f}x")
 
 
+def added(case: float, direct: float) -> str:
+    """What a proxy adds to a percentile; unknown when direct itself fell behind (inf)."""
+    return "n/a" if math.isinf(direct) else f"{case - direct:+.3f} ms"
+
+
 def report_curves(steps: list[Step], medians: dict[tuple[str, str], Rung],
                   rungs: dict[tuple[str, str], list[Rung]], args: argparse.Namespace) -> None:
     print(f"Open loop (benchmarks/openloop.c), {LATENCY_CONNECTIONS} keep-alive connections, "
@@ -357,8 +365,8 @@ def report_curves(steps: list[Step], medians: dict[tuple[str, str], Rung],
             cpu = f"{rung.vcpu_per_1k:.3f}" if name != "direct" else "-"
             print(f"| {label} | {name} | {rung.achieved:,.0f} | {rung.p50:.3f} ms "
                   f"| {rung.p99:.3f} ms | {rung.p999:.3f} ms "
-                  f"| {rung.p50 - direct.p50:+.3f} ms | {rung.p99 - direct.p99:+.3f} ms "
-                  f"| {rung.p999 - direct.p999:+.3f} ms | {cpu} |")
+                  f"| {added(rung.p50, direct.p50)} | {added(rung.p99, direct.p99)} "
+                  f"| {added(rung.p999, direct.p999)} | {cpu} |")
     print()
     for label, _rate, step_cases in steps[:-len(PROXIES)]:
         each = ", ".join(f"{name} {medians[(label, name)].vcpu_per_1k:.3f}"

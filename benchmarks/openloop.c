@@ -13,9 +13,14 @@
    One thread, epoll, and a timerfd for the next due time (nanosecond clock; the kernel's
    timer slack is 50 us, which is the resolution of "on time").
 
+   The run ends at SECONDS: what was due by then and not sent (the proxy is behind), or not
+   answered within 2 s more, is counted as unanswered, and counts in the percentiles as slower
+   than any answer ("inf" when a percentile falls among them): past its saturation point a
+   proxy's latency is unbounded, and the run's length stays fixed.
+
    usage: openloop PORT RATE SECONDS CONNECTIONS PATH
-   prints one line: requests errors late seconds p50 p90 p99 p999 max (latencies in us),
-   where late counts requests sent more than 1 ms after they were due. */
+   prints one line: answered unanswered errors late seconds p50 p90 p99 p999 max (latencies in
+   us), where late counts requests sent more than 1 ms after they were due. */
 
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -34,6 +39,7 @@
 #include <unistd.h>
 
 #define BUFFER 65536
+#define GRACE_NS 2000000000u  /* how long answers in flight at the end are waited for */
 
 struct connection {
     int fd;
@@ -56,10 +62,14 @@ static int compare(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static uint64_t percentile(const uint64_t *sorted, size_t count, double share) {
-    if (count == 0) return 0;
-    size_t index = (size_t)(share * (double)count);
-    return sorted[index < count ? index : count - 1];
+/* The percentile over every request due in the run: answered ones (sorted) and unanswered
+   ones, which rank above them all. Prints it in us, or "inf". */
+static void print_percentile(const uint64_t *sorted, size_t answered, size_t unanswered,
+                             double share) {
+    size_t total = answered + unanswered, index = (size_t)(share * (double)total);
+    if (index >= total && total > 0) index = total - 1;  /* share 1: the slowest */
+    if (total == 0 || index >= answered) printf(" inf");
+    else printf(" %.1f", (double)sorted[index] / 1e3);
 }
 
 /* The length of a response whose head ends in `buffer[0..have)`, or -1 if the head is
@@ -117,9 +127,10 @@ int main(int argc, char **argv) {
     for (;;) {
         uint64_t now = now_ns(), earliest = UINT64_MAX;
         int busy = 0;
+        if (now >= stop + GRACE_NS) break;
         for (int c = 0; c < connections; c++) {
             struct connection *conn = &pool[c];
-            if (!conn->waiting && conn->next_due < stop && conn->next_due <= now) {
+            if (!conn->waiting && now < stop && conn->next_due < stop && conn->next_due <= now) {
                 if (now - conn->next_due > 1000000u) late++;
                 if (write(conn->fd, request, (size_t)request_length) != request_length) {
                     errors++;
@@ -131,10 +142,11 @@ int main(int argc, char **argv) {
                 conn->next_due += interval;
             }
             if (conn->waiting) busy = 1;
-            else if (conn->next_due < stop && conn->next_due < earliest)
+            else if (now < stop && conn->next_due < stop && conn->next_due < earliest)
                 earliest = conn->next_due;
         }
-        if (!busy && earliest == UINT64_MAX) break;
+        if (!busy && (earliest == UINT64_MAX || now >= stop)) break;
+        if (now >= stop) earliest = stop + GRACE_NS;  /* only answers in flight are left */
         if (earliest != UINT64_MAX) {
             struct itimerspec when = {.it_value = {.tv_sec = (time_t)(earliest / 1000000000u),
                                                    .tv_nsec = (long)(earliest % 1000000000u)}};
@@ -173,11 +185,20 @@ int main(int argc, char **argv) {
             }
         }
     }
-    double took = (double)(now_ns() - start) / 1e9;
+    size_t unanswered = 0;
+    for (int c = 0; c < connections; c++) {
+        if (pool[c].waiting) unanswered++;  /* sent, never answered */
+        if (pool[c].next_due < stop)  /* due, never sent */
+            unanswered += (stop - pool[c].next_due + interval - 1) / interval;
+    }
+    double seconds_run = (double)(stop - start) / 1e9;
     qsort(latencies, done, sizeof *latencies, compare);
-    printf("%zu %zu %zu %.3f %.1f %.1f %.1f %.1f %.1f\n", done, errors, late, took,
-           percentile(latencies, done, 0.50) / 1e3, percentile(latencies, done, 0.90) / 1e3,
-           percentile(latencies, done, 0.99) / 1e3, percentile(latencies, done, 0.999) / 1e3,
-           done ? latencies[done - 1] / 1e3 : 0.0);
+    printf("%zu %zu %zu %zu %.3f", done, unanswered, errors, late, seconds_run);
+    print_percentile(latencies, done, unanswered, 0.50);
+    print_percentile(latencies, done, unanswered, 0.90);
+    print_percentile(latencies, done, unanswered, 0.99);
+    print_percentile(latencies, done, unanswered, 0.999);
+    print_percentile(latencies, done, unanswered, 1.0);
+    printf("\n");
     return 0;
 }
