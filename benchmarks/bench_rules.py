@@ -147,7 +147,12 @@ def vmalert_groups(vmalert: VMAlert, timeout: float, groups: list[str]) -> dict[
     appears in vmalert's metrics only after its first evaluation: wait for each by name)."""
     deadline = time.monotonic() + timeout
     while True:
-        text = vmalert.metrics()
+        try:
+            text = vmalert.metrics()
+        except OSError:  # a vmalert busy with 1,000 services' rules can answer late: ask again
+            if time.monotonic() > deadline:
+                raise
+            continue
         counts = metric_values(text, "vmalert_iteration_duration_seconds_count", "group")
         if all(counts.get(g, 0) >= 2 for g in groups) or time.monotonic() > deadline:
             sums = metric_values(text, "vmalert_iteration_duration_seconds_sum", "group")
