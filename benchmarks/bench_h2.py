@@ -187,9 +187,9 @@ def report_h2(args: argparse.Namespace, rates: dict[tuple[str, str], list[float]
     for name in latencies:
         row = [name]
         for shape in SHAPES:
-            rate = median.get((name, shape), 0.0)
+            rate = median.get((name, shape), 0.0)  # none with --latency-only
             anchor = median.get(("nginx grpc_pass", shape), 0.0)
-            row += [f"{rate:,.0f}", f"{rate / anchor:.2f}x" if anchor else ""]
+            row += [f"{rate:,.0f}" if rate else "", f"{rate / anchor:.2f}x" if anchor else ""]
         for shape in SHAPES:
             row.append(f"{cpu[name, shape] / done[name, shape] * 1e6:.1f} µs"
                        if done.get((name, shape)) else "")
