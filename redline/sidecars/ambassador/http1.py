@@ -133,6 +133,9 @@ def parse_request_head(head: bytes) -> RequestHead:
     parents = hosts = 0
     for raw_name, raw_value in _REQUEST_FIELDS.findall(head):
         name = raw_name.lower()
+        if name == b"host":  # first: every request has one, and only its count matters
+            hosts += 1
+            continue
         value = raw_value.rstrip(b" \t")
         if name == b"content-length":
             lengths.append(value)
@@ -147,8 +150,6 @@ def parse_request_head(head: bytes) -> RequestHead:
         elif name == b"traceparent":
             traceparent = value
             parents += 1
-        elif name == b"host":
-            hosts += 1
         else:
             tracestate = value if tracestate is None else tracestate + b"," + value
     if hosts != 1 and (hosts or minor == b"1"):
