@@ -91,11 +91,12 @@ PYTEST := PATH="$(CURDIR)/$(TOOLS_DIR)/bin:$(CURDIR)/$(BIN):$$PATH" PYTHONDONTWR
 # a module's fixtures that start processes for all its tests (a Prometheus, a stack) start once,
 # and the largest modules go first. (xdist_group/loadgroup would be finer, but pytest 9 ignores
 # the node ids xdist 3.8 rewrites for it.) Tests marked `timing` (tests/conftest.py) assert
-# latency bounds: they run afterwards, alone.
+# latency bounds: they run afterwards, alone, and also when the parallel run failed (one report
+# of every failure); the target fails if either did.
 PYTEST_WORKERS ?= 4
 pytest: $(STAMP) system-tools $(KUBECTL) $(CHECKOV)
-	$(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile -m "not timing"
-	$(PYTEST) -m timing
+	$(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile -m "not timing"; parallel=$$?; \
+	$(PYTEST) -m timing && exit $$parallel
 
 bench: $(STAMP) bench-tools
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
