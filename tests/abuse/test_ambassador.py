@@ -178,8 +178,8 @@ def test_random_paths_leave_room_for_a_real_route_that_recurs(upstream_port: int
     """3,000 random paths filled the route cap and a real route was /{other} for good."""
     ambassador = AmbassadorProcess("--upstream", f"127.0.0.1:{upstream_port}",
                                    "--protocol", "http1", "--drain-delay", "0")
+    connection = http.client.HTTPConnection("127.0.0.1", ambassador.port, timeout=5)
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", ambassador.port, timeout=5)
         _get(connection)  # the watcher's route takes its place first
         with watching(ambassador):
             result = run_attack("random-paths", str(ambassador.port), "--paths", "3000")
@@ -188,11 +188,11 @@ def test_random_paths_leave_room_for_a_real_route_that_recurs(upstream_port: int
         assert overflow == 3000 - 149  # the first three quarters of the cap of 200, but /probe
         for order in ("77", "78", "79"):
             _get(connection, f"/api/orders/{order}")
-        connection.close()
         assert ambassador.wait_recorded(2, http_route="/api/orders/{id}") == 2
         assert ambassador.value("redline_route_overflow_total") == overflow + 1
         no_app_errors(ambassador)
     finally:
+        connection.close()
         assert ambassador.stop() == 0
 
 
