@@ -45,7 +45,7 @@ demo: $(STAMP)
 	else echo "no apt-get here: the demo runs without Prometheus, reading the sidecars' /metrics"; fi
 	$(BIN)/redline demo --log-format text $(DEMO_ARGS)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml hatch_build.py redline/sidecars/ambassador/_splice.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
