@@ -1,6 +1,6 @@
 """Opaque TCP pass-through: what the ambassador does with bytes it does not parse (TLS it does
-not terminate, Redis, PostgreSQL, h2c until HTTP/2 has a handler), as Linkerd and Envoy's
-tcp_proxy do.
+not terminate, Redis, PostgreSQL), as Linkerd and Envoy's tcp_proxy do. HTTP/2 (http2.py)
+relays through the same classes and observes the bytes on their way.
 
 Bytes go through unchanged both ways, written to the other side as they arrive; the only
 per-chunk work is counting them. Backpressure: when one side's transport is over its write
@@ -32,7 +32,7 @@ from typing import cast
 
 from redline.exporters.red import CONNECTION_RESET, TIMEOUT
 from redline.exporters.tcp import ConnectionMeter
-from redline.sidecars.ambassador.detect import HTTP2, MAX_TLS_RECORD, OPAQUE, TLS, client_hello
+from redline.sidecars.ambassador.detect import MAX_TLS_RECORD, OPAQUE, TLS, client_hello
 from redline.sidecars.ambassador.handler import ConnectionOwner, Handler
 from redline.sidecars.ambassador.relay import NativeRelay, error_type, shared
 
@@ -263,12 +263,6 @@ class TlsPassThrough(PassThrough):
 
     def learned_all(self) -> bool:
         return self.hello is None
-
-
-class Http2PassThrough(PassThrough):
-    """h2c (prior knowledge), passed through as opaque TCP until HTTP/2 has a handler."""
-
-    label = HTTP2
 
 
 class _Upstream(asyncio.Protocol):
