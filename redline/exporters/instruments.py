@@ -233,7 +233,10 @@ class Gauge(_Scalar):
     """A gauge family (active requests and the like)."""
 
     def add(self, key: Hashable, amount: float) -> None:
-        self.cell(key).value += amount
+        cell = self._cells.get(key)  # twice per request: the common case without a call
+        if cell is None:
+            cell = self.cell(key)
+        cell.value += amount
 
     def set(self, key: Hashable, value: float) -> None:
         self.cell(key).value = value

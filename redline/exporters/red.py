@@ -192,7 +192,7 @@ class ServerRecorder:
         return (self.service_name, method, _status_label(status), route, scheme, error)
 
     def request_started(self, method: str | bytes, scheme: str = "http") -> None:
-        self.active.add((normalize_method(method), scheme), 1)
+        self.active.add((_METHODS.get(method, OTHER_METHOD), scheme), 1)
 
     def request_abandoned(self, method: str | bytes, scheme: str = "http") -> None:
         """A started request whose outcome will never be known (HTTP/2 observation stopped
@@ -260,8 +260,11 @@ class ServerRecorder:
         response_bytes: int | None,
         trace_id: str | None,
     ) -> None:
-        err = error_type(status, error)
-        key = (method, fold_status(status), route, scheme, err)
+        if error is None and status is not None and 100 <= status < 500:
+            # Most requests: what fold_status and error_type give then, without two calls.
+            key: _ServerKey = (method, status, route, scheme, "")
+        else:
+            key = (method, fold_status(status), route, scheme, error_type(status, error))
         child = self.duration.child(key)
         if trace_id is None:
             child.observe(duration)
