@@ -70,15 +70,27 @@ def force_pure(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
     return True
 
 
+def _is_extension(path: str | None) -> bool:
+    return (path or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
 def is_compiled(module: ModuleType) -> bool:
-    origin = getattr(module, "__file__", None) or ""
-    return origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    return _is_extension(getattr(module, "__file__", None))
+
+
+def runs_compiled(name: str) -> bool:
+    """Whether module `name` is (or, not imported yet, would be) its compiled extension."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return is_compiled(module)
+    spec = importlib.util.find_spec(name)  # through the finders, REDLINE_PURE's first
+    return spec is not None and _is_extension(spec.origin)
 
 
 def compiled_modules() -> tuple[str, ...]:
-    """Those of MYPYC_MODULES that this process runs compiled (imports them all)."""
-    return tuple(name for name in MYPYC_MODULES
-                 if is_compiled(importlib.import_module(name)))
+    """Those of MYPYC_MODULES that this process runs compiled (found, not imported: cheap
+    enough for `redline --version` and every scrape's build info)."""
+    return tuple(name for name in MYPYC_MODULES if runs_compiled(name))
 
 
 def build_name() -> str:
