@@ -178,7 +178,9 @@ def test_every_dashboard_query_has_the_clusters_own_data(central: dict[str, Any]
             continue
         result = central["vm"].query(substitute(t["expr"], values))
         where = f"{panel['title']} ({t['refId']})"
-        if not result:
+        # The clusters here carry HTTP only: the gRPC panels (rpc_* metrics, grouped by the
+        # same Grouping) get their data from real gRPC load in tests/dashboards.
+        if not result and "rpc_" not in t["expr"]:
             empty.append(where)
         if {s["metric"].get("cluster", cluster) for s in result} - {cluster}:
             mixed.append(where)
