@@ -35,7 +35,8 @@ log = logging.getLogger("redline.ambassador")
 MAX_SERVER_NAMES = 100
 OTHER_SERVER_NAME = "{other}"
 # The `limit` label values of redline_ambassador_limits_total, shown from 0.
-LIMITS_COUNTED = ("pipeline_full", "client_stalled", "max_connections")
+LIMITS_COUNTED = ("pipeline_full", "client_stalled", "max_connections", "small_chunks",
+                  "held_head_bytes", "tunnel_idle")
 
 
 class _SelfMetrics:
