@@ -6,10 +6,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sys
 import threading
-from types import FrameType
 from typing import IO
 
 from redline.config import ConfigError
@@ -21,6 +19,7 @@ from redline.flags import (
     positive_number,
     positive_seconds,
 )
+from redline.signals import stop_flag
 
 log = logging.getLogger("redline.demo")
 
@@ -87,15 +86,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
     from redline.demo.run import run_demo
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="redline-demo-"))
-    stop = threading.Event()
-    _on_sigterm(stop)
+    stop = stop_flag()  # SIGTERM or Ctrl-C: stop cleanly
     return run_demo(args.duration, args.refresh, args.rate, workdir, stop)
-
-
-def _on_sigterm(stop: threading.Event) -> None:
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-    signal.signal(signal.SIGTERM, handler)
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -127,8 +119,7 @@ def run_app(args: argparse.Namespace) -> int:
                                                 else None),
                          threaded=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the access log is the file's job
-    stop = threading.Event()
-    _on_sigterm(stop)
+    stop = stop_flag()  # SIGTERM or Ctrl-C: stop cleanly
 
     def shut_down_on_stop() -> None:
         stop.wait()
@@ -152,8 +143,7 @@ def run_app(args: argparse.Namespace) -> int:
 def _run_inventory(args: argparse.Namespace) -> int:
     from redline.demo.inventory import serve
 
-    stop = threading.Event()
-    _on_sigterm(stop)
+    stop = stop_flag()  # SIGTERM or Ctrl-C: stop cleanly
     host, port = args.listen
     with contextlib.suppress(KeyboardInterrupt):
         serve(host, port, stop, seed=args.seed, listening=lambda: log.info(
@@ -164,8 +154,7 @@ def _run_inventory(args: argparse.Namespace) -> int:
 def run_load_command(args: argparse.Namespace) -> int:
     from redline.demo.load import run_load
 
-    stop = threading.Event()
-    _on_sigterm(stop)
+    stop = stop_flag()  # SIGTERM or Ctrl-C: stop cleanly
     try:
         result = run_load(args.target, rate=args.rate, concurrency=args.concurrency,
                           duration=args.duration, seed=args.seed, stop=stop)
