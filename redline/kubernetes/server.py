@@ -140,10 +140,12 @@ def serve(app: Any, context: ssl.SSLContext, settings: ServerSettings,
     except OSError as exc:
         host, port = settings.listen
         raise ConfigError(f"--listen: cannot listen on {host}:{port}: {exc}") from exc
+    # Signals are caught before "listening" is logged: whoever waits for that line may send
+    # SIGTERM at once.
+    stop = stop_flag()  # set by SIGTERM/SIGINT, or below when the server ends by itself
     host, port = server.bind_addr[:2]
     log.info("webhook listening", extra={
         "listen": f"[{host}]:{port}" if ":" in host else f"{host}:{port}", "port": port})
-    stop = stop_flag()  # set by SIGTERM/SIGINT, or below when the server ends by itself
     ended = threading.Event()
 
     def run() -> None:
