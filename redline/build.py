@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 
+from redline import compiled
+
 # The modules hatch_build.py's EXTENSIONS may build (tests/test_build.py keeps both lists equal).
 OPTIONAL_MODULES = ("redline.sidecars.ambassador._splice",)
 
@@ -21,6 +23,9 @@ def compiled_modules() -> tuple[str, ...]:
 
 
 def describe() -> str:
-    """For --version and build info: the compiled modules' short names, or "none"."""
-    return ",".join(module.rsplit(".", 1)[1].lstrip("_") for module in compiled_modules()) \
-        or "none"
+    """For --version and build info: the compiled modules' short names (`mypyc` for the hot
+    modules of redline/compiled.py, when this process runs them compiled), or "none"."""
+    names = [module.rsplit(".", 1)[1].lstrip("_") for module in compiled_modules()]
+    if compiled.compiled_modules():
+        names.append(compiled.MYPYC)
+    return ",".join(names) or "none"

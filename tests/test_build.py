@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from redline import build
+from redline import build, compiled
 from redline.exporters.exposition import new_registry
 from redline.sidecars.ambassador import relay
 
@@ -22,7 +22,9 @@ def test_the_build_hook_builds_the_modules_redline_reports() -> None:
 
 
 def test_build_info_and_version_name_the_compiled_relay() -> None:
-    expected = "splice" if relay.compiled() else "none"
+    names = [*(["splice"] if relay.compiled() else []),
+             *(["mypyc"] if compiled.compiled_modules() else [])]
+    expected = ",".join(names) or "none"
     assert build.describe() == expected
     samples = [sample for metric in new_registry("ambassador").collect()
                for sample in metric.samples if sample.name == "redline_build_info"]
