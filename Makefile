@@ -29,9 +29,9 @@ TOOLS_DIR := .tools
 KUBECTL := $(TOOLS_DIR)/bin/kubectl
 CHECKOV := $(TOOLS_DIR)/bin/checkov
 CHECKOV_VERSION := 3.3.30
-# The anchors the benchmarks run side by side.
+# The anchors the benchmarks run side by side, and a C compiler for benchmarks/openloop.c.
 BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail haproxy:haproxy redis-server:redis-server \
-               redis-benchmark:redis-tools
+               redis-benchmark:redis-tools cc:gcc
 
 .PHONY: demo test lint typecheck pytest system-tools bench-tools install-missing bench clean
 
