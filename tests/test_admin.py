@@ -66,6 +66,15 @@ async def ready() -> tuple[bool, str]:
     return True, "ready"
 
 
+async def scrape(port: int) -> bytes:
+    """One scrape on a connection of its own, answered whole."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return answer
+
+
 def test_a_slow_render_moves_later_ones_off_the_event_loop() -> None:
     """The ambassador's loop carries its traffic: a registry slow to render (10,050 series
     took 2.5 s) is rendered in a thread from the scrape that showed it on."""
@@ -76,13 +85,6 @@ def test_a_slow_render_moves_later_ones_off_the_event_loop() -> None:
             threads.append(threading.current_thread().name)
             time.sleep(3 * INLINE_RENDER_S)  # as long as rendering many series takes
             yield GaugeMetricFamily("large_value", "A value of a large registry.", value=1)
-
-    async def scrape(port: int) -> bytes:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), 5)
-        writer.close()
-        return answer
 
     async def scenario() -> list[bytes]:
         admin = AdminServer(new_registry("test", LargeRegistry()), ready)
@@ -107,13 +109,6 @@ def test_scrapes_arriving_during_a_render_share_it() -> None:
             calls.append(1)
             time.sleep(0.3)
             yield GaugeMetricFamily("slow_value", "A value that takes long to read.", value=1)
-
-    async def scrape(port: int) -> bytes:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), 5)
-        writer.close()
-        return answer
 
     async def scenario() -> list[bytes]:
         admin = AdminServer(new_registry("test", SlowRegistry()), ready, render_in_thread=True)
