@@ -24,6 +24,7 @@ but not recorded); each HPACK table by the size its peer's SETTINGS allowed, its
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from hpack import HPACKError
@@ -105,23 +106,21 @@ class Http2Streams:
     # --- the two directions --------------------------------------------------------------------
 
     def client_bytes(self, data: bytes, now: float) -> str | None:
-        if self.stopped is not None:
-            return None
-        try:
-            for frame in self.client.feed(data):
-                self._client_frame(frame, now)
-        except (FramingError, HPACKError, ValueError) as exc:
-            return self.stop(f"client: {exc}")
-        return None
+        return self._feed("client", self.client, self._client_frame, data, now)
 
     def server_bytes(self, data: bytes, now: float) -> str | None:
+        return self._feed("server", self.server, self._server_frame, data, now)
+
+    def _feed(self, side: str, reader: FrameReader, on_frame: Callable[[Frame, float], None],
+              data: bytes, now: float) -> str | None:
+        """One direction's bytes; why observation stopped, if it stopped on them."""
         if self.stopped is not None:
             return None
         try:
-            for frame in self.server.feed(data):
-                self._server_frame(frame, now)
+            for frame in reader.feed(data):
+                on_frame(frame, now)
         except (FramingError, HPACKError, ValueError) as exc:
-            return self.stop(f"server: {exc}")
+            return self.stop(f"{side}: {exc}")
         return None
 
     def connection_lost(self, now: float, error: str) -> None:
