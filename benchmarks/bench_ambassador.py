@@ -173,12 +173,13 @@ class Rung:
     vcpu_per_1k: float  # the proxy's CPU per 1,000 req/s (0 for direct: no proxy)
 
 
-def fixed_rate(openloop: Path, port: int, rate: float, seconds: float,
-               pid: int | None) -> Rung:
+def fixed_rate(openloop: Path, port: int, rate: float, seconds: float, pid: int | None,
+               target: str = "/users/1", connections: int = LATENCY_CONNECTIONS) -> Rung:
+    """`target`: an HTTP path, or `redis:KEY` (openloop.c)."""
     before = cpu_seconds(pid) if pid else 0.0
     output = subprocess.run(
-        [str(openloop), str(port), f"{rate:.0f}", str(seconds), str(LATENCY_CONNECTIONS),
-         "/users/1"], capture_output=True, text=True, check=True, timeout=seconds + 120).stdout
+        [str(openloop), str(port), f"{rate:.0f}", str(seconds), str(connections), target],
+        capture_output=True, text=True, check=True, timeout=seconds + 120).stdout
     used = cpu_seconds(pid) - before if pid else 0.0
     done, unanswered, errors, late, took, p50, _p90, p99, p999, _slowest = output.split()
     if int(errors):

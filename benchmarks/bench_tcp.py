@@ -13,12 +13,14 @@ not built). Rounds alternate between them; medians are reported.
 - CPU per request: the user+system CPU time each proxy process (nginx: with its worker) used
   during the throughput runs, divided by their requests; less sensitive to a busy machine than
   requests per second, and the reason for a difference in them;
-- latency at a fixed rate: redis-benchmark has no fixed-rate mode, so a small open-loop client
-  (below) sends GET at `--rate` requests/s spread over 10 connections, each on its own
-  schedule, and times each request from its send to its full reply; p50/p99, and the p99
-  added over direct.
+- latency at a fixed rate: redis-benchmark has no fixed-rate mode, so the open-loop generator
+  of bench_ambassador.py (benchmarks/openloop.c, C, one epoll thread: a Python client's own
+  scheduling jitter was larger than what it measured) sends `GET key` at `--rate` requests/s
+  spread over 10 connections, each request timed from when it was due to its full reply;
+  p50/p99, and the p99 added over direct.
 
     .venv/bin/python benchmarks/bench_tcp.py [--rounds 3] [--requests 200000]
+        [--latency-only | --pipelined-only] [--cases 'nginx stream,ambassador opaque,...']
 Needs redis-server, redis-benchmark, nginx (with its stream module) and haproxy
 (`make bench-tools` installs them; Debian's nginx-light loads the stream module from
 libnginx-mod-stream).
@@ -27,7 +29,6 @@ libnginx-mod-stream).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import shutil
@@ -35,12 +36,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
-from bench_ambassador import cpu_seconds, process
+from bench_ambassador import build_openloop, cpu_seconds, fixed_rate, process
 from common import free_port, rss_mb
 
 from redline.sidecars.ambassador.relay import DEFAULT, ENV, OFF, SPLICE, compiled
@@ -69,8 +69,6 @@ frontend bench
 backend redis
   server redis 127.0.0.1:{upstream}
 """
-GET = b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n"
-REPLY = b"$3\r\nbar\r\n"
 
 
 def redis(port: int) -> AbstractContextManager[subprocess.Popen[bytes]]:
@@ -115,33 +113,12 @@ def benchmark(port: int, requests: int, pipeline: int) -> dict[str, float]:
     return {name: float(rate) for name, rate in rates.items()}
 
 
-async def _fixed_rate(port: int, rate: int, seconds: float, connections: int) -> list[float]:
-    """Open loop: each connection sends GET on its own schedule; latency is send to reply."""
-    latencies: list[float] = []
-    interval = connections / rate
-
-    async def one(offset: float) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        start = time.perf_counter() + offset
-        for i in range(int(seconds / interval)):
-            delay = start + i * interval - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent = time.perf_counter()
-            writer.write(GET)
-            assert await reader.readexactly(len(REPLY)) == REPLY
-            latencies.append(time.perf_counter() - sent)
-        writer.close()
-
-    await asyncio.gather(*(one(i * interval / connections) for i in range(connections)))
-    return latencies
-
-
-def latency(port: int, rate: int, seconds: float) -> tuple[float, float]:
-    import uvloop
-
-    values = sorted(uvloop.run(_fixed_rate(port, rate, seconds, 10)))
-    return values[len(values) // 2] * 1e3, values[int(len(values) * 0.99)] * 1e3
+def latency(openloop: Path, port: int, rate: int, seconds: float) -> tuple[float, float]:
+    """p50 and p99 in ms of GET at `rate` requests/s, open loop over 10 connections."""
+    rung = fixed_rate(openloop, port, rate, seconds, None, target="redis:key", connections=10)
+    if rung.unanswered:
+        raise RuntimeError(f"{rung.unanswered} requests unanswered at {rate} req/s on {port}")
+    return rung.p50, rung.p99
 
 
 @contextmanager
@@ -173,6 +150,15 @@ def servers(directory: Path, ports: dict[str, int]) -> Iterator[dict[str, int]]:
                "ambassador opaque, asyncio relay": ports["python"]}
 
 
+def select(cases: dict[str, int], names: str) -> dict[str, int]:
+    """Direct and the cases named (comma-separated; every case when empty)."""
+    wanted = {name.strip() for name in names.split(",") if name.strip()}
+    if unknown := wanted - cases.keys():
+        sys.exit(f"--cases: no case {', '.join(sorted(unknown))}; the cases: {', '.join(cases)}")
+    return {name: port for name, port in cases.items()
+            if name == "direct" or not wanted or name in wanted}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -180,8 +166,13 @@ def main() -> None:
                         help="redis-benchmark -n per test (SET and GET each)")
     parser.add_argument("--rate", type=int, default=2000, help="fixed rate, requests/s")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
-    parser.add_argument("--latency-only", action="store_true",
-                        help="skip the throughput runs (more latency rounds in the same time)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--latency-only", action="store_true",
+                      help="skip the throughput runs (more latency rounds in the same time)")
+    only.add_argument("--pipelined-only", action="store_true",
+                      help="only the -P 16 throughput runs (more rounds in the same time)")
+    parser.add_argument("--cases", default="",
+                        help="comma-separated case names to run besides direct (default: all)")
     args = parser.parse_args()
     if not compiled():
         print("note: the native relay is not built here; every ambassador relays in asyncio")
@@ -194,12 +185,15 @@ def main() -> None:
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     cpu: dict[tuple[str, int], float] = {}  # CPU seconds used in the throughput runs
     latencies: dict[str, list[tuple[float, float]]] = {}
-    with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp), ports) as cases:
+    with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp), ports) as every_case:
+        openloop = build_openloop(Path(tmp))
+        cases = select(every_case, args.cases)
         for port in cases.values():
             benchmark(port, 20_000, 1)  # warm up
         rss_start = rss_mb(ports["ambassador opaque pid"])
+        pipelines = () if args.latency_only else (16,) if args.pipelined_only else (1, 16)
         for _ in range(args.rounds):
-            for pipeline in () if args.latency_only else (1, 16):
+            for pipeline in pipelines:
                 for name, port in cases.items():
                     pid = ports[f"{name} pid"]
                     before = cpu_seconds(pid) if pid else 0.0
@@ -207,30 +201,57 @@ def main() -> None:
                         benchmark(port, args.requests, pipeline))
                     used = cpu_seconds(pid) - before if pid else 0.0
                     cpu[name, pipeline] = cpu.get((name, pipeline), 0.0) + used
-            for name, port in cases.items():
+            for name, port in () if args.pipelined_only else cases.items():
                 latencies.setdefault(name, []).append(
-                    latency(port, args.rate, args.latency_seconds))
+                    latency(openloop, port, args.rate, args.latency_seconds))
         rss_after = rss_mb(ports["ambassador opaque pid"])
-    report(results, latencies, args, rss_start, rss_after)
-    if cpu:
+    report(list(cases), results, latencies, cpu, args)
+    print()
+    print(f"ambassador opaque RSS: {rss_start:.1f} MB before the rounds, {rss_after:.1f} MB "
+          f"after")
+
+
+PROXIES = ("nginx stream", "haproxy tcp")  # the anchors: redline is compared with the faster
+
+
+def report(names: list[str], results: dict[tuple[str, int], list[dict[str, float]]],
+           latencies: dict[str, list[tuple[float, float]]], cpu: dict[tuple[str, int], float],
+           args: argparse.Namespace) -> None:
+    """The throughput table (per pipeline depth run), the latency table, CPU per request."""
+    pipelines = sorted({pipeline for _, pipeline in results})
+    if pipelines:
+        print(f"redis-benchmark -c 50 -n {args.requests} -t set,get, {args.rounds} alternating "
+              "rounds, medians")
+        print()
+        median = {(name, pipeline, op): statistics.median(r[op] for r in results[name, pipeline])
+                  for name, pipeline in results for op in ("SET", "GET")}
+        anchors = [name for name in PROXIES if name in names]
+        best = {pipeline: max((median[name, pipeline, "GET"] for name in anchors), default=0.0)
+                for pipeline in pipelines}
+        depth = {pipeline: "" if pipeline == 1 else f" -P {pipeline}" for pipeline in pipelines}
+        print("| case | " + " | ".join(f"SET{depth[p]} | GET{depth[p]} | GET{depth[p]} vs "
+                                        "faster proxy" for p in pipelines) + " |")
+        print("|---|" + "---:|---:|---:|" * len(pipelines))
+        for name in names:
+            cells = []
+            for pipeline in pipelines:
+                get = median[name, pipeline, "GET"]
+                cells += [f"{median[name, pipeline, 'SET']:,.0f}", f"{get:,.0f}",
+                          f"{get / best[pipeline]:.2f}x" if best[pipeline] else "-"]
+            print(f"| {name} | " + " | ".join(cells) + " |")
         requests = 2 * args.requests * args.rounds  # SET and GET
         print()
-        print("| proxy | CPU per request | CPU per request, -P 16 |")
-        print("|---|---:|---:|")
-        for name in cases:
-            if name != "direct":
-                print(f"| {name} | {cpu[name, 1] / requests * 1e6:.1f} us "
-                      f"| {cpu[name, 16] / requests * 1e6:.2f} us |")
-
-
-def report(results: dict[tuple[str, int], list[dict[str, float]]],
-           latencies: dict[str, list[tuple[float, float]]], args: argparse.Namespace,
-           rss_start: float, rss_after: float) -> None:
-    names = list(latencies)
-    p50 = {name: statistics.median(v[0] for v in values) for name, values in latencies.items()}
-    p99 = {name: statistics.median(v[1] for v in values) for name, values in latencies.items()}
-    if not results:
-        print(f"GET at {args.rate:,} req/s open loop over 10 connections, "
+        print("| proxy | " + " | ".join(f"CPU per request{depth[p]}" for p in pipelines) + " |")
+        print("|---|" + "---:|" * len(pipelines))
+        for name in names[1:]:
+            print(f"| {name} | " + " | ".join(f"{cpu[name, p] / requests * 1e6:.2f} us"
+                                             for p in pipelines) + " |")
+        print(f"all rounds: {results}")
+    if latencies:
+        p50 = {name: statistics.median(v[0] for v in values) for name, values in latencies.items()}
+        p99 = {name: statistics.median(v[1] for v in values) for name, values in latencies.items()}
+        print()
+        print(f"GET at {args.rate:,} req/s open loop (openloop.c) over 10 connections, "
               f"{args.latency_seconds:.0f} s x {args.rounds} alternating rounds, medians")
         print()
         print("| case | p50 | p99 | p99 added over direct |")
@@ -239,30 +260,6 @@ def report(results: dict[tuple[str, int], list[dict[str, float]]],
             print(f"| {name} | {p50[name]:.3f} ms | {p99[name]:.3f} ms "
                   f"| {p99[name] - p99['direct']:+.3f} ms |")
         print(f"all latencies (p50, p99 ms): {latencies}")
-        return
-    print(f"redis-benchmark -c 50 -n {args.requests} -t set,get, {args.rounds} alternating "
-          f"rounds, medians; latency: GET at {args.rate:,} req/s open loop over 10 "
-          f"connections for {args.latency_seconds:.0f} s")
-    print()
-    print("| case | SET req/s | GET req/s | SET -P 16 | GET -P 16 | vs faster proxy (GET, "
-          "GET -P 16) | p50 | p99 | p99 added over direct |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    median = {(name, pipeline, op): statistics.median(r[op] for r in results[name, pipeline])
-              for name, pipeline in results for op in ("SET", "GET")}
-    best = {pipeline: max(median["nginx stream", pipeline, "GET"],
-                          median["haproxy tcp", pipeline, "GET"]) for pipeline in (1, 16)}
-    for name in names:
-        print(f"| {name} | {median[name, 1, 'SET']:,.0f} | {median[name, 1, 'GET']:,.0f} "
-              f"| {median[name, 16, 'SET']:,.0f} | {median[name, 16, 'GET']:,.0f} "
-              f"| {median[name, 1, 'GET'] / best[1]:.2f}x, "
-              f"{median[name, 16, 'GET'] / best[16]:.2f}x "
-              f"| {p50[name]:.3f} ms | {p99[name]:.3f} ms "
-              f"| {p99[name] - p99['direct']:+.3f} ms |")
-    print()
-    print(f"ambassador opaque RSS: {rss_start:.1f} MB before the rounds, {rss_after:.1f} MB "
-          f"after")
-    print(f"all rounds: {results}")
-    print(f"all latencies (p50, p99 ms): {latencies}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-/* An open-loop HTTP/1.1 load generator at a fixed rate, for benchmarks/bench_ambassador.py.
+/* An open-loop load generator at a fixed rate, HTTP/1.1 or Redis, for benchmarks/bench_ambassador.py
+   and benchmarks/bench_tcp.py.
 
    wrk2 (wrk with -R) is not packaged by Debian, wrk is closed loop (it sends the next request
    when the last one is answered, so a slow proxy is offered less load and its queueing never
@@ -18,7 +19,9 @@
    than any answer ("inf" when a percentile falls among them): past its saturation point a
    proxy's latency is unbounded, and the run's length stays fixed.
 
-   usage: openloop PORT RATE SECONDS CONNECTIONS PATH
+   usage: openloop PORT RATE SECONDS CONNECTIONS TARGET
+   TARGET is an HTTP path (`GET PATH HTTP/1.1`, the response framed by its Content-Length) or
+   `redis:KEY` (the inline command `GET KEY`, the reply a RESP bulk string `$N\r\n...\r\n`).
    prints one line: answered unanswered errors late seconds p50 p90 p99 p999 max (latencies in
    us), where late counts requests sent more than 1 ms after they were due. */
 
@@ -87,16 +90,28 @@ static long response_length(const char *buffer, size_t have) {
     return -2;
 }
 
+/* The same for a RESP bulk string reply (`$N\r\n` then N bytes and `\r\n`); -2 for any other
+   reply (an error, or a missing key: `$-1`). */
+static long bulk_length(const char *buffer, size_t have) {
+    const char *eol = memmem(buffer, have, "\r\n", 2);
+    if (eol == NULL) return -1;
+    if (buffer[0] != '$' || buffer[1] == '-') return -2;
+    return (long)(eol - buffer) + 2 + strtol(buffer + 1, NULL, 10) + 2;
+}
+
 int main(int argc, char **argv) {
     if (argc != 6) {
-        fprintf(stderr, "usage: %s PORT RATE SECONDS CONNECTIONS PATH\n", argv[0]);
+        fprintf(stderr, "usage: %s PORT RATE SECONDS CONNECTIONS PATH|redis:KEY\n", argv[0]);
         return 2;
     }
     int port = atoi(argv[1]), connections = atoi(argv[4]);
     double rate = atof(argv[2]), seconds = atof(argv[3]);
+    int redis = strncmp(argv[5], "redis:", 6) == 0;
+    long (*reply_length)(const char *, size_t) = redis ? bulk_length : response_length;
     char request[1024];
-    int request_length = snprintf(request, sizeof request,
-                                  "GET %s HTTP/1.1\r\nHost: bench\r\n\r\n", argv[5]);
+    int request_length = redis
+        ? snprintf(request, sizeof request, "GET %s\r\n", argv[5] + 6)
+        : snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: bench\r\n\r\n", argv[5]);
     uint64_t interval = (uint64_t)(1e9 * connections / rate);  /* per connection */
     size_t planned = (size_t)(rate * seconds) + (size_t)connections;
     uint64_t *latencies = malloc(planned * sizeof *latencies);
@@ -172,7 +187,7 @@ int main(int argc, char **argv) {
                 continue;
             }
             conn->have += (size_t)got;
-            if (conn->need < 0) conn->need = response_length(conn->buffer, conn->have);
+            if (conn->need < 0) conn->need = reply_length(conn->buffer, conn->have);
             if (conn->need == -2 || conn->have > (size_t)conn->need) {
                 fprintf(stderr, "unexpected response: %.*s\n", (int)conn->have, conn->buffer);
                 return 1;
