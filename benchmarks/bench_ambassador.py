@@ -41,11 +41,15 @@ from pathlib import Path
 
 from common import free_port, rss_mb, wait_port
 
-NGINX_UPSTREAM = """
+# Every nginx of the benchmarks: one worker (the same resources as the ambassador's one
+# process), its files in the run's directory; `nginx()` puts this before each config's blocks.
+NGINX_MAIN = """
 worker_processes 1;
-error_log {dir}/upstream.err;
-pid {dir}/upstream.pid;
+error_log {dir}/{name}.err;
+pid {dir}/{name}.pid;
 events {{ worker_connections 4096; }}
+"""
+NGINX_UPSTREAM = """
 http {{
   access_log off;
   # nginx ends a client connection after 1,000 requests by default; openloop keeps its own.
@@ -54,10 +58,6 @@ http {{
 }}
 """
 NGINX_PROXY = """
-worker_processes 1;
-error_log {dir}/proxy.err;
-pid {dir}/proxy.pid;
-events {{ worker_connections 4096; }}
 http {{
   access_log off;
   keepalive_requests 1000000000;
@@ -100,10 +100,13 @@ def process(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
             proc.wait()
 
 
-def nginx(conf: str, directory: Path, name: str, port: int,
+def nginx(conf: str, directory: Path, name: str, port: int, modules: str = "",
           **fields: object) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """nginx running `conf` (its http or stream block, formatted with `fields`) after
+    NGINX_MAIN; `modules` (load_module lines) go first, where nginx wants them."""
     path = directory / f"{name}.conf"
-    path.write_text(conf.format(dir=directory, port=port, **fields))
+    path.write_text(modules + NGINX_MAIN.format(dir=directory, name=name)
+                    + conf.format(dir=directory, port=port, **fields))
     return process(["nginx", "-p", str(directory), "-c", str(path), "-g", "daemon off;"],
                    port)
 

@@ -44,10 +44,6 @@ from bench_ambassador import cpu_seconds, nginx, process
 from common import free_port, rss_mb
 
 NGINX_H2_UPSTREAM = """
-worker_processes 1;
-error_log {dir}/upstream.err;
-pid {dir}/upstream.pid;
-events {{ worker_connections 4096; }}
 http {{
   access_log off;
   # nginx ends an HTTP/2 connection after 1,000 streams by default; h2load does not reconnect.
@@ -56,10 +52,6 @@ http {{
 }}
 """
 NGINX_H2_PROXY = """
-worker_processes 1;
-error_log {dir}/proxy.err;
-pid {dir}/proxy.pid;
-events {{ worker_connections 4096; }}
 http {{
   access_log off;
   keepalive_requests 1000000000;

@@ -40,18 +40,13 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
-from bench_ambassador import build_openloop, cpu_seconds, fixed_rate, process
+from bench_ambassador import build_openloop, cpu_seconds, fixed_rate, nginx, process
 from common import free_port, rss_mb
 
 from redline.sidecars.ambassador.relay import DEFAULT, ENV, OFF, SPLICE, compiled
 
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 NGINX_STREAM = """
-{load_module}
-worker_processes 1;
-error_log {dir}/stream.err;
-pid {dir}/stream.pid;
-events {{ worker_connections 4096; }}
 stream {{ server {{ listen 127.0.0.1:{port}; proxy_pass 127.0.0.1:{upstream}; }} }}
 """
 HAPROXY = """
@@ -78,11 +73,8 @@ def redis(port: int) -> AbstractContextManager[subprocess.Popen[bytes]]:
 
 def nginx_stream(directory: Path, port: int, upstream: int
                  ) -> AbstractContextManager[subprocess.Popen[bytes]]:
-    path = directory / "stream.conf"
-    load = f"load_module {STREAM_MODULE};" if STREAM_MODULE.exists() else ""
-    path.write_text(NGINX_STREAM.format(load_module=load, dir=directory, port=port,
-                                        upstream=upstream))
-    return process(["nginx", "-p", str(directory), "-c", str(path), "-g", "daemon off;"], port)
+    load = f"load_module {STREAM_MODULE};\n" if STREAM_MODULE.exists() else ""
+    return nginx(NGINX_STREAM, directory, "stream", port, modules=load, upstream=upstream)
 
 
 def haproxy(directory: Path, port: int, upstream: int
