@@ -20,7 +20,8 @@ import pytest
 # `timing` and `make pytest` runs them after the parallel run, on their own.
 TIMING_TESTS = (
     "tests/abuse/",
-    "tests/demo/test_demo.py::",
+    "tests/demo/test_demo.py::test_demo_with_prometheus",
+    "tests/demo/test_demo.py::test_demo_without_prometheus",
     "tests/sidecars/ambassador/test_drain.py::test_drain_timeout_aborts_what_is_left",
     "tests/sidecars/ambassador/test_tcp_passthrough.py::"
     "test_a_server_that_speaks_first_waits_for_detection_once_and_not_when_declared",

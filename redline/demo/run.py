@@ -49,7 +49,12 @@ class Children:
         log_path = self.logs / f"{child.name}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - the child owns it
         # A session of its own: Ctrl-C reaches only the demo, which then stops children in order.
-        proc = subprocess.Popen(child.argv, stdout=log, stderr=subprocess.STDOUT,
+        # That also means a demo killed outright (SIGKILL, a test runner dying) would leave them
+        # running with their ports held: util-linux's setpriv asks the kernel to send each one
+        # SIGTERM when the thread that started it (the demo's main thread) dies.
+        setpriv = shutil.which("setpriv")
+        argv = [setpriv, "--pdeathsig", "TERM", "--", *child.argv] if setpriv else child.argv
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         self.running.append((child, proc))

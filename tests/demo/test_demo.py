@@ -57,6 +57,14 @@ class DemoRun:
         self.proc.stdout.close()
         return "".join(self.lines)
 
+    def kill(self) -> None:
+        """SIGKILL: the demo gets no chance to stop anything."""
+        self.proc.kill()
+        self.proc.wait()
+        self._reader.join(5)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
     def child_pids(self) -> list[int]:
         return [int(p) for p in re.findall(r" pid (\d+) ", "".join(self.lines))]
 
@@ -166,3 +174,26 @@ def test_demo_without_prometheus_reads_the_sidecars(tmp_path: Path) -> None:
     assert row[header.index("MEM")].endswith("%")
     assert "need Prometheus" in last
     assert not [pid for pid in demo.child_pids() if _alive(pid)]
+
+
+def test_demo_killed_outright_takes_its_children_with_it(tmp_path: Path) -> None:
+    """SIGKILL gives the demo no chance to stop its children (each in a session of its own):
+    the kernel's parent-death signal (setpriv --pdeathsig) must end them instead."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    only_setpriv = tmp_path / "bin"
+    only_setpriv.mkdir()  # no prometheus: the quickest demo; setpriv still found
+    (only_setpriv / "setpriv").symlink_to(str(shutil.which("setpriv")))
+    demo = DemoRun("--duration", "60", "--workdir", str(tmp_path / "w"),
+                   env={**os.environ, "PATH": str(only_setpriv)})
+    try:
+        demo.wait_for(r"source: the sidecars", timeout=60)  # every child started
+        children = demo.child_pids()
+        assert children and all(_alive(pid) for pid in children)
+    finally:
+        demo.kill()
+    deadline = time.monotonic() + 20  # the ambassadors drain first (--drain-delay)
+    while [pid for pid in children if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    names = {int(pid): name for name, pid in re.findall(r"(\S+) +pid (\d+) ", "".join(demo.lines))}
+    assert not [(names.get(pid), pid) for pid in children if _alive(pid)]
