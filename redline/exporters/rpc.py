@@ -1,6 +1,8 @@
 """The RPC schema: gRPC calls' RED metrics, named as Beyla and OpenTelemetry's RPC semantic
-conventions name them (`rpc.server.duration` -> `rpc_server_duration_seconds`), so dashboards
-and alerts serve either source. Built like red.py's HTTP recorders, on the same instruments.
+conventions name them (`rpc.server.duration` -> `rpc_server_duration_seconds`,
+`rpc.client.duration` -> `rpc_client_duration_seconds`, the latter with the dependency's
+`server_address` and `server_port`), so dashboards and alerts serve either source. Built like
+red.py's HTTP recorders, on the same instruments.
 
 A call's status is the one its client sees (`grpc_status`): `grpc-status` from the trailers or
 a Trailers-Only response, else gRPC's mapping of the HTTP status. Server-fault statuses are
@@ -26,7 +28,10 @@ from redline.exporters.red import (
     DEFAULT_BUCKETS,
     ERROR_TYPE,
     OTHER_ERROR,
+    RPC_CLIENT_DURATION,
     RPC_SERVER_DURATION,
+    SERVER_ADDRESS,
+    SERVER_PORT,
     SERVICE,
     TRANSPORT_ERRORS,
 )
@@ -37,6 +42,7 @@ RPC_SERVICE = "rpc_service"
 RPC_METHOD = "rpc_method"
 GRPC_STATUS = "rpc_grpc_status_code"
 RPC_LABELS = (SERVICE, RPC_SYSTEM, RPC_SERVICE, RPC_METHOD, GRPC_STATUS, ERROR_TYPE)
+RPC_CLIENT_LABELS = (*RPC_LABELS, SERVER_ADDRESS, SERVER_PORT)
 METHOD_OVERFLOW = "redline_rpc_method_overflow_total"
 OTHER = "{other}"  # rpc_service and rpc_method past the cap, or of a path that names none
 
@@ -106,21 +112,20 @@ def split_path(path: bytes) -> tuple[str, str] | None:
     return match.group(1).decode("ascii"), match.group(2).decode("ascii")
 
 
-class RpcServerRecorder:
-    """Records `rpc.server.*` metrics for one service: one observation per finished call."""
+class _RpcRecorder:
+    """One observation per finished call, in one histogram; what the server and client sides
+    share (the method cap, the status labels)."""
 
-    def __init__(self, service_name: str, buckets: Sequence[float] = DEFAULT_BUCKETS, *,
-                 max_methods: int = DEFAULT_MAX_ROUTES) -> None:
+    def __init__(self, name: str, help_text: str, labels: tuple[str, ...], service_name: str,
+                 buckets: Sequence[float], max_methods: int) -> None:
         if not service_name:
             raise ValueError("service_name: expected a non-empty name")
         if max_methods < 1:
             raise ValueError(f"max_methods: expected at least 1, got {max_methods}")
         self.service_name = service_name
         self.max_methods = max_methods
-        self.duration = Histogram(
-            RPC_SERVER_DURATION.removesuffix("_seconds"),
-            "Duration of gRPC server calls, until the end of the response stream.",
-            RPC_LABELS, buckets, self._labels, unit="seconds")
+        self.duration = Histogram(name.removesuffix("_seconds"), help_text, labels, buckets,
+                                  self._labels, unit="seconds")
         self._methods: dict[bytes, tuple[str, str]] = {}
         self.overflow_total = 0
 
@@ -157,10 +162,40 @@ class RpcServerRecorder:
         return _RpcCollector(self)
 
 
+class RpcServerRecorder(_RpcRecorder):
+    """Records `rpc.server.*` metrics for one service (the calls it serves)."""
+
+    def __init__(self, service_name: str, buckets: Sequence[float] = DEFAULT_BUCKETS, *,
+                 max_methods: int = DEFAULT_MAX_ROUTES) -> None:
+        super().__init__(RPC_SERVER_DURATION,
+                         "Duration of gRPC server calls, until the end of the response stream.",
+                         RPC_LABELS, service_name, buckets, max_methods)
+
+
+class RpcClientRecorder(_RpcRecorder):
+    """Records `rpc.client.*` metrics for one service's calls to one dependency (outbound),
+    labelled with the dependency's address and port as `http_client_*` series are."""
+
+    def __init__(self, service_name: str, server_address: str, server_port: int,
+                 buckets: Sequence[float] = DEFAULT_BUCKETS, *,
+                 max_methods: int = DEFAULT_MAX_ROUTES) -> None:
+        if not server_address:
+            raise ValueError("server_address: expected the dependency's host name or address")
+        if not 0 < server_port < 65536:
+            raise ValueError(f"server_port: expected 1 to 65535, got {server_port}")
+        self.server = (server_address, str(server_port))
+        super().__init__(RPC_CLIENT_DURATION,
+                         "Duration of gRPC client calls, until the end of the response stream.",
+                         RPC_CLIENT_LABELS, service_name, buckets, max_methods)
+
+    def _labels(self, key: Hashable) -> LabelValues:
+        return (*super()._labels(key), *self.server)
+
+
 class _RpcCollector(InstrumentCollector):
     """The duration histogram plus the method cap's overflow count, read at scrape time."""
 
-    def __init__(self, recorder: RpcServerRecorder) -> None:
+    def __init__(self, recorder: _RpcRecorder) -> None:
         super().__init__([recorder.duration])
         self._recorder = recorder
 

@@ -26,7 +26,7 @@ from redline.sidecars.ambassador.config import (
     PortConfig,
     Upstream,
 )
-from redline.sidecars.ambassador.protocols import AUTO, HTTP1, PORT_PROTOCOLS
+from redline.sidecars.ambassador.protocols import AUTO, H2C, HTTP1, PORT_PROTOCOLS
 from redline.sidecars.ambassador.proxy import Ambassador
 
 
@@ -85,7 +85,7 @@ def add_parser(sub: SubParsers,
         metavar="NAME", help="service_name label (default $OTEL_SERVICE_NAME or unknown_service)")
     add("--mode", choices=("inbound", "outbound"), default="inbound",
         help="inbound records http_server_* with routes; outbound records http_client_* "
-             "(default inbound)")
+             "(and rpc_client_* on an h2c port) (default inbound)")
     add("--routes", metavar="FILE", help="routes file: patterns, ignores, cap (docs/metrics.md)")
     add("--buckets", type=flag_type(buckets), default=DEFAULT_BUCKETS, metavar="LIST",
         help="duration buckets in seconds, comma-separated (default: OpenTelemetry's advice, "
@@ -147,18 +147,20 @@ def ports_from_args(args: argparse.Namespace) -> tuple[PortConfig, ...]:
         raise ConfigError(f"--protocol: expected none (every port auto) or one per "
                           f"--listen/--upstream pair, got {len(protocols)} for "
                           f"{len(listens)} pairs")
-    if args.mode == "outbound" and (len(listens) > 1 or protocols[0] not in (AUTO, HTTP1)):
+    if args.mode == "outbound" and (len(listens) > 1
+                                    or protocols[0] not in (AUTO, HTTP1, H2C)):
         raise ConfigError("--mode outbound: expected one --listen/--upstream pair of HTTP/1 "
-                          "(--protocol http1 or auto)")
+                          "(--protocol http1 or auto) or of h2c (--protocol h2c: gRPC)")
     ports = []
     for listen, upstream, declared in zip(listens, upstreams, protocols, strict=True):
         protocol = declared
-        if upstream.tls or args.mode == "outbound":
+        if (upstream.tls or args.mode == "outbound") and declared != H2C:
             # Originating TLS makes no sense for bytes that are TLS already or not HTTP:
-            # such a port is HTTP/1, and `auto` means HTTP/1 there.
+            # such a port is HTTP/1 or h2c (ALPN h2), and `auto` means HTTP/1 there.
             if declared not in (AUTO, HTTP1):
                 raise ConfigError(f"--protocol {declared}: --upstream https://... originates "
-                                  f"TLS, which only HTTP/1 ports do (--protocol http1 or auto)")
+                                  f"TLS, which only HTTP/1 and h2c ports do (--protocol "
+                                  f"http1, auto or h2c)")
             protocol = HTTP1
         ports.append(PortConfig(listen, upstream, protocol))
     return tuple(ports)

@@ -2,7 +2,9 @@
 
 Every protocol handler connects the same way, so this knows nothing of HTTP: it connects an
 asyncio protocol and, when that fails, tells the handler an error_type and a sentence for the
-client.
+client. The one thing a protocol says about itself is the ALPN protocol it needs offered when
+TLS is originated (`alpn`, a class attribute): `h2` for HTTP/2 (http2.py), `http/1.1`
+otherwise. One context per ALPN list, made once.
 """
 
 from __future__ import annotations
@@ -24,20 +26,35 @@ from redline.sidecars.ambassador.handler import ConnectFailed
 log = logging.getLogger("redline.ambassador")
 
 
+HTTP1_ALPN = ("http/1.1",)
+H2_ALPN = ("h2",)
+
+
 class Connector:
     def __init__(self, target: Upstream, timeout: float, ca_file: str | None = None) -> None:
         self.target = target
         self.timeout = timeout
-        self.ssl_context = _ssl_context(ca_file) if target.tls else None
+        self.ca_file = ca_file
+        self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
+        if target.tls:  # made now: a bad CA file fails at start-up, not at a connection
+            self.context(HTTP1_ALPN)
+
+    def context(self, alpn: tuple[str, ...]) -> ssl.SSLContext:
+        context = self._contexts.get(alpn)
+        if context is None:
+            context = self._contexts[alpn] = _ssl_context(self.ca_file, alpn)
+        return context
 
     async def connect(self, protocol: asyncio.Protocol, failed: ConnectFailed) -> None:
         loop = asyncio.get_running_loop()
         target = self.target
+        context = (self.context(getattr(protocol, "alpn", HTTP1_ALPN)) if target.tls
+                   else None)
         try:
             await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: protocol, target.host, target.port, ssl=self.ssl_context,
-                    server_hostname=target.host if self.ssl_context else None),
+                    lambda: protocol, target.host, target.port, ssl=context,
+                    server_hostname=target.host if context else None),
                 self.timeout)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             error, detail = connect_error(exc)
@@ -45,9 +62,9 @@ class Connector:
             failed(error, detail)
 
 
-def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
+def _ssl_context(ca_file: str | None, alpn: tuple[str, ...]) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=ca_file)
-    context.set_alpn_protocols(["http/1.1"])
+    context.set_alpn_protocols(list(alpn))
     return context
 
 

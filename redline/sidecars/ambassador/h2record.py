@@ -1,12 +1,17 @@
 """What the ambassador records per HTTP/2 stream: the observation filter between the stream
 events of h2streams.py and the RED schema, shared by every HTTP/2 connection of the process.
 
+Inbound (the app serves the streams):
 - gRPC (a request content-type `application/grpc`, `application/grpc+proto`, ...): one
   observation of `rpc_server_duration_seconds` when the response stream ends, with the status
   the client sees; calls to the health checking service (`grpc.health.v1.Health`, what
   kubelet's gRPC probes and grpc-health-probe call) are not recorded, as HTTP probes are not.
 - anything else: the `http_server_*` metrics, exactly as an HTTP/1 request (routes, the route
   cap, ignored paths and probe user agents, `streaming` routes timed to the response headers).
+
+Outbound (the app calls one dependency): the same calls go to `rpc_client_duration_seconds`
+and `http_client_*`, labelled with the dependency's address and port, as HTTP/1 ones are (no
+routes: a client's paths are its dependency's, and outbound HTTP/1 has none either).
 
 Tracing is parent-based as for HTTP/1 (`traceparent` read, one span per sampled stream, its
 trace id as the exemplar), but nothing is added to the request: the bytes are not rewritten,
@@ -18,10 +23,17 @@ from __future__ import annotations
 from typing import Protocol
 
 from redline.exporters.instruments import Counter, InstrumentCollector
-from redline.exporters.red import CLIENT_CLOSED, ServerRecorder, error_type, normalize_method
+from redline.exporters.red import (
+    CLIENT_CLOSED,
+    ClientRecorder,
+    ServerRecorder,
+    error_type,
+    normalize_method,
+)
 from redline.exporters.routes import RouteTemplater, strip_target
 from redline.exporters.rpc import (
     DEADLINE_EXCEEDED,
+    RpcClientRecorder,
     RpcServerRecorder,
     grpc_error_type,
     grpc_status,
@@ -49,6 +61,67 @@ class StreamTracer(Protocol):
                  failed: bool = False) -> None: ...
 
 
+class HttpSide(Protocol):
+    """Where non-gRPC streams are recorded: the server metrics inbound, the client's
+    outbound."""
+
+    def started(self, stream: Stream) -> tuple[str, bool] | None:
+        """A request began: (its route template, whether the route is `streaming`), or None
+        when it is not recorded (an ignored path or probe)."""
+        ...
+
+    def finished(self, stream: Stream, template: str, status: int | None, duration: float,
+                 error: str | None, trace_id: str | None) -> None: ...
+
+    def abandoned(self, stream: Stream) -> None:
+        """Its outcome will never be known: no longer in flight, not recorded."""
+        ...
+
+
+class ServerHttp:
+    """`http_server_*`, with routes (inbound)."""
+
+    def __init__(self, server: ServerRecorder, routes: RouteTemplater) -> None:
+        self.server = server
+        self.routes = routes
+
+    def started(self, stream: Stream) -> tuple[str, bool] | None:
+        route = self.routes.route(stream.path)
+        if route is None or self.routes.ignores_user_agent(stream.user_agent):
+            return None
+        self.server.request_started(stream.method)
+        return route.template, route.streaming
+
+    def finished(self, stream: Stream, template: str, status: int | None, duration: float,
+                 error: str | None, trace_id: str | None) -> None:
+        self.server.request_finished(stream.method, template, status, duration, error=error,
+                                     trace_id=trace_id)
+
+    def abandoned(self, stream: Stream) -> None:
+        self.server.request_abandoned(stream.method)
+
+
+class ClientHttp:
+    """`http_client_*` for the one dependency (outbound)."""
+
+    def __init__(self, client: ClientRecorder, address: str, port: int) -> None:
+        self.client = client
+        self.address = address
+        self.port = port
+
+    def started(self, stream: Stream) -> tuple[str, bool] | None:
+        self.client.request_started(self.address, self.port)
+        return "", False
+
+    def finished(self, stream: Stream, template: str, status: int | None, duration: float,
+                 error: str | None, trace_id: str | None) -> None:
+        self.client.request_finished(stream.method, self.address, self.port, status, duration,
+                                     error=error, trace_id=trace_id)
+
+    def abandoned(self, stream: Stream) -> None:
+        self.client.active.add((self.address, self.port), -1)
+
+
 class _Call:
     """What a recorded stream carries between its events (`Stream.context`)."""
 
@@ -66,11 +139,14 @@ class _Call:
 class StreamRecorder:
     """Turns stream events into RED observations (h2streams.StreamEvents)."""
 
-    def __init__(self, server: ServerRecorder, rpc: RpcServerRecorder, routes: RouteTemplater,
+    def __init__(self, http: ServerRecorder | HttpSide,
+                 rpc: RpcServerRecorder | RpcClientRecorder,
+                 routes: RouteTemplater | None = None,
                  tracer: StreamTracer | None = None) -> None:
-        self.server = server
+        """Inbound: the ServerRecorder and the routes; outbound: see outbound()."""
+        self.http: HttpSide = (ServerHttp(http, routes or RouteTemplater())
+                               if isinstance(http, ServerRecorder) else http)
         self.rpc = rpc
-        self.routes = routes
         self.tracer = tracer
         self.stopped = Counter(
             STOPPED_OBSERVING,
@@ -84,6 +160,12 @@ class StreamRecorder:
         for reason in STOP_REASONS:
             self.stopped.cell((reason,))
         self.untracked.cell(())
+
+    @classmethod
+    def outbound(cls, client: ClientRecorder, rpc: RpcClientRecorder, address: str, port: int,
+                 tracer: StreamTracer | None = None) -> StreamRecorder:
+        """The app's calls to its one dependency at `address`:`port`."""
+        return cls(ClientHttp(client, address, port), rpc, tracer=tracer)
 
     def collector(self) -> InstrumentCollector:
         return InstrumentCollector([self.stopped, self.untracked])
@@ -102,11 +184,11 @@ class StreamRecorder:
             name = self.rpc.method(stream.path)
             call = _Call(True, name, False)
         else:
-            route = self.routes.route(stream.path)
-            if route is None or self.routes.ignores_user_agent(stream.user_agent):
+            route = self.http.started(stream)
+            if route is None:
                 return
-            call = _Call(False, (route.template, ""), route.streaming)
-            self.server.request_started(stream.method)
+            template, streaming = route
+            call = _Call(False, (template, ""), streaming)
         stream.context = call
         if self.tracer is not None:
             self._start_span(self.tracer, stream, call)
@@ -126,7 +208,7 @@ class StreamRecorder:
         if isinstance(call, _Call) and not call.recorded:
             call.recorded = True
             if not call.grpc:
-                self.server.request_abandoned(stream.method)
+                self.http.abandoned(stream)
             if self.tracer is not None and call.span is not None:
                 self.tracer.end_span(call.span, {}, "")
 
@@ -150,8 +232,7 @@ class StreamRecorder:
                     grpc_error_type(status, error))
             return
         status = stream.status
-        self.server.request_finished(stream.method, call.name[0], status, duration,
-                                     error=error, trace_id=call.trace_id)
+        self.http.finished(stream, call.name[0], status, duration, error, call.trace_id)
         if self.tracer is not None and call.span is not None:
             self.tracer.end_span(
                 call.span, {} if status is None else {"http.response.status_code": status},
@@ -170,9 +251,11 @@ class StreamRecorder:
             http_method = normalize_method(stream.method)
             route = call.name[0]
             name = f"{http_method} {route}" if route else http_method
-            attributes = {"http.request.method": http_method, "http.route": route,
+            attributes = {"http.request.method": http_method,
                           "url.path": strip_target(stream.path.decode("latin-1")),
                           "url.scheme": "http", "network.protocol.version": "2"}
+            if route:  # outbound streams have none
+                attributes["http.route"] = route
         if stream.user_agent:
             attributes["user_agent.original"] = stream.user_agent.decode("latin-1")
         call.span, call.trace_id = tracer.start_span(parent, name, attributes)

@@ -1,5 +1,11 @@
 """h2c (HTTP/2 over cleartext TCP, prior knowledge): relayed byte for byte, observed per stream.
 
+Inbound the streams are the app's (server metrics); outbound (`--mode outbound --protocol
+h2c`) they are the app's calls to its dependency (client metrics), and with an `https://`
+upstream the ambassador originates TLS offering ALPN `h2` only: a dependency that does not
+choose `h2` is a failed connect (`tls_error`), as a certificate that fails verification is,
+since the app's HTTP/2 bytes would mean nothing to it.
+
 The relay is the pass-through's (passthrough.py: backpressure, half close, resets, TCP metrics,
 the TCP idle timeout); each direction's bytes are forwarded first and then shown to the
 connection's `Http2Streams` (h2streams.py), which tells the process's `StreamRecorder`
@@ -16,17 +22,20 @@ HPACK nor flow-control state, so the two peers stay in step.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from time import monotonic
+from typing import cast
 
-from redline.exporters.red import CLIENT_CLOSED, CONNECTION_RESET
+from redline.exporters.red import CLIENT_CLOSED, CONNECTION_RESET, TLS_ERROR
 from redline.exporters.tcp import ConnectionMeter
+from redline.sidecars.ambassador.connector import H2_ALPN
 from redline.sidecars.ambassador.detect import HTTP2
 from redline.sidecars.ambassador.h2frames import goaway
 from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.h2streams import Http2Streams
 from redline.sidecars.ambassador.handler import ConnectionOwner
-from redline.sidecars.ambassador.observe import InboundObserver
+from redline.sidecars.ambassador.observe import InboundObserver, OutboundObserver
 from redline.sidecars.ambassador.passthrough import PassThrough, _Upstream
 
 log = logging.getLogger("redline.ambassador")
@@ -41,10 +50,10 @@ class Http2(PassThrough):
     def __init__(self, owner: ConnectionOwner, meter: ConnectionMeter | None = None) -> None:
         super().__init__(owner, meter)
         self.upstream = _Http2Upstream(self)
-        # Inbound only: outbound ports are HTTP/1 (command.py), so h2c there is relayed as is.
         observer = owner.observer
         self.recorder: StreamRecorder | None = (
-            observer.http2 if isinstance(observer, InboundObserver) else None)
+            observer.http2 if isinstance(observer, InboundObserver | OutboundObserver)
+            else None)
         self.streams: Http2Streams | None = None
         if self.recorder is not None:
             limits = owner.limits
@@ -160,11 +169,28 @@ class Http2(PassThrough):
 
 
 class _Http2Upstream(_Upstream):
-    """The connection to the app: its bytes go to the client, then to the observer."""
+    """The connection to the app (or, outbound, the dependency): its bytes go to the client,
+    then to the observer."""
+
+    alpn = H2_ALPN  # what connector.py offers when it originates TLS
 
     def __init__(self, client: Http2) -> None:
         super().__init__(client)
         self.http2 = client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tls = transport.get_extra_info("ssl_object")
+        chosen = tls.selected_alpn_protocol() if tls is not None else "h2"
+        if chosen == "h2":
+            super().connection_made(transport)
+            return
+        # Not one byte of the client's is written: the dependency would take the HTTP/2
+        # preface for garbage. A failed connect, as a bad certificate is.
+        detail = f"the upstream chose ALPN {chosen!r}, not 'h2'"
+        log.warning("upstream connect failed", extra={"error": TLS_ERROR, "detail": detail})
+        self.client.owner.upstream_opened()  # connection_lost counts it gone
+        self.connect_failed(TLS_ERROR, detail)
+        cast(asyncio.Transport, transport).abort()
 
     def data_received(self, data: bytes) -> None:
         self.meter.sent += len(data)

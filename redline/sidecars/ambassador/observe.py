@@ -112,12 +112,14 @@ class OutboundObserver:
     """
 
     def __init__(self, recorder: ClientRecorder, address: str, port: int,
-                 tracer: Tracer | None = None, host_header: bytes | None = None) -> None:
+                 tracer: Tracer | None = None, host_header: bytes | None = None,
+                 http2: StreamRecorder | None = None) -> None:
         self.recorder = recorder
         self.address = address
         self.port = port
         self.tracer = tracer
         self.host_header = host_header
+        self.http2 = http2  # the app's HTTP/2 calls' recorder (an h2c port); None: relayed
 
     def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange:
         exchange = Exchange(head.method, now, head.upgrade)

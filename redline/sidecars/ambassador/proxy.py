@@ -15,7 +15,7 @@ from redline.admin import AdminServer
 from redline.exporters.exposition import new_registry
 from redline.exporters.instruments import Counter, Gauge, InstrumentCollector
 from redline.exporters.red import ClientRecorder, ServerRecorder
-from redline.exporters.rpc import RpcServerRecorder
+from redline.exporters.rpc import RpcClientRecorder, RpcServerRecorder
 from redline.exporters.tcp import TcpRecorder
 from redline.sidecars.ambassador.config import AmbassadorConfig, Upstream
 from redline.sidecars.ambassador.connector import Connector
@@ -100,10 +100,14 @@ class Ambassador:
         collectors: list[InstrumentCollector]
         if config.mode == "outbound":
             client = ClientRecorder(config.service, config.buckets)
+            host, port = config.upstream.host, config.upstream.port
+            rpc_client = RpcClientRecorder(config.service, host, port, config.buckets,
+                                           max_methods=config.routes.max_routes)
+            calls = StreamRecorder.outbound(client, rpc_client, host, port, self.tracer)
             self.observer = OutboundObserver(
-                client, config.upstream.host, config.upstream.port, tracer,
-                host_header=None if config.keep_host else config.authority())
-            collectors = [client.collector()]
+                client, host, port, tracer,
+                host_header=None if config.keep_host else config.authority(), http2=calls)
+            collectors = [client.collector(), rpc_client.collector(), calls.collector()]
         else:
             server = ServerRecorder(config.service, config.buckets,
                                     record_sizes=config.record_sizes, routes=config.routes)

@@ -65,7 +65,8 @@ def _handler(kind: str, behaviour: object) -> grpc.RpcMethodHandler:
 class GrpcApp:
     """The app on a port of its own, in this process (grpcio serves from its threads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: grpc.ServerCredentials | None = None) -> None:
+        """`credentials`: serve TLS (ALPN h2, as grpcio does) instead of h2c."""
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=128), options=OPTIONS,
                                   maximum_concurrent_rpcs=None)
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
@@ -76,7 +77,8 @@ class GrpcApp:
             "Sleep": _handler("unary_unary", _sleep),
         }),))
         health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), self.server)
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.port = (self.server.add_insecure_port("127.0.0.1:0") if credentials is None
+                     else self.server.add_secure_port("127.0.0.1:0", credentials))
 
     def __enter__(self) -> GrpcApp:
         self.server.start()
@@ -89,8 +91,12 @@ class GrpcApp:
 class Client:
     """A channel (one HTTP/2 connection) to a port, with a callable per method."""
 
-    def __init__(self, port: int) -> None:
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=OPTIONS)
+    def __init__(self, port: int, credentials: grpc.ChannelCredentials | None = None,
+                 host: str = "127.0.0.1") -> None:
+        """`credentials`: a TLS channel (to `host`, the name the certificate carries)."""
+        target = f"{host}:{port}"
+        self.channel = (grpc.insecure_channel(target, options=OPTIONS) if credentials is None
+                        else grpc.secure_channel(target, credentials, options=OPTIONS))
         channel, path = self.channel, f"/{SERVICE}/"
         codec = {"request_serializer": _identity, "response_deserializer": _identity}
         self.unary = channel.unary_unary(path + "Unary", **codec)

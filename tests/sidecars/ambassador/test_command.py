@@ -64,7 +64,8 @@ def test_a_bad_value_from_the_environment_exits_2_too() -> None:
          "--mode outbound: expected one --listen/--upstream pair of HTTP/1"),
         (("--listen", "127.0.0.1:0", "--upstream", "https://127.0.0.1:10", "--protocol", "auto",
           "--protocol", "tls"),
-         "--protocol tls: --upstream https://... originates TLS, which only HTTP/1 ports do"),
+         "--protocol tls: --upstream https://... originates TLS, which only HTTP/1 and h2c "
+         "ports do"),
         (("--protocol", "http"), "argument --protocol: invalid choice: 'http'"),
         (("--tcp-idle-timeout", "-1"), "expected a number of seconds >= 0, got '-1'"),
         (("--detect-timeout", "0"), "expected a number of seconds > 0"),
