@@ -1,0 +1,77 @@
+"""The upgrade layer of the HTTP/1 handler: from an upgrade request (`Upgrade:`, or CONNECT)
+to the app's answer, and what the connection becomes if the app grants it.
+
+Bytes the client sends after an upgrade request are not forwarded until the app answers: if it
+declines, they are the HTTP requests they look like (framed and recorded as such); if it
+answers 101 (or 2xx to a CONNECT), they belong to the new protocol and go to `Upgraded` with
+the connection.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Protocol
+
+from redline.exporters.tcp import ConnectionMeter
+from redline.sidecars.ambassador.handler import ConnectionOwner
+from redline.sidecars.ambassador.http1_requests import RequestFraming
+
+
+class Upgraded(Protocol):
+    """What becomes of a client connection once the app granted its upgrade: called with the
+    connection, the protocol asked for (the Upgrade header's value; CONNECT for a CONNECT)
+    and the client's bytes sent since the upgrade request, not forwarded yet. The seam for a
+    protocol with an observer of its own (an h2c upgrade could become an HTTP/2 connection);
+    the default, `tunnel`, forwards bytes both ways unobserved."""
+
+    def __call__(self, client: Upgrading, protocol: bytes, held: bytes) -> None: ...
+
+
+def tunnel(client: Upgrading, protocol: bytes, held: bytes) -> None:
+    client.start_tunnel(held)
+
+
+class Upgrading(RequestFraming):
+    def __init__(self, owner: ConnectionOwner, meter: ConnectionMeter | None = None,
+                 upgraded: Upgraded | None = None) -> None:
+        """`upgraded`: what becomes of the connection once the app granted an upgrade (by
+        default a byte tunnel, `tunnel`)."""
+        super().__init__(owner, meter)
+        self.upgraded: Upgraded = upgraded if upgraded is not None else tunnel
+        self.tunnel = False  # upgrade granted: both directions are raw for good
+
+    @abc.abstractmethod
+    def response_complete(self, now: float) -> bool:
+        """The oldest exchange's response ended; False once the client takes no more."""
+
+    def _await_upgrade(self) -> None:
+        """The upgrade request went whole: hold what the client sends next until the app
+        answers it (bytes sent before a 101 are not the new protocol's if the app declines)."""
+        self.upgrade_after_body = False
+        self.awaiting_upgrade = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def upgrade_granted(self, now: float) -> None:
+        """The app answered the upgrade with 101 (or 2xx to CONNECT): the connection is the
+        new protocol's from now on, with what the client sent meanwhile."""
+        self.awaiting_upgrade = self.upgrade_after_body = False
+        self.tunnel = True  # not HTTP any more: never idle as a keep-alive connection is
+        held, self.backlog = self.backlog, b""
+        if self.response_complete(now):
+            self.upgraded(self, self.upgrade_to or b"", held)
+
+    def upgrade_declined(self, now: float) -> None:
+        """The app answered the upgrade request without switching: HTTP goes on, and what the
+        client sent meanwhile is framed as the requests it is."""
+        self.upgrade_after_body = False
+        if self.awaiting_upgrade:
+            self.awaiting_upgrade = False
+            self._frame_backlog(now)
+
+    def start_tunnel(self, held: bytes) -> None:
+        """Both directions raw for good (the upstream side stopped framing at the 101)."""
+        self.raw = True
+        if held:
+            self._to_upstream(held)
+        self._resume_transport()
