@@ -15,6 +15,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol, TypeAlias
 
+from mypy_extensions import mypyc_attr
+
 from redline.exporters.tcp import ConnectionMeter, TcpRecorder
 from redline.sidecars.ambassador.config import Limits
 from redline.sidecars.ambassador.observe import Observer
@@ -99,6 +101,9 @@ class ConnectionOwner(Process, Protocol):
         ...
 
 
+# Compiled by mypyc (redline/compiled.py), Handler still has subclasses written in Python
+# (PassThrough, TlsPassThrough, Http2), which mypyc refuses unless the class allows them.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Handler(asyncio.Protocol, abc.ABC):
     """A protocol handler that is a `Connection` and can take a connection over from
     detection."""
