@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from redline.exporters.instruments import DEFAULT_MAX_SERIES
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater
 from redline.sidecars.ambassador.budget import ByteBudget
@@ -74,6 +75,9 @@ class Limits:
     # --allow-connect: CONNECT makes the ambassador a forward proxy to wherever the app's
     # 2xx leads, a tunnel no request metric sees; refused (405) unless asked for.
     allow_connect: bool = False
+    # --max-series: label sets one metric family holds; past it new ones fold into the
+    # family's `_OTHER` label set (instruments.py), counted as the limit `max_series`.
+    max_series: int = DEFAULT_MAX_SERIES
     held_heads: ByteBudget = field(init=False, compare=False, repr=False)
     # Fixed: no flag, as no app has needed another value.
     connect_queue_bytes: int = 256 * 1024  # client reading pauses above, while connecting
@@ -88,6 +92,12 @@ class Limits:
     # by --max-header-bytes.
     http2_max_streams: int = 1024
     http2_max_table_size: int = 65536
+    # Rapid reset (h2streams.py): request header blocks in one read of a client's, and
+    # streams it resets within a second and before their response (when more than half of
+    # those it opened), past which its connection stops being observed; counted as the
+    # limits `http2_streams_per_read` and `http2_rapid_reset`.
+    http2_max_streams_per_read: int = 128
+    http2_max_early_resets: int = 100
 
     def __post_init__(self) -> None:
         if self.max_header_bytes < MIN_HEADER_BYTES:
@@ -95,6 +105,8 @@ class Limits:
                              f"got {self.max_header_bytes}")
         if self.max_connections < 1:
             raise ValueError(f"max_connections: expected at least 1, got {self.max_connections}")
+        if self.max_series < 1:
+            raise ValueError(f"max_series: expected at least 1, got {self.max_series}")
         if self.max_pipelined < 1:
             raise ValueError(f"max_pipelined: expected at least 1 request, "
                              f"got {self.max_pipelined}")

@@ -14,6 +14,7 @@ rules, `feed` raises FramingError and the caller stops reading that connection.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import NamedTuple
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -65,13 +66,15 @@ class FramingError(Exception):
 class Frame(NamedTuple):
     """A frame as observation sees it. For HEADERS and PUSH_PROMISE `payload` is the whole
     header block (CONTINUATIONs joined, padding and priority removed; PUSH_PROMISE's promised
-    stream id is `promised`); for DATA it is empty."""
+    stream id is `promised`); for DATA it is empty, and `size` is the payload's length
+    (padding included: reading the pad length would mean keeping a DATA byte)."""
 
     type: int
     flags: int
     stream_id: int
     payload: bytes
     promised: int = 0
+    size: int = 0
 
 
 class FrameReader:
@@ -102,27 +105,32 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[Frame]:
         """The frames `data` completes, in order."""
-        frames: list[Frame] = []
+        return list(self.frames(data))
+
+    def frames(self, data: bytes) -> Iterator[Frame]:
+        """The frames `data` completes, in order, each read as it is asked for: a caller that
+        stops observing (a bound reached mid-read) stops the parsing of the rest with it, and
+        must not feed this reader again."""
         if self._preface:
             data = self._read_preface(data)
         if self._skip:
             if len(data) <= self._skip:
                 self._skip -= len(data)
-                if not self._skip:
-                    self._skip_done(frames)
-                return frames
+                if not self._skip and self._skipped is not None:
+                    yield self._skip_done()
+                return
             data = data[self._skip:]
             self._skip = 0
-            self._skip_done(frames)
+            if self._skipped is not None:
+                yield self._skip_done()
         if self._pending:
             if len(self._pending) + len(data) < self._need:
                 self._pending += data  # amortised: a slow trickle is not quadratic
-                return frames
+                return
             self._pending += data
             data = bytes(self._pending)
             self._pending.clear()
-        self._parse(data, frames)
-        return frames
+        yield from self._parse(data)
 
     def _read_preface(self, data: bytes) -> bytes:
         expected = self._preface[:len(data)]
@@ -131,12 +139,13 @@ class FrameReader:
         self._preface = self._preface[len(expected):]
         return data[len(expected):]
 
-    def _skip_done(self, frames: list[Frame]) -> None:
-        if self._skipped is not None:
-            frames.append(self._skipped)
-            self._skipped = None
+    def _skip_done(self) -> Frame:
+        frame = self._skipped
+        assert frame is not None
+        self._skipped = None
+        return frame
 
-    def _parse(self, data: bytes, frames: list[Frame]) -> None:
+    def _parse(self, data: bytes) -> Iterator[Frame]:
         pos, end = 0, len(data)
         kept, max_block, unpack = _KEPT, self.max_block, _HEADER.unpack_from
         while True:
@@ -162,18 +171,22 @@ class FrameReader:
                 if kind == HEADERS and flags & _WHOLE_BLOCK == END_HEADERS:
                     # The usual request or response head: one frame, neither padded nor
                     # prioritised, is its own header block.
-                    frames.append(Frame(kind, flags, stream_id, payload))
-                else:
-                    self._kept(Frame(kind, flags, stream_id, payload), frames)
-            else:
-                frame = Frame(kind, flags, stream_id, b"") if kind == DATA else None
-                if end - start < length:
-                    self._skip = length - (end - start)
-                    self._skipped = frame
-                    return
-                if frame is not None:
-                    frames.append(frame)
+                    pos = start + length
+                    yield Frame(kind, flags, stream_id, payload)
+                    continue
+                whole = self._kept(Frame(kind, flags, stream_id, payload))
+                pos = start + length
+                if whole is not None:
+                    yield whole
+                continue
+            frame = Frame(kind, flags, stream_id, b"", size=length) if kind == DATA else None
+            if end - start < length:
+                self._skip = length - (end - start)
+                self._skipped = frame
+                return
             pos = start + length
+            if frame is not None:
+                yield frame
 
     def _check_order(self, kind: int, flags: int, stream_id: int) -> None:
         """Inside a header block only its CONTINUATIONs may come; first of all, SETTINGS."""
@@ -190,7 +203,8 @@ class FrameReader:
         self._pending += data[pos:]
         self._need = need
 
-    def _kept(self, frame: Frame, frames: list[Frame]) -> None:
+    def _kept(self, frame: Frame) -> Frame | None:
+        """A kept frame as observation sees it; None while a header block is not whole."""
         kind = frame.type
         if kind in (HEADERS, PUSH_PROMISE):
             self._start_block(frame)
@@ -199,15 +213,15 @@ class FrameReader:
                 raise FramingError(f"CONTINUATION on stream {frame.stream_id} without HEADERS")
             self._add_fragment(frame.payload)
         else:
-            frames.append(frame)
-            return
-        if frame.flags & END_HEADERS:
-            block = self._block
-            assert block is not None
-            frames.append(block._replace(payload=b"".join(self._fragments)))
-            self._block = None
-            self._fragments = []
-            self._block_size = 0
+            return frame
+        if not frame.flags & END_HEADERS:
+            return None
+        block = self._block
+        assert block is not None
+        self._block = None
+        fragments, self._fragments = self._fragments, []
+        self._block_size = 0
+        return block._replace(payload=b"".join(fragments))
 
     def _start_block(self, frame: Frame) -> None:
         payload = frame.payload

@@ -45,8 +45,9 @@ GRPC_CONTENT_TYPE = b"application/grpc"
 HEALTH_SERVICE = b"/grpc.health.v1.Health/"
 STOPPED_OBSERVING = "redline_ambassador_http2_unobserved_connections"  # _total
 STREAMS_UNTRACKED = "redline_ambassador_http2_untracked_streams"  # _total
-# Why observation of an HTTP/2 connection stopped (the `reason` label).
-STOP_REASONS = ("client_framing", "server_framing")
+# Why observation of an HTTP/2 connection stopped (the `reason` label): what could not be
+# read, or a client past a bound on what observing it may cost (h2streams.py, rapid reset).
+STOP_REASONS = ("client_framing", "server_framing", "client_limit")
 
 
 class StreamTracer(Protocol):
@@ -152,7 +153,8 @@ class StreamRecorder:
             STOPPED_OBSERVING,
             "HTTP/2 connections whose streams stopped being observed (their bytes still "
             "flow), by what could not be read: client_framing or server_framing (framing, "
-            "HPACK, a header block or table past its limit).", ("reason",))
+            "HPACK, a header block or table past its limit), or client_limit (streams per "
+            "read, rapid reset: redline_ambassador_limits_total says which).", ("reason",))
         self.untracked = Counter(
             STREAMS_UNTRACKED,
             "HTTP/2 streams not recorded because their connection already had the most "
@@ -170,9 +172,11 @@ class StreamRecorder:
     def collector(self) -> InstrumentCollector:
         return InstrumentCollector([self.stopped, self.untracked])
 
-    def observation_stopped(self, reason: str) -> None:
-        """`reason` is what h2streams returned: it starts with the side that broke it."""
-        self.stopped.inc(("server_framing" if reason.startswith("server") else
+    def observation_stopped(self, reason: str, limit: str | None = None) -> None:
+        """`reason` is what h2streams returned: it starts with the side that broke it;
+        `limit` the bound a client reached, if that was why."""
+        self.stopped.inc(("client_limit" if limit is not None else
+                          "server_framing" if reason.startswith("server") else
                           "client_framing",))
 
     # --- StreamEvents --------------------------------------------------------------------------

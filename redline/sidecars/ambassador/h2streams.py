@@ -19,6 +19,18 @@ Memory per connection is bounded: a header block by `max_block` (compressed) and
 list by the same; the tracked streams by `max_streams` (more concurrent streams are decoded
 but not recorded); each HPACK table by the size its peer's SETTINGS allowed, itself capped by
 `max_table_size` (a larger one stops observation).
+
+So is work (rapid reset, CVE-2023-44487: streams opened and reset at once, thousands per
+read). Each request header block must be decoded, in order, to keep the HPACK mirror in step,
+and observing a stream costs 25 us with a repeated block and over 200 us with one that is not
+(measured), so a 64 KiB read of fresh blocks held the event loop for a quarter of a second.
+Two bounds stop observing the connection (its bytes still flow; ObservationLimitError):
+`max_streams_per_read` request blocks in one read of the client's, and rapid reset, Envoy's
+"premature reset" rule: the client reset `max_resets` streams within EARLY_RESET_S of their
+start and before their response began, and those are more than half of the streams it opened
+(a client cancelling a call now and then never gets there; one whose calls mostly time out
+in under a second does, and loses observation, not traffic). After the stop its bytes cost
+nothing more.
 """
 
 from __future__ import annotations
@@ -33,6 +45,20 @@ from redline.exporters.red import CLIENT_CLOSED, CONNECTION_REFUSED, CONNECTION_
 from redline.sidecars.ambassador import h2frames
 from redline.sidecars.ambassador.h2frames import Frame, FrameReader, FramingError
 from redline.sidecars.ambassador.h2hpack import MirroredDecoder
+
+
+class ObservationLimitError(Exception):
+    """A client made observing its connection cost more than a bound allows (`limit` names
+    the bound, as config.Limits and the limits counter do)."""
+
+    def __init__(self, limit: str, detail: str) -> None:
+        super().__init__(detail)
+        self.limit = limit
+
+
+EARLY_RESET_S = 1.0
+STREAMS_PER_READ = "http2_streams_per_read"
+RAPID_RESET = "http2_rapid_reset"
 
 
 class Stream:
@@ -80,10 +106,17 @@ class Http2Streams:
     bytes as they pass; they return a reason the first time observation stops, else None."""
 
     def __init__(self, events: StreamEvents, *, max_block: int, max_streams: int,
-                 max_table_size: int) -> None:
+                 max_table_size: int, max_streams_per_read: int = 128,
+                 max_resets: int = 100) -> None:
         self.events = events
         self.max_streams = max_streams
         self.max_table_size = max_table_size
+        self.max_streams_per_read = max_streams_per_read
+        self.max_resets = max_resets
+        self.read_streams = 0  # request blocks in the client's current read
+        self.opened = 0  # streams the client opened (tracked or not)
+        self.early_resets = 0  # streams it reset before their response began
+        self.limit: str | None = None  # the bound that stopped observation, if one did
         self.client = FrameReader(preface=True, max_block=max_block)
         self.server = FrameReader(preface=False, max_block=max_block)
         # The decoder of a direction mirrors the receiving peer's: the client's blocks are
@@ -106,6 +139,7 @@ class Http2Streams:
     # --- the two directions --------------------------------------------------------------------
 
     def client_bytes(self, data: bytes, now: float) -> str | None:
+        self.read_streams = 0
         return self._feed("client", self.client, self._client_frame, data, now)
 
     def server_bytes(self, data: bytes, now: float) -> str | None:
@@ -117,9 +151,12 @@ class Http2Streams:
         if self.stopped is not None:
             return None
         try:
-            for frame in reader.feed(data):
+            for frame in reader.frames(data):
                 on_frame(frame, now)
         except (FramingError, HPACKError, ValueError) as exc:
+            return self.stop(f"{side}: {exc}")
+        except ObservationLimitError as exc:
+            self.limit = exc.limit
             return self.stop(f"{side}: {exc}")
         return None
 
@@ -145,7 +182,11 @@ class Http2Streams:
             self._request_headers(frame, now)
         elif kind == h2frames.RST_STREAM:
             h2frames.error_code(frame.payload)  # validated: a malformed one stops observation
+            stream = self.streams.get(frame.stream_id)
             self._end(frame.stream_id, now, CLIENT_CLOSED)
+            if (stream is not None and stream.status is None
+                    and now - stream.start < EARLY_RESET_S):
+                self._early_reset()  # after the stream's end: it was recorded, as it was
         elif kind == h2frames.SETTINGS:
             self._settings(frame, self.client_settings, self.server_settings,
                            self.client_decoder)
@@ -202,7 +243,20 @@ class Http2Streams:
                                f"{self.max_table_size} observed)")
         decoder.allow_table_size(size)
 
+    def _early_reset(self) -> None:
+        self.early_resets += 1
+        if self.early_resets >= self.max_resets and self.early_resets * 2 > self.opened:
+            raise ObservationLimitError(
+                RAPID_RESET, f"{self.early_resets} of {self.opened} streams reset before "
+                             f"their response began")
+
     def _request_headers(self, frame: Frame, now: float) -> None:
+        # Counted before the decode, the costly part, that the bound is there to bound.
+        self.read_streams += 1
+        if self.read_streams > self.max_streams_per_read:
+            raise ObservationLimitError(
+                STREAMS_PER_READ, f"more than {self.max_streams_per_read} header blocks in one "
+                                  f"read")
         headers = self.client_decoder.decode(frame.payload)
         stream_id = frame.stream_id
         if stream_id in self.streams:
@@ -210,6 +264,7 @@ class Http2Streams:
         if stream_id <= self.last_client_stream or not stream_id & 1:
             return  # trailers of a stream whose response already ended
         self.last_client_stream = stream_id
+        self.opened += 1
         if len(self.streams) >= self.max_streams:
             self.untracked += 1
             return

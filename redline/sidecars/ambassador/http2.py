@@ -60,7 +60,9 @@ class Http2(PassThrough):
             self.streams = Http2Streams(
                 self.recorder, max_block=limits.max_header_bytes,
                 max_streams=limits.http2_max_streams,
-                max_table_size=limits.http2_max_table_size)
+                max_table_size=limits.http2_max_table_size,
+                max_streams_per_read=limits.http2_max_streams_per_read,
+                max_resets=limits.http2_max_early_resets)
         self.goaway_sent = False
 
     # --- the two directions ------------------------------------------------------------------
@@ -94,8 +96,11 @@ class Http2(PassThrough):
             self._drain()
 
     def _stopped(self, reason: str) -> None:
-        assert self.recorder is not None
-        self.recorder.observation_stopped(reason)
+        assert self.recorder is not None and self.streams is not None
+        limit = self.streams.limit
+        self.recorder.observation_stopped(reason, limit)
+        if limit is not None:
+            self.owner.count_limit(limit)
         log.info("HTTP/2 connection no longer observed; its bytes still flow",
                  extra={"reason": reason})
 
