@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from redline.alerts.red_rules import FAMILIES, requests_name
 from redline.alerts.rules import VALUE_0F, VALUE_PERCENT, AlertingRule, alert, template
-from redline.alerts.slo_rules import METRICS, any_of
+from redline.alerts.slo_rules import any_of
 from redline.alerts.spec import Spec
 from redline.queries import one_of, regex, series
 
@@ -39,9 +40,12 @@ def alert_rules(spec: Spec, *, job_regex: str, runbook_url: str) -> list[Alertin
 
 
 def metrics_absent(spec: Spec) -> str:
-    """The SLO services without any request series of their protocol: one expression for
-    every SLO (a rule per service made the group's cost grow with the square of the number
-    of services: each rule looked its metric names up again)."""
+    """The SLO services without a RED record of requests of their protocol: one expression
+    for every SLO (a rule per service made the group's cost grow with the square of the number
+    of services: each rule looked its metric names up again). The record, not the raw series:
+    it is what the SLO rules read, so a service whose SLO cannot fire because the RED group is
+    not loaded is found too, and a few series per service are read instead of every route's
+    and status's."""
     by_protocol: dict[str, list[str]] = {}
     for slo in spec.slos:
         by_protocol.setdefault(slo.protocol, []).append(slo.service)
@@ -51,8 +55,8 @@ def metrics_absent(spec: Spec) -> str:
         expected = "\n  or\n  ".join(
             f'label_replace(vector(1), "service_name", "{name.replace("$", "$$")}", "", "")'
             for name in services)
-        present = " or ".join(series(metric, one_of("service_name", services))
-                              for metric in METRICS[protocol].request_counters)
+        present = series(requests_name("service", FAMILIES[protocol]),
+                         one_of("service_name", services))
         branches.append(f"(\n  {expected}\n)\nunless on (service_name)\n"
                         f"group by (service_name) ({present})")
     return any_of(branches)

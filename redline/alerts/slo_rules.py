@@ -1,18 +1,20 @@
 """SLO spec -> recording rules and multi-window multi-burn-rate alerts (the SRE workbook's).
 
 The rules are shared by the SLOs, so that their number grows with the kinds of SLO (request
-metric, route filter, latency threshold, objective), not with the number of services, and each
-raw series is read once per evaluation, over 5 minutes. Every record has the labels
+metric, route filter, latency threshold, objective), not with the number of services, and no
+rule here reads a raw series: the RED group (redline/alerts/red_rules.py) reads them once per
+evaluation, over 5 minutes, for the dashboards and the SLOs alike. Every record has the labels
 `service_name`, `slo` (availability | latency) and the cluster label where series have one.
 
-- **Base records**, from the raw series, one rule per SLI for all the services that read the
-  same requests (`service_name=~"a|b|..."`; an SLO with a route filter has its own):
-  `slo:sli_requests:rate5m` and `slo:sli_errors:rate5m` (bad events per second: requests
-  with an `error_type`, or slower than the latency threshold; one pair per threshold).
+- **Base records**, from the RED group's per-service records (per-route ones for an SLO with
+  a route filter), one rule per SLI for all the services that read the same requests
+  (`service_name=~"a|b|..."`): `slo:sli_requests:rate5m` and `slo:sli_errors:rate5m` (bad
+  events per second: requests with an `error_type`, or slower than the latency threshold).
 - **Windows**, from the base records alone, one rule each for every SLO:
   `slo:sli_error:ratio_rate<W>` (5m, 30m, 1h, 2h, 6h, 1d, 3d) as sum_over_time of the 5m
   numerator over sum_over_time of the 5m denominator (a ratio of sums, never an average of
-  ratios), and `slo:sli_requests:rate<W>` for the alerts' long windows.
+  ratios), and `slo:sli_requests:rate<W>` for the alerts' long windows. They need the base
+  records' history: docs/alerts.md#after-the-first-deploy says how long, and how to backfill.
 - **Objectives**, one rule per SLI and objective: `slo:objective:ratio`; and, in a group of
   their own (they read the whole period: `--budget-interval` evaluates them less often), the
   period's error ratio and `slo:error_budget:remaining_ratio`.
@@ -20,8 +22,7 @@ raw series is read once per evaluation, over 5 minutes. Every record has the lab
 
 Requests are the histogram's `_count` plus the adapter's untimed requests (access logs without
 a request time count for availability); latency uses the histogram only. gRPC SLOs read
-`rpc_server_duration_seconds`, where `error_type` is set for server-fault statuses only.
-"""
+`rpc_server_duration_seconds`, where `error_type` is set for server-fault statuses only."""
 
 from __future__ import annotations
 
@@ -29,13 +30,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from redline import queries
+from redline.alerts import red_rules
 from redline.alerts.rules import VALUE_1F, AlertingRule, RecordingRule, alert, recording, template
 from redline.alerts.spec import SLO, Spec, parse_duration
-from redline.queries import DEFAULT, GRPC_SERVER, HTTP_SERVER, Grouping, RequestMetrics, eq
+from redline.queries import DEFAULT, Grouping, eq
 
 REQUESTS, ERRORS = "slo:sli_requests:rate5m", "slo:sli_errors:rate5m"
 DERIVED_WINDOWS = ("30m", "1h", "2h", "6h", "1d", "3d")
-METRICS = {"http": HTTP_SERVER, "grpc": GRPC_SERVER}
 
 
 @dataclass(frozen=True)
@@ -70,19 +71,24 @@ def objectives(slo: SLO) -> list[tuple[str, float]]:
     return found
 
 
-# --- base records: the raw series, read once per evaluation --------------------------------
+# --- base records: from the RED group's records, never the raw series -----------------------
 
 @dataclass(frozen=True)
 class Source:
-    """Requests that SLOs count alike: a request metric and, for an SLO with one, a route
+    """Requests that SLOs count alike: a request family and, for an SLO with one, a route
     filter (each such SLO is a source of its own)."""
 
     protocol: str
     routes: tuple[str, ...] = ()
 
     @property
-    def metrics(self) -> RequestMetrics:
-        return METRICS[self.protocol]
+    def family(self) -> red_rules.Family:
+        return red_rules.FAMILIES[self.protocol]
+
+    @property
+    def level(self) -> str:
+        """The RED records read: per service, or per route where the SLO filters routes."""
+        return self.family.detail if self.routes else "service"
 
     def matchers(self, services: list[str]) -> list[str]:
         return [queries.one_of("service_name", services),
@@ -97,7 +103,13 @@ def _source(slo: SLO) -> Source:
 def base_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
     """One rule per record and SLI: each source's services in one branch, the branches joined
     with `or` (their services differ). One rule, not one per branch, so that no two rules
-    record the same series name and labels (`promtool check rules --lint` refuses that)."""
+    record the same series name and labels (`promtool check rules --lint` refuses that).
+
+    Every branch reads the RED group's 5m records (redline/alerts/red_rules.py), which read
+    the raw series once per evaluation for the dashboards and the SLOs alike: a few series
+    per service here (per route for an SLO with a route filter), never every status, route
+    and bucket of every service again. Latency's total is the +Inf bucket, which counts every
+    timed request (the histogram's _count); untimed requests have no duration."""
     by = grouping.service
     availability: dict[Source, list[str]] = defaultdict(list)
     latency: dict[tuple[Source, float], list[str]] = defaultdict(list)
@@ -106,25 +118,27 @@ def base_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
             availability[_source(slo)].append(slo.service)
         if slo.latency is not None:
             latency[_source(slo), slo.latency.threshold].append(slo.service)
+
+    def summed(record: str, matchers: list[str]) -> str:
+        return queries.aggregate("sum", by, queries.series(record, matchers))
+
     requests, errors = [], []
     for source, services in availability.items():
-        matchers, metrics = source.matchers(services), source.metrics
-        requests.append(queries.requests(metrics, matchers, by, "5m"))
-        # 0 for a service without a failed request, from the requests just recorded rather
-        # than from the raw counters again (they are most of what these rules read). Only
-        # the labels are taken: in vmalert, where the record is one evaluation old, so is
-        # the set of services, never a value.
+        matchers, family = source.matchers(services), source.family
+        requests.append(summed(red_rules.requests_name(source.level, family), matchers))
+        # 0 for a service without a failed request: route records have no zeros of their
+        # own. Only the labels of the requests just recorded are taken: in vmalert, where
+        # the record is one evaluation old, so is the set of services, never a value.
         recorded = queries.series(REQUESTS, eq("slo", "availability"),
                                   queries.one_of("service_name", services))
-        errors.append(f"({queries.errors(metrics, matchers, by, '5m')})\n"
+        errors.append(f"({summed(red_rules.errors_name(source.level, family), matchers)})\n"
                       f"or ignoring (slo)\n{recorded} * 0")
     slow, timed = [], []
     for (source, threshold), services in latency.items():
-        matchers, metrics = source.matchers(services), source.metrics
-        # Latency has no untimed requests: only the histogram knows a duration.
-        everything = queries.sum_rate(metrics.count, matchers, by, "5m")
-        fast = queries.sum_rate(metrics.bucket, [*matchers, queries.le_matcher(threshold)],
-                                by, "5m")
+        matchers, buckets = source.matchers(services), red_rules.buckets_name(
+            source.level, source.family)
+        everything = summed(buckets, [*matchers, eq("le", "+Inf")])
+        fast = summed(buckets, [*matchers, queries.le_matcher(threshold)])
         timed.append(everything)
         slow.append(f"{everything}\n-\n{fast}")
     rules = []

@@ -16,6 +16,7 @@ from typing import Any
 from grafanalib.core import TimeSeries
 
 from redline import queries
+from redline.alerts import red_rules
 from redline.dashboards.common import red_table, target
 from redline.queries import GRPC_SERVER, Labels
 
@@ -52,6 +53,38 @@ class GrpcQueries:
         """Calls/s, error ratio, p50 and p99: a red_table's queries A to D."""
         return [self.calls(*labels), self.error_ratio(*labels), self.quantile(0.5, *labels),
                 self.quantile(0.99, *labels)]
+
+
+class RecordedGrpcQueries(GrpcQueries):
+    """The same from redline's RED recording rules (redline/alerts/red_rules.py; 5m windows),
+    per service or per method: the levels recorded. Other groupings are not recorded and
+    are refused rather than read from the raw series behind the reader's back."""
+
+    def _level(self, labels: Labels) -> str:
+        if not labels:
+            return "service"
+        if tuple(labels) == METHOD:
+            return red_rules.GRPC.detail
+        raise ValueError(f"gRPC calls are recorded per service and per method, not by "
+                         f"{', '.join(labels)}")
+
+    def _record(self, name: str) -> str:
+        return queries.series(name, self.matchers)
+
+    def calls(self, *labels: str) -> str:
+        return self._record(red_rules.requests_name(self._level(labels), red_rules.GRPC))
+
+    def errors(self, *labels: str) -> str:
+        return self._record(red_rules.errors_name(self._level(labels), red_rules.GRPC))
+
+    def error_ratio(self, *labels: str) -> str:
+        if labels:  # recorded per service only: the overview has no per-method ratio
+            raise ValueError("the gRPC error ratio is recorded per service only")
+        return self._record(red_rules.error_ratio_name("service", red_rules.GRPC))
+
+    def quantile(self, q: float, *labels: str) -> str:
+        buckets = red_rules.buckets_name(self._level(labels), red_rules.GRPC)
+        return f"histogram_quantile({q:g}, {self._record(buckets)})"
 
 
 Placed = tuple[Any, int, int]  # a panel, its width and height on the grid

@@ -18,7 +18,7 @@ from redline.dashboards.common import (
     target,
 )
 from redline.dashboards.extensions import CurrentBarGauge
-from redline.dashboards.grpc import METHOD, METHOD_LEGEND, GrpcQueries
+from redline.dashboards.grpc import METHOD, METHOD_LEGEND, GrpcQueries, RecordedGrpcQueries
 from redline.dashboards.layout import Layout
 from redline.queries import ALL_SERVICES, DEFAULT, HTTP_SERVER, Grouping, any_of, series
 
@@ -103,16 +103,14 @@ def red_overview(recorded: bool = False, grouping: Grouping = DEFAULT) -> dict[s
         [red_queries.requests(), red_queries.error_ratio(), red_queries.quantile(0.5),
          red_queries.quantile(0.99)], {"service_name": "Service"},
         links=[_link_to(red.UID, "service", "Service")]), 24, 8)
-    # The recorded overview has no gRPC panels: redline-red.rules.yaml records HTTP only, and
-    # reading the raw rpc_* series there would cost what the recorded overview exists to save.
-    grpc = None if recorded else GrpcQueries([ALL_SERVICES, *red_queries.chosen],
-                                             grouping.service)
-    if grpc is not None:
-        layout.add(red_table(
-            "gRPC services", "Calls per second, share failed (server-fault statuses), p50 and "
-            "p99 of each service's gRPC calls. Click a service for its RED dashboard.",
-            grpc.red(), {"service_name": "Service"},
-            links=[_link_to(red.UID, "service", "Service")]), 24, 8)
+    # gRPC services beside HTTP ones, from the raw rpc_* series or from their records
+    grpc = (RecordedGrpcQueries(red_queries.chosen, grouping.service) if recorded
+            else GrpcQueries([ALL_SERVICES, *red_queries.chosen], grouping.service))
+    layout.add(red_table(
+        "gRPC services", "Calls per second, share failed (server-fault statuses), p50 and "
+        "p99 of each service's gRPC calls. Click a service for its RED dashboard.",
+        grpc.red(), {"service_name": "Service"},
+        links=[_link_to(red.UID, "service", "Service")]), 24, 8)
     # Every bar of the errors' gauges is an error rate: red whatever its size. The p99s'
     # colours follow the p99 stat of the service dashboard.
     layout.row("Routes that need attention")
@@ -124,30 +122,28 @@ def red_overview(recorded: bool = False, grouping: Grouping = DEFAULT) -> dict[s
                          f"topk(10, {red_queries.quantile(0.99, per_route=True)})",
                          f"{{{{service_name}}}} {{{{http_route}}}} {cluster}",
                          P99_THRESHOLDS), 12, 9)
-    if grpc is not None:
-        layout.row("gRPC methods that need attention")
-        method = f"{{{{service_name}}}} {METHOD_LEGEND} {cluster}"
-        layout.add(bar_gauge("Top gRPC methods by errors per second", "reqps",
-                             f"topk(10, {grpc.errors(*METHOD)})", method, [("red", None)]),
-                   12, 9)
-        layout.add(bar_gauge("Top gRPC methods by p99", "s",
-                             f"topk(10, {grpc.quantile(0.99, *METHOD)})", method,
-                             P99_THRESHOLDS), 12, 9)
+    layout.row("gRPC methods that need attention")
+    method = f"{{{{service_name}}}} {METHOD_LEGEND} {cluster}"
+    layout.add(bar_gauge("Top gRPC methods by errors per second", "reqps",
+                         f"topk(10, {grpc.errors(*METHOD)})", method, [("red", None)]), 12, 9)
+    layout.add(bar_gauge("Top gRPC methods by p99", "s",
+                         f"topk(10, {grpc.quantile(0.99, *METHOD)})", method,
+                         P99_THRESHOLDS), 12, 9)
     layout.row("Traffic")
-    traffic = [target(red_queries.requests(), f"{{{{service_name}}}} {cluster}", ref="A")]
-    if grpc is not None:
-        traffic.append(target(grpc.calls(), f"{{{{service_name}}}} gRPC {cluster}", ref="B"))
+    traffic = [target(red_queries.requests(), f"{{{{service_name}}}} {cluster}", ref="A"),
+               target(grpc.calls(), f"{{{{service_name}}}} gRPC {cluster}", ref="B")]
     layout.add(TimeSeries(title="Requests by service", unit="reqps",
                           stacking={"mode": "normal"}, targets=traffic), 24, 8)
     return dashboard(
         title="redline / RED overview", uid=RED_UID, tags=["redline", "red"],
-        description=("Every service's rate, errors and duration from redline's RED recording "
-                     "rules (HTTP; gRPC on the raw overview); click through to a service."
+        description=("Every service's rate, errors and duration, HTTP and gRPC, from "
+                     "redline's RED recording rules; click through to a service."
                      if recorded else "Every service's rate, errors and duration, HTTP and "
                      "gRPC; click through to a service."),
         panels=layout.panels,
-        variables=[cluster_variable(grouping, red_rules.requests_name("service") if recorded
-                                    else any_of(red.SERVED))],
+        variables=[cluster_variable(grouping, any_of(
+            [red_rules.requests_name("service", f) for f in red_rules.FAMILIES.values()])
+            if recorded else any_of(red.SERVED))],
         links=[{"title": "RED service", "type": "link", "url": f"/d/{red.UID}",
                 "keepTime": True, "includeVars": True},
                {"title": "USE cluster", "type": "link", "url": f"/d/{USE_UID}",

@@ -12,7 +12,7 @@ from redline.alerts.generate import RuleOptions, build_groups
 from redline.alerts.render import prometheus_file
 from redline.alerts.spec import build_spec
 from redline.config import ConfigError, Node
-from tests.alerts.conftest import MINUTES, gauge, promtool_test
+from tests.alerts.conftest import MINUTES, counted, gauge, promtool_test
 from tests.alerts.test_slo_rules import WINDOWS, burn_alerts
 
 SPEC = {"slos": [
@@ -39,9 +39,10 @@ def calls(per_minute: dict[tuple[str, str], float], fast_share: float = 1.0
     bucket holding `fast_share` of them."""
     every = sum(per_minute.values())
     return [
-        *(gauge("rpc_server_duration_seconds_count",
-                f'{CALL},rpc_grpc_status_code="{code}",error_type="{error}"',
-                f"0+{rate:g}x{MINUTES}") for (code, error), rate in per_minute.items()),
+        *(series for (code, error), rate in per_minute.items()
+          for series in counted("rpc_server_duration_seconds",
+                                f'{CALL},rpc_grpc_status_code="{code}",error_type="{error}"',
+                                f"0+{rate:g}x{MINUTES}")),
         gauge("rpc_server_duration_seconds_bucket",
               f'{CALL},rpc_grpc_status_code="0",error_type="",le="0.1"',
               f"0+{every * fast_share:g}x{MINUTES}"),

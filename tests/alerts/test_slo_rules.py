@@ -7,7 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.alerts.conftest import MINUTES, SEARCH, availability_series, promtool_test
+from tests.alerts.conftest import (
+    MINUTES,
+    SEARCH,
+    availability_series,
+    counted,
+    promtool_test,
+)
 
 
 def humanize_duration(seconds: float) -> str:
@@ -125,8 +131,7 @@ def test_latency_burn_rates(rule_dir: Path) -> None:
     def series(slow_share: float) -> list[dict[str, str]]:
         fast = 60 * (1 - slow_share)
         return [
-            {"series": f'http_server_request_duration_seconds_count{{{SEARCH}}}',
-             "values": f"0+60x{MINUTES}"},
+            *counted("http_server_request_duration_seconds", SEARCH, f"0+60x{MINUTES}"),
             {"series": f'http_server_request_duration_seconds_bucket{{{SEARCH},le="1.0"}}',
              "values": f"0+{fast:g}x{MINUTES}"},
         ]

@@ -122,11 +122,10 @@ def test_the_recorded_overview_reads_every_red_recording_rule() -> None:
     assert read == {rule["record"] for rule in rules}
     assert not [e for e in exprs if "_count" in e or "[" in e], "raw series in the recorded one"
     raw = BUILT["redline-red-overview.json"]
-    # The raw overview's gRPC panels (and the gRPC line of its traffic) read rpc_* series,
-    # which redline-red.rules.yaml does not record: the recorded overview is HTTP only.
-    assert [p["title"] for p in recorded["panels"]] == [
-        p["title"] for p in raw["panels"] if "gRPC" not in p["title"]]
-    assert "rpc_" not in json.dumps(recorded)
+    # gRPC services too, from their records (service:rpc_server_*, service_method:rpc_server_*)
+    assert [p["title"] for p in recorded["panels"]] == [p["title"] for p in raw["panels"]]
+    assert "rpc_server_duration_seconds_count" not in json.dumps(recorded)
+    assert "service:rpc_server_requests:rate5m" in json.dumps(recorded)
 
 
 def test_the_recorded_overview_is_a_flag_away(tmp_path: Path) -> None:
