@@ -40,7 +40,7 @@ def test_python_prefers_the_extension_file(package_with_both: Path) -> None:
 
 
 def test_the_finder_loads_the_source_instead(package_with_both: Path) -> None:
-    finder = compiled.PureSourceFinder(["both_builds.hot"])
+    finder = compiled.SourceFinder(["both_builds.hot"], pure=True)
     sys.meta_path.insert(0, finder)
     try:
         module = importlib.import_module("both_builds.hot")
@@ -51,16 +51,19 @@ def test_the_finder_loads_the_source_instead(package_with_both: Path) -> None:
     assert not compiled.is_compiled(module)
 
 
-def test_force_pure_installs_the_finder_once_and_only_when_asked() -> None:
+def test_force_pure_installs_one_pure_finder_and_only_when_asked() -> None:
     before = list(sys.meta_path)
     try:
+        # redline/__init__.py installed one (it guards against stale builds): start without
+        sys.meta_path[:] = [f for f in before if not isinstance(f, compiled.SourceFinder)]
         assert not compiled.force_pure({})
         assert not compiled.force_pure({compiled.PURE_ENV: "0"})
-        assert sys.meta_path == before
+        assert not any(isinstance(f, compiled.SourceFinder) for f in sys.meta_path)
         assert compiled.force_pure({compiled.PURE_ENV: "1"})
         assert compiled.force_pure({compiled.PURE_ENV: "1"})
-        finders = [f for f in sys.meta_path if isinstance(f, compiled.PureSourceFinder)]
-        assert len(finders) == 1 and sys.meta_path[0] is finders[0]
+        assert compiled.force_pure({})  # already forced: stays so
+        finders = [f for f in sys.meta_path if isinstance(f, compiled.SourceFinder)]
+        assert len(finders) == 1 and sys.meta_path[0] is finders[0] and finders[0].pure
     finally:
         sys.meta_path[:] = before
 
