@@ -1,19 +1,26 @@
-"""Compile redline's hot modules with mypyc, in place, or remove what it built.
+"""Compile redline's hot modules with mypyc, in place or into a wheel's staging directory, or
+remove what it built.
 
-    .venv/bin/python tools/compile.py [--root DIR] [--opt-level 3]   # build
+    .venv/bin/python tools/compile.py [--root DIR] [--opt-level 3]   # build in place
+    .venv/bin/python tools/compile.py --build-lib DIR                # build into DIR
     .venv/bin/python tools/compile.py --clean [--root DIR]           # back to pure Python
+    python3 tools/compile.py --list-sources                          # what a build reads
 
 The modules are redline.compiled.MYPYC_MODULES. Each gets an extension file beside its `.py`
 (`red.cpython-311-x86_64-linux-gnu.so`), and all share one library at the root,
 `redline__mypyc.<suffix>`, which holds the compiled code (the per-module files are small shims
 that load it). Python then imports the extension instead of the source; REDLINE_PURE=1 still
-imports the sources (redline/compiled.py).
+imports the sources (redline/compiled.py). Each build writes redline/mypyc_build.json, the
+record of the sources it compiled, by which redline tells a stale build and runs the sources
+instead of it.
+
+hatch_build.py runs this file at install (`pip install .`, `pip install -e .`); `make install`
+therefore rebuilds when a compiled module's source changes (the Makefile's stamp depends on
+`--list-sources`).
 
 Why setuptools driven by hand, not `setup.py build_ext`: mypyc produces setuptools Extensions,
 and setuptools' own command line reads pyproject.toml, whose PEP 639 `license = "..."` string
-the setuptools this venv has refuses. A bare Distribution reads no configuration file.
-
-`mypyc_extensions(root)` is what a build hook calls to get the same Extensions.
+older setuptools refuse. A bare Distribution reads no configuration file.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,14 +44,20 @@ GROUP = "redline"  # the shared library's name: redline__mypyc.<suffix>
 WORK_DIR = Path("build") / "mypyc"  # generated C and objects, under the root (gitignored)
 
 
-def compiled_modules(root: Path = ROOT) -> tuple[str, ...]:
-    """MYPYC_MODULES read from the source tree, without importing the redline package."""
-    source = root / "redline" / "compiled.py"
-    spec = importlib.util.spec_from_file_location("_redline_compiled", source)
+def compiled_py(root: Path = ROOT) -> ModuleType:
+    """redline/compiled.py of the tree at `root`, loaded by path: importing the redline package
+    would install its finder and import what a build has yet to build."""
+    spec = importlib.util.spec_from_file_location("_redline_compiled", root / "redline" /
+                                                  "compiled.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    names: tuple[str, ...] = module.MYPYC_MODULES
+    return module
+
+
+def compiled_modules(root: Path = ROOT) -> tuple[str, ...]:
+    """MYPYC_MODULES read from the source tree."""
+    names: tuple[str, ...] = compiled_py(root).MYPYC_MODULES
     return names
 
 
@@ -53,7 +67,8 @@ def source_path(module: str) -> str:
 
 def mypyc_extensions(root: Path = ROOT, opt_level: str = "3") -> list[Extension]:
     """setuptools Extensions for the compiled modules; the current directory must be `root`
-    (mypyc names modules and writes its C files relative to it)."""
+    (mypyc names modules and writes its C files relative to it, and reads the mypy settings
+    of its pyproject.toml)."""
     from mypyc.build import mypycify
 
     if Path.cwd().resolve() != root.resolve():
@@ -63,10 +78,13 @@ def mypyc_extensions(root: Path = ROOT, opt_level: str = "3") -> list[Extension]
 
 
 def build(root: Path, opt_level: str = "3", build_lib: Path | None = None) -> list[str]:
-    """Compile the modules, in place or into `build_lib` (a wheel's staging directory); the
-    files built, relative to where they went (`redline/exporters/red.cpython-...so`)."""
+    """Compile the modules, in place or into `build_lib` (a wheel's staging directory), and
+    write the build's record; the files written, relative to where they went
+    (`redline/exporters/red.cpython-...so`, `redline/mypyc_build.json`)."""
     from setuptools import Distribution
 
+    record_module = compiled_py(root)
+    record = record_module.build_record(record_module.MYPYC_MODULES, root)  # before compiling
     previous = Path.cwd()
     os.chdir(root)
     try:
@@ -77,18 +95,27 @@ def build(root: Path, opt_level: str = "3", build_lib: Path | None = None) -> li
         command.build_lib = str(build_lib or WORK_DIR / "lib")  # in place: a copy is left here
         command.build_temp = str(WORK_DIR / "temp")
         distribution.run_command("build_ext")
-        base = root if build_lib is None else build_lib
-        return [str(Path(command.get_ext_fullpath(extension.name)).resolve()
-                    .relative_to(base.resolve())) for extension in command.extensions]
+        base = (root if build_lib is None else build_lib).resolve()
+        built = [str(Path(command.get_ext_fullpath(extension.name)).resolve()
+                     .relative_to(base)) for extension in command.extensions]
     finally:
         os.chdir(previous)
+    written = record_module.write_build_record(record, base / "redline")
+    return [*built, str(written.relative_to(base))]
 
 
 def built_files(root: Path) -> Iterator[Path]:
-    """The extension files a build leaves in the tree (not the sources)."""
+    """The files a build leaves in the tree (not the sources), also of modules that were in
+    MYPYC_MODULES when it was built and no longer are."""
+    record_module = compiled_py(root)
+    record = root / "redline" / record_module.BUILD_RECORD
+    modules = set(compiled_modules(root))
+    modules |= record_module.staleness(tuple(modules), record, root)[0]
+    if record.exists():
+        yield record
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         yield from root.glob(f"{GROUP}__mypyc*{suffix}")
-        for module in compiled_modules(root):
+        for module in sorted(modules):
             yield from root.glob(module.replace(".", "/") + suffix)
 
 
@@ -104,15 +131,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=ROOT,
                         help="the source tree to build in (default: this checkout)")
+    parser.add_argument("--build-lib", type=Path,
+                        help="build into this directory instead of in place (a wheel's)")
     parser.add_argument("--clean", action="store_true", help="remove the compiled files")
+    parser.add_argument("--list-sources", action="store_true",
+                        help="print the sources a build compiles (for the Makefile)")
     parser.add_argument("--opt-level", default="3", choices=("0", "1", "2", "3"))
     args = parser.parse_args(argv)
     root = args.root.resolve()
+    if args.list_sources:
+        print(" ".join(source_path(module) for module in compiled_modules(root)))
+        return 0
     if args.clean:
         for path in clean(root):
             print(f"removed {path.relative_to(root)}")
         return 0
-    for relative in build(root, args.opt_level):
+    for relative in build(root, args.opt_level, args.build_lib and args.build_lib.resolve()):
         print(f"built {relative}")
     return 0
 
