@@ -8,6 +8,11 @@ Concurrency contract: observations come from one thread (the event loop or the t
 may come from any thread. Child creation and scrape snapshots hold a lock, so a scrape never sees
 a dict changing size. A scrape racing an observation can see the bucket incremented before the
 sum, which Prometheus tolerates (both are still monotonic).
+
+Series cap: a family holds at most `SeriesCap.max_series` label sets. Past it, a new label set
+is recorded in the family's one folded label set (`fold_labels`: every value `_OTHER`, the
+service kept, `error_type` kept empty or set), so totals and error ratios stay right while the
+family's memory and scrape size stay bounded; each folded observation is counted.
 """
 
 from __future__ import annotations
@@ -40,6 +45,42 @@ except ImportError:  # not a dependency: the decorator only means something to m
         return lambda cls: cls
 
 LabelValues = tuple[str, ...]
+
+# Series per family before new label sets fold. A series is ~0.6 KiB held and ~3 KiB of text
+# per scrape (a histogram's 16 lines); 2,000 keeps one family's scrape near 6 MiB in a 128 MiB
+# sidecar, above what an app's routes (200 by default) x methods x statuses make in practice.
+DEFAULT_MAX_SERIES = 2000
+OTHER = "_OTHER"  # a folded label value, as OpenTelemetry's `_OTHER` method and the adapter's
+KEPT_LABEL = "service_name"  # one recorder's identity: folding it would hide the service
+FLAG_LABEL = "error_type"  # folded to "" or `_OTHER`: whether the requests failed stays known
+
+
+def fold_labels(labelnames: LabelValues, labels: LabelValues) -> LabelValues:
+    """The label set a family records past its series cap, for a label set it did not admit."""
+    return tuple(value if name == KEPT_LABEL else
+                 (OTHER if value else "") if name == FLAG_LABEL else OTHER
+                 for name, value in zip(labelnames, labels, strict=True))
+
+
+class SeriesCap:
+    """How many series each family holds, and where folded observations are counted: one cap
+    may be shared by every family of a process (`InstrumentCollector.cap_series`)."""
+
+    def __init__(self, max_series: int = DEFAULT_MAX_SERIES, counter: Counter | None = None,
+                 key: Hashable = ()) -> None:
+        if max_series < 1:
+            raise ValueError(f"max_series: expected at least 1 series, got {max_series}")
+        self.max_series = max_series
+        self.folded_total = 0
+        self._counter = counter
+        self._key = key
+        if counter is not None:
+            counter.cell(key)  # shown from 0, before the first fold
+
+    def folded(self) -> None:
+        self.folded_total += 1
+        if self._counter is not None:
+            self._counter.inc(self._key)
 
 
 def validate_buckets(buckets: Sequence[float]) -> tuple[float, ...]:
@@ -135,7 +176,11 @@ class Histogram:
         self.bounds = validate_buckets(buckets)
         self.unit = unit
         self._label_values = label_values
+        self.cap = SeriesCap()
         self._children: dict[Hashable, tuple[LabelValues, HistogramChild]] = {}
+        # Past the cap: children by folded label set, not by key (a key per folded request
+        # would grow without bound, the thing the cap prevents).
+        self._folded: dict[LabelValues, tuple[LabelValues, HistogramChild]] = {}
         self._lock = threading.Lock()
 
     def child(self, key: Hashable) -> HistogramChild:
@@ -150,18 +195,28 @@ class Histogram:
                             f"{self.name}: expected {len(self.labelnames)} label values, "
                             f"got {len(labels)}"
                         )
+                    if len(self._children) + len(self._folded) >= self.cap.max_series:
+                        self.cap.folded()
+                        labels = fold_labels(self.labelnames, labels)
+                        entry = self._folded.get(labels)
+                        if entry is None:
+                            entry = self._folded[labels] = (labels, HistogramChild(self.bounds))
+                        return entry[1]
                     entry = (labels, HistogramChild(self.bounds))
                     self._children[key] = entry
         return entry[1]
+
+    def series(self) -> list[tuple[LabelValues, HistogramChild]]:
+        """A snapshot of the (labels, child) pairs, admitted ones first, then folded ones."""
+        with self._lock:
+            return [*self._children.values(), *self._folded.values()]
 
     def collect(self) -> Metric:
         family = HistogramMetricFamily(
             self.name, self.documentation, labels=self.labelnames, unit=self.unit
         )
         names = [format_bound(b) for b in (*self.bounds, math.inf)]
-        with self._lock:
-            entries = list(self._children.values())
-        for labels, child in entries:
+        for labels, child in self.series():
             counts = list(child.counts)
             if not any(counts):
                 continue  # created but never observed (e.g. a log series seen only untimed)
@@ -201,7 +256,9 @@ class _Scalar:
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
         self._label_values = label_values
+        self.cap = SeriesCap()
         self._cells: dict[Hashable, _Cell] = {}
+        self._folded: dict[LabelValues, _Cell] = {}  # past the cap, as Histogram's
         self._lock = threading.Lock()
 
     def cell(self, key: Hashable) -> _Cell:
@@ -216,6 +273,13 @@ class _Scalar:
                             f"{self.name}: expected {len(self.labelnames)} label values, "
                             f"got {labels!r}"
                         )
+                    if len(self._cells) + len(self._folded) >= self.cap.max_series:
+                        self.cap.folded()
+                        labels = fold_labels(self.labelnames, labels)
+                        cell = self._folded.get(labels)
+                        if cell is None:
+                            cell = self._folded[labels] = _Cell(labels)
+                        return cell
                     cell = _Cell(labels)
                     self._cells[key] = cell
         return cell
@@ -224,9 +288,11 @@ class _Scalar:
         cell = self._cells.get(key)
         return cell.value if cell is not None else 0.0
 
-    def _snapshot(self) -> list[tuple[LabelValues, float]]:
+    def series(self) -> list[tuple[LabelValues, float]]:
+        """A snapshot of the (labels, value) pairs, admitted ones first, then folded ones."""
         with self._lock:
-            return [(cell.labels, cell.value) for cell in self._cells.values()]
+            return [(cell.labels, cell.value)
+                    for cells in (self._cells, self._folded) for cell in cells.values()]
 
 
 class Gauge(_Scalar):
@@ -243,7 +309,7 @@ class Gauge(_Scalar):
 
     def collect(self) -> Metric:
         family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for labels, value in self._snapshot():
+        for labels, value in self.series():
             family.add_metric(labels, value)
         return family
 
@@ -258,7 +324,7 @@ class Counter(_Scalar):
 
     def collect(self) -> Metric:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for labels, value in self._snapshot():
+        for labels, value in self.series():
             family.add_metric(labels, value)
         return family
 
@@ -270,8 +336,19 @@ class InstrumentCollector:
     """Adapts a set of instruments to prometheus_client's Collector protocol."""
 
     def __init__(self, instruments: Sequence[Histogram | Gauge | Counter]) -> None:
-        self._instruments = tuple(instruments)
+        self.instruments = tuple(instruments)
 
     def collect(self) -> Iterator[Metric]:
-        for instrument in self._instruments:
+        for instrument in self.instruments:
             yield instrument.collect()
+        yield from self.extra()
+
+    def extra(self) -> Iterator[Metric]:
+        """Families beside the instruments (read at scrape time): none here. Subclasses add
+        them here rather than in `collect`, so a renderer can read the instruments directly."""
+        return iter(())
+
+    def cap_series(self, cap: SeriesCap) -> None:
+        """Cap every family of these instruments with `cap` (and count folds where it says)."""
+        for instrument in self.instruments:
+            instrument.cap = cap

@@ -296,8 +296,7 @@ class _ServerCollector(InstrumentCollector):
         self._service_name = service_name
         self._routes = routes
 
-    def collect(self) -> Iterator[Metric]:
-        yield from super().collect()
+    def extra(self) -> Iterator[Metric]:
         if self._routes is not None:
             overflow = CounterMetricFamily(
                 ROUTE_OVERFLOW,
