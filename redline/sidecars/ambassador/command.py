@@ -7,6 +7,7 @@ import asyncio
 import os
 
 from redline.config import ConfigError
+from redline.exporters.instruments import DEFAULT_MAX_SERIES
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater, load_routes
 from redline.flags import (
@@ -115,6 +116,10 @@ def add_parser(sub: SubParsers,
     add("--max-connections", type=flag_type(positive_integer), default=1024, metavar="N",
         help="client connections of the process, all ports together; past it new ones are "
              "closed at once (default 1024)")
+    add("--max-series", type=flag_type(positive_integer), default=DEFAULT_MAX_SERIES,
+        metavar="N",
+        help="label sets one metric family holds; past it new ones are recorded as the "
+             f"family's _OTHER label set and counted (default {DEFAULT_MAX_SERIES})")
     add("--min-average-chunk-bytes", type=flag_type(whole_bytes), default=256, metavar="N",
         help="400 for a chunked request body whose chunks average fewer data bytes than this "
              "after its first 1024 (default 256; 0: no minimum)")
@@ -178,7 +183,7 @@ def config_from_args(args: argparse.Namespace) -> AmbassadorConfig:
                         max_connections=args.max_connections,
                         min_average_chunk_bytes=args.min_average_chunk_bytes,
                         max_held_head_bytes=args.max_held_head_bytes,
-                        allow_connect=args.allow_connect)
+                        allow_connect=args.allow_connect, max_series=args.max_series)
     except ValueError as exc:  # limits that contradict each other
         raise ConfigError(f"ambassador limits: {exc}") from exc
     return AmbassadorConfig(

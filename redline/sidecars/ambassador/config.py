@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from redline.exporters.instruments import DEFAULT_MAX_SERIES
 from redline.exporters.red import DEFAULT_BUCKETS
 from redline.exporters.routes import RouteTemplater
 from redline.sidecars.ambassador.budget import ByteBudget
@@ -74,6 +75,9 @@ class Limits:
     # --allow-connect: CONNECT makes the ambassador a forward proxy to wherever the app's
     # 2xx leads, a tunnel no request metric sees; refused (405) unless asked for.
     allow_connect: bool = False
+    # --max-series: label sets one metric family holds; past it new ones fold into the
+    # family's `_OTHER` label set (instruments.py), counted as the limit `max_series`.
+    max_series: int = DEFAULT_MAX_SERIES
     held_heads: ByteBudget = field(init=False, compare=False, repr=False)
     # Fixed: no flag, as no app has needed another value.
     connect_queue_bytes: int = 256 * 1024  # client reading pauses above, while connecting
@@ -101,6 +105,8 @@ class Limits:
                              f"got {self.max_header_bytes}")
         if self.max_connections < 1:
             raise ValueError(f"max_connections: expected at least 1, got {self.max_connections}")
+        if self.max_series < 1:
+            raise ValueError(f"max_series: expected at least 1, got {self.max_series}")
         if self.max_pipelined < 1:
             raise ValueError(f"max_pipelined: expected at least 1 request, "
                              f"got {self.max_pipelined}")

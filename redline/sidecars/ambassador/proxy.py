@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from redline.admin import AdminServer
 from redline.exporters.exposition import new_registry
-from redline.exporters.instruments import Counter, Gauge, InstrumentCollector
+from redline.exporters.instruments import Counter, Gauge, InstrumentCollector, SeriesCap
 from redline.exporters.red import ClientRecorder, ServerRecorder
 from redline.exporters.rpc import RpcClientRecorder, RpcServerRecorder
 from redline.exporters.tcp import TcpRecorder
@@ -118,6 +118,11 @@ class Ambassador:
             http2 = StreamRecorder(server, rpc, config.routes, self.tracer)
             self.observer = InboundObserver(server, config.routes, tracer, http2)
             collectors = [server.collector(), rpc.collector(), http2.collector()]
+        # One cap on the series of each family of the traffic's metrics; folds are counted
+        # (`max_series` shown from 0 by the cap).
+        series_cap = SeriesCap(config.limits.max_series, self.metrics.limits, ("max_series",))
+        for collector in (*collectors, self.tcp.collector()):
+            collector.cap_series(series_cap)
         self.registry = new_registry("ambassador", *collectors, self.tcp.collector(),
                                      self.metrics.collector())
         self.ports = [
