@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import re
 import shutil
 import statistics
@@ -32,12 +34,14 @@ import time
 import urllib.error
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # redline and the central store's helpers (tests/scale)
 
+from redline.alerts import slo_rules  # noqa: E402
 from redline.alerts.generate import RuleOptions, build_groups  # noqa: E402
 from redline.alerts.render import prometheus_file  # noqa: E402
 from redline.alerts.spec import build_spec  # noqa: E402
@@ -56,10 +60,60 @@ STEP, PAST, SAMPLES = 120, 12 * 60, 25
 LE = [format_bound(b) for b in DEFAULT_BUCKETS] + ["+Inf"]
 
 
+THRESHOLD = 0.25  # the SLOs' latency threshold: a bucket boundary
+# The SLO records' history: every window the rules read (the longest alert window, 3d) has
+# recorded samples, one per 30 s evaluation (the interval the goal names), as after 3 days of
+# running. Without it the windows read a few minutes of records and cost almost nothing.
+HISTORY_STEP, BLOCK = 30, 2 * 3600
+
+
+def spec_document(services: int) -> dict[str, Any]:
+    return {"slos": [{"service": f"svc-{s}", "availability": 99.9,
+                      "latency": {"threshold": THRESHOLD, "target": 99}}
+                     for s in range(services)]}
+
+
 def spec(services: int) -> Any:
-    return build_spec(Node("bench", "", {"slos": [
-        {"service": f"svc-{s}", "availability": 99.9,
-         "latency": {"threshold": 0.25, "target": 99}} for s in range(services)]}))
+    return build_spec(Node("bench", "", spec_document(services)))
+
+
+# Run by the interpreter with redline as it was at a git revision on its path.
+OLD_RULES = """
+import json, sys
+from pathlib import Path
+from redline.alerts.generate import RuleOptions, build_groups
+from redline.alerts.render import prometheus_file
+from redline.alerts.spec import build_spec
+from redline.config import Node
+document, out = json.loads(sys.argv[1]), Path(sys.argv[2])
+counts = {}
+for stem, groups in build_groups(build_spec(Node("bench", "", document)), RuleOptions()).items():
+    (out / f"{stem}.rules.yaml").write_text(prometheus_file(groups))
+    counts.update({g["name"]: len(g["rules"]) for g in groups})
+print(json.dumps(counts))
+"""
+
+
+def write_rules(services: int, out: Path, revision: str | None) -> dict[str, int]:
+    """The rule files of `services` SLOs into `out`, as the working tree writes them or as
+    redline did at git `revision`; the rule count of each group."""
+    out.mkdir(parents=True)
+    counts: dict[str, int] = {}
+    if revision is None:
+        for stem, groups in build_groups(spec(services), RuleOptions()).items():
+            (out / f"{stem}.rules.yaml").write_text(prometheus_file(groups))
+            counts.update({g["name"]: len(g["rules"]) for g in groups})
+        return counts
+    with tempfile.TemporaryDirectory(prefix="redline-at-") as tree:
+        archive = subprocess.run(["git", "archive", revision, "redline"], cwd=REPO,
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        done = subprocess.run([sys.executable, "-c", OLD_RULES,
+                               json.dumps(spec_document(services)), str(out)],
+                              cwd=tree, env={"PYTHONPATH": tree, "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True, check=True)
+    counts.update(json.loads(done.stdout))
+    return counts
 
 
 def series(services: int) -> Iterator[tuple[str, float]]:
@@ -103,7 +157,56 @@ def backfill(services: int, now: float, data: Path, work: Path) -> None:
     text.unlink()
 
 
-def import_vm(vm: VictoriaMetrics, services: int, now: float) -> None:
+def record_values(services: int) -> list[tuple[str, float]]:
+    """(record{labels}, value) of the SLO base records the windows read, from the series'
+    rates (constant here): requests and failed ones, timed ones and those over THRESHOLD."""
+    fast_bucket = f'le="{format_bound(THRESHOLD)}"'
+    sums: dict[tuple[str, str], float] = {}
+    for selector, rps in series(services):
+        service = selector.split('service_name="', 1)[1].split('"', 1)[0]
+        kinds = (["requests"] + (["errors"] if 'error_type="500"' in selector else [])
+                 if "_count{" in selector else ["fast"] if fast_bucket in selector else [])
+        for kind in kinds:
+            sums[service, kind] = sums.get((service, kind), 0.0) + rps
+    values = []
+    for s in range(services):
+        name = f"svc-{s}"
+        total = sums[name, "requests"]
+        for sli, bad in (("availability", sums[name, "errors"]),
+                         ("latency", total - sums[name, "fast"])):
+            labels = f'{{service_name="{name}",slo="{sli}"}}'
+            values += [(slo_rules.REQUESTS + labels, total), (slo_rules.ERRORS + labels, bad)]
+    return values
+
+
+def history(services: int, now: float, milliseconds: bool) -> Iterator[list[str]]:
+    """The records' samples over the 3 days before the run, one list of lines per 2 h block
+    (promtool reads its whole input once per block it writes: one input per block). Each
+    value varies by +-5%, as measured rates do, so that chunks compress as real ones."""
+    values, rng = record_values(services), random.Random(21)
+    end = int(now) - int(now) % HISTORY_STEP
+    start = end - 3 * 86400
+    for block in range(start - start % BLOCK, end, BLOCK):
+        stamps = range(max(start, block), min(end, block + BLOCK), HISTORY_STEP)
+        yield [f"{selector} {value * (0.95 + 0.1 * rng.random()):.6g} "
+               f"{t * 1000 if milliseconds else t}\n"
+               for selector, value in values for t in stamps]
+
+
+def backfill_history(services: int, now: float, data: Path, work: Path) -> None:
+    text = work / "history.om"
+    for lines in history(services, now, milliseconds=False):
+        text.write_text("".join(lines) + "# EOF\n")
+        subprocess.run([shutil.which("promtool") or "promtool", "tsdb", "create-blocks-from",
+                        "openmetrics", "-q", str(text), str(data)], check=True,
+                       stdout=subprocess.DEVNULL)
+    text.unlink()
+
+
+def import_vm(vm: VictoriaMetrics, services: int, now: float, with_history: bool) -> None:
+    if with_history:
+        for lines in history(services, now, milliseconds=True):
+            vm.import_prometheus("".join(lines).encode())
     chunk: list[str] = []
     for line in samples(services, now, milliseconds=True):
         chunk.append(line)
@@ -186,82 +289,162 @@ def time_query(url: str, expr: str) -> tuple[float, int] | str:
     return statistics.median(times), found
 
 
-def run_size(services: int, work: Path, timeout: float, queries: bool = True,
-             stores: tuple[str, ...] = ("prometheus", "vmalert")) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Run:
+    """What one size measures: the rule sets (label -> git revision, None for the working
+    tree), in alternating rounds, on which stores, with or without the records' history."""
+
+    rule_sets: dict[str, str | None]
+    rounds: int = 1
+    stores: tuple[str, ...] = ("prometheus", "vmalert")
+    queries: bool = True
+    history: bool = True
+    timeout: float = 600
+
+
+def run_size(services: int, work: Path, run: Run) -> dict[str, Any]:
     work.mkdir(parents=True)
-    rules = work / "rules"
-    rules.mkdir()
     result: dict[str, Any] = {"services": services,
-                              "series": services * ROUTES * len(STATUSES) * (1 + len(LE))}
-    built = build_groups(spec(services), RuleOptions())
-    files = []
-    for stem, groups in built.items():
-        files.append(rules / f"{stem}.rules.yaml")
-        files[-1].write_text(prometheus_file(groups))
-    result["rules"] = {g["name"]: len(g["rules"]) for groups in built.values() for g in groups}
+                              "series": services * ROUTES * len(STATUSES) * (1 + len(LE)),
+                              "rules": {}}
+    files = {}
+    for label, revision in run.rule_sets.items():
+        result["rules"][label] = write_rules(services, work / "rules" / label, revision)
+        files[label] = sorted((work / "rules" / label).glob("*.rules.yaml"))
     now = time.time()
-    if "prometheus" in stores:
-        prometheus(services, work, files, now, timeout, queries, result)
-    if "vmalert" in stores:
-        victoria_metrics(services, work, files, now, timeout, queries, result)
+    if "prometheus" in run.stores:
+        prometheus(services, work, files, now, run, result)
+    if "vmalert" in run.stores:
+        victoria_metrics(services, work, files, now, run, result)
     return result
 
 
-def prometheus(services: int, work: Path, files: list[Path], now: float, timeout: float,
-               queries: bool, result: dict[str, Any]) -> None:
+def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {g: statistics.median(r[g] for r in rounds if g in r)
+            for g in sorted({g for r in rounds for g in r})}
+
+
+def prometheus(services: int, work: Path, files: dict[str, list[Path]], now: float, run: Run,
+               result: dict[str, Any]) -> None:
+    """Each rule set in turn on a copy of the same backfilled data (`cp -al`: the blocks are
+    never written to, and each run's records stay in its own copy)."""
+    pristine = work / "prom-data"
     started = time.monotonic()
-    backfill(services, now, work / "prom-data", work)
+    backfill(services, now, pristine, work)
+    if run.history:
+        backfill_history(services, now, pristine, work)
     result["backfill_s"] = round(time.monotonic() - started, 1)
+    rounds: dict[str, list[dict[str, float]]] = {label: [] for label in files}
+    for index in range(run.rounds):
+        for label, rule_files in files.items():
+            data = work / f"prom-{label}-{index}"
+            subprocess.run(["cp", "-al", str(pristine), str(data)], check=True)
+            url, prom = start_prometheus(work, data, rule_files)
+            try:
+                rounds[label].append(prometheus_groups(url, run.timeout))
+                result.setdefault("history_vs_live", {})[label] = history_vs_live(
+                    url, services)
+                if run.queries and index == 0 and label == next(iter(files)):
+                    result["prometheus_queries"] = {k: time_query(url, e)
+                                                    for k, e in dashboard_queries().items()}
+            finally:
+                prom.terminate()
+                prom.wait(timeout=60)
+                shutil.rmtree(data)
+            print(json.dumps({"services": services, "prometheus": label, "round": index,
+                              "groups": rounds[label][-1], "load": os.getloadavg()}),
+                  flush=True)
+    result["prometheus_rounds"] = rounds
+    result["prometheus_rules"] = {label: medians(r) for label, r in rounds.items()}
+
+
+def history_vs_live(url: str, services: int) -> float | None:
+    """The largest relative difference between a base record as the rules wrote it during
+    the run and the value its synthetic history was drawn around: the history is honest only
+    if it is what the rules record (None: no record written)."""
+    expected = dict(record_values(services))
+    worst = None
+    for name in (slo_rules.REQUESTS, slo_rules.ERRORS):
+        body = get_json(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": name}),
+                        timeout=300)
+        for sample in body["data"]["result"]:
+            labels = sample["metric"]
+            key = (f'{name}{{service_name="{labels["service_name"]}",'
+                   f'slo="{labels["slo"]}"}}')
+            value = float(sample["value"][1])
+            diff = abs(value - expected[key]) / max(expected[key], 1e-9)
+            worst = diff if worst is None else max(worst, diff)
+    return worst
+
+
+def start_prometheus(work: Path, data: Path, rule_files: list[Path]
+                     ) -> tuple[str, subprocess.Popen[bytes]]:
+    """Prometheus at a 30 s interval. The out-of-order window lets the rules write their
+    records: the backfilled blocks end after the run starts, and without it the head refuses
+    every sample older than their end (`out of bounds`), so no record was ever stored."""
     port = free_port()
-    (work / "prometheus.yml").write_text(json.dumps({
-        "global": {"evaluation_interval": "10s"},
-        "rule_files": [str(f) for f in files]}))
+    config = work / "prometheus.yml"
+    config.write_text(json.dumps({
+        "global": {"evaluation_interval": "30s"},
+        "storage": {"tsdb": {"out_of_order_time_window": "2h"}},
+        "rule_files": [str(f) for f in rule_files]}))
     prom = subprocess.Popen([shutil.which("prometheus") or "prometheus",
-                             f"--config.file={work / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={work / 'prom-data'}",
+                             f"--config.file={config}", f"--storage.tsdb.path={data}",
                              f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port, timeout=120)
-        url = f"http://127.0.0.1:{port}"
-        result["prometheus_rules"] = prometheus_groups(url, timeout)
-        if queries:
-            result["prometheus_queries"] = {k: time_query(url, e)
-                                            for k, e in dashboard_queries().items()}
-    finally:
-        prom.terminate()
-        prom.wait(timeout=60)
+                            stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("a"))
+    wait_port(port, timeout=120)
+    return f"http://127.0.0.1:{port}", prom
 
 
-def victoria_metrics(services: int, work: Path, files: list[Path], now: float, timeout: float,
-                     queries: bool, result: dict[str, Any]) -> None:
-    vm, notifier = VictoriaMetrics(work), Notifier()
+def victoria_metrics(services: int, work: Path, files: dict[str, list[Path]], now: float,
+                     run: Run, result: dict[str, Any]) -> None:
+    """Each rule set in turn on a copy of the same imported data (vmalert writes its records
+    into VictoriaMetrics: one rule set's records must not be another's input)."""
+    pristine = work / "vm-pristine"
+    vm = VictoriaMetrics(work)
     try:
         started = time.monotonic()
-        import_vm(vm, services, now)
+        import_vm(vm, services, now, run.history)
         result["import_s"] = round(time.monotonic() - started, 1)
-        vmalert = VMAlert(work, files, vm, notifier.url, interval="10s")
-        try:
-            result["vmalert_rules"] = vmalert_groups(vmalert, timeout, list(result["rules"]))
-        finally:
-            vmalert.stop()
-        if queries:
+        if run.queries:
             result["vm_queries"] = {k: time_query(vm.url, e)
                                     for k, e in dashboard_queries().items()}
     finally:
         vm.stop()
-        notifier.stop()
+    (work / "vm-data").rename(pristine)
+    rounds: dict[str, list[dict[str, float]]] = {label: [] for label in files}
+    for index in range(run.rounds):
+        for label, rule_files in files.items():
+            shutil.copytree(pristine, work / "vm-data")
+            vm, notifier = VictoriaMetrics(work), Notifier()
+            try:
+                vmalert = VMAlert(work, rule_files, vm, notifier.url, interval="30s")
+                try:
+                    rounds[label].append(vmalert_groups(vmalert, run.timeout,
+                                                        list(result["rules"][label])))
+                finally:
+                    vmalert.stop()
+            finally:
+                vm.stop()
+                notifier.stop()
+                shutil.rmtree(work / "vm-data")
+            print(json.dumps({"services": services, "vmalert": label, "round": index,
+                              "groups": rounds[label][-1], "load": os.getloadavg()}),
+                  flush=True)
+    result["vmalert_rounds"] = rounds
+    result["vmalert_rules"] = {label: medians(r) for label, r in rounds.items()}
 
 
-def svg(results: list[dict[str, Any]], groups: list[str]) -> str:
-    """Evaluation seconds per group against services, log-log, Prometheus solid and vmalert
-    dashed; a line at 3 s (10% of a 30 s interval)."""
+def svg(results: list[dict[str, Any]], lines: list[tuple[str, str]]) -> str:
+    """Evaluation seconds of each (rule set, group) of `lines` against services, log-log,
+    Prometheus solid and vmalert dashed; a line at 3 s (10% of a 30 s interval)."""
     import math
 
     width, height, left, bottom = 640, 400, 60, 40
     xs = [r["services"] for r in results]
-    values = [v for r in results for k in ("prometheus_rules", "vmalert_rules")
-              for v in r[k].values() if v > 0] + [3.0]
+    values = [r.get(k, {}).get(label, {}).get(group, 0) for r in results
+              for k in ("prometheus_rules", "vmalert_rules") for label, group in lines]
+    values = [v for v in values if v > 0] + [3.0]
     low, high = math.log10(min(values)), math.log10(max(values))
 
     def x(n: float) -> float:
@@ -289,17 +472,18 @@ def svg(results: list[dict[str, Any]], groups: list[str]) -> str:
         if low <= exp <= high:
             parts.append(f'<text x="{left - 6}" y="{y(10 ** exp) + 4:.1f}" '
                          f'text-anchor="end">{10.0 ** exp:g} s</text>')
-    for index, group in enumerate(groups):
+    for index, (label, group) in enumerate(lines):
         colour = colours[index % len(colours)]
         for key, dash in (("prometheus_rules", ""), ("vmalert_rules", ' stroke-dasharray="5,3"')):
-            points = [(x(r["services"]), y(r[key][group])) for r in results
-                      if r[key].get(group, 0) > 0]
+            found = [(r["services"], r.get(key, {}).get(label, {}).get(group, 0))
+                     for r in results]
+            points = [(x(n), y(v)) for n, v in found if v > 0]
             if len(points) > 1:
                 path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
                 parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
                              f'stroke-width="1.5"{dash}/>')
         parts.append(f'<text x="{left + 10}" y="{20 + 14 * index}" fill="{colour}">'
-                     f'{group}</text>')
+                     f'{group} ({label})</text>')
     parts.append(f'<text x="{width - 20}" y="20" text-anchor="end">solid: Prometheus; '
                  f'dashed: vmalert</text></svg>')
     return "\n".join(parts) + "\n"
@@ -317,22 +501,31 @@ def main() -> int:
                         help="which rulers to measure (default: prometheus,vmalert)")
     parser.add_argument("--no-queries", action="store_true",
                         help="time the rule groups only, not the dashboard queries")
+    parser.add_argument("--before", metavar="REV", help="also the rule files redline wrote "
+                        "at git revision REV ('before'), alternating with the working tree's "
+                        "('after') on the same data")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per size")
+    parser.add_argument("--no-history", action="store_true",
+                        help="without the SLO records' 3 days of history")
     args = parser.parse_args()
+    rule_sets: dict[str, str | None] = {"after": None}
+    if args.before:
+        rule_sets = {"before": args.before, "after": None}
+    run = Run(rule_sets, rounds=args.rounds, stores=tuple(args.stores.split(",")),
+              queries=not args.no_queries, history=not args.no_history, timeout=args.timeout)
     sizes = [int(n) for n in args.services.split(",")]
     known = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
     results = [r for r in known if r["services"] not in sizes]
     with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
         for n in sizes:
-            results.append(run_size(n, Path(tmp) / str(n), args.timeout,
-                                    queries=not args.no_queries,
-                                    stores=tuple(args.stores.split(","))))
+            results.append(run_size(n, Path(tmp) / str(n), run))
             print(json.dumps(results[-1]), flush=True)
             results.sort(key=lambda r: int(r["services"]))
             if args.json:  # a long run keeps what it measured
                 args.json.write_text(json.dumps(results, indent=2) + "\n")
     if args.svg:
-        groups = sorted({g for r in results for g in r["prometheus_rules"]})
-        args.svg.write_text(svg(results, groups))
+        args.svg.write_text(svg(results, [(label, group) for label in rule_sets for group in (
+            "redline-slo-recording", "redline-red-recording")]))
     return 0
 
 

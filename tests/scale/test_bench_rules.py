@@ -34,7 +34,7 @@ def test_the_import_holds_every_series_at_its_rate(bench: ModuleType, tmp_path: 
     vm = VictoriaMetrics(tmp_path)
     try:
         end = time.time()
-        bench.import_vm(vm, services, end)
+        bench.import_vm(vm, services, end, with_history=False)
         count = 'http_server_request_duration_seconds_count{service_name="svc-1"}'
         found = vm.query(f"rate({count}[5m])", time=end)
         assert len(found) == bench.ROUTES * len(bench.STATUSES)
