@@ -45,6 +45,7 @@ GRPC_CONTENT_TYPE = b"application/grpc"
 HEALTH_SERVICE = b"/grpc.health.v1.Health/"
 STOPPED_OBSERVING = "redline_ambassador_http2_unobserved_connections"  # _total
 STREAMS_UNTRACKED = "redline_ambassador_http2_untracked_streams"  # _total
+STREAMS_PUSHED = "redline_ambassador_http2_pushed_streams"  # _total
 # Why observation of an HTTP/2 connection stopped (the `reason` label): what could not be
 # read, or a client past a bound on what observing it may cost (h2streams.py, rapid reset).
 STOP_REASONS = ("client_framing", "server_framing", "client_limit")
@@ -72,7 +73,10 @@ class HttpSide(Protocol):
         ...
 
     def finished(self, stream: Stream, template: str, status: int | None, duration: float,
-                 error: str | None, trace_id: str | None) -> None: ...
+                 error: str | None, trace_id: str | None, sized: bool = False) -> None:
+        """`sized`: the stream's DATA byte counts are its whole bodies (body sizes, with
+        --record-sizes; the client side records none, as outbound HTTP/1 does not)."""
+        ...
 
     def abandoned(self, stream: Stream) -> None:
         """Its outcome will never be known: no longer in flight, not recorded."""
@@ -94,9 +98,11 @@ class ServerHttp:
         return route.template, route.streaming
 
     def finished(self, stream: Stream, template: str, status: int | None, duration: float,
-                 error: str | None, trace_id: str | None) -> None:
-        self.server.request_finished(stream.method, template, status, duration, error=error,
-                                     trace_id=trace_id)
+                 error: str | None, trace_id: str | None, sized: bool = False) -> None:
+        self.server.request_finished(
+            stream.method, template, status, duration, error=error, trace_id=trace_id,
+            request_bytes=stream.request_bytes if sized else None,
+            response_bytes=stream.response_bytes if sized else None)
 
     def abandoned(self, stream: Stream) -> None:
         self.server.request_abandoned(stream.method)
@@ -115,7 +121,7 @@ class ClientHttp:
         return "", False
 
     def finished(self, stream: Stream, template: str, status: int | None, duration: float,
-                 error: str | None, trace_id: str | None) -> None:
+                 error: str | None, trace_id: str | None, sized: bool = False) -> None:
         self.client.request_finished(stream.method, self.address, self.port, status, duration,
                                      error=error, trace_id=trace_id)
 
@@ -159,9 +165,14 @@ class StreamRecorder:
             STREAMS_UNTRACKED,
             "HTTP/2 streams not recorded because their connection already had the most "
             "streams observed at once (docs/ambassador.md, HTTP/2 limits).", ())
+        self.pushed = Counter(
+            STREAMS_PUSHED,
+            "HTTP/2 responses the app pushed (PUSH_PROMISE): relayed, not recorded as "
+            "requests (the client never made them).", ())
         for reason in STOP_REASONS:
             self.stopped.cell((reason,))
         self.untracked.cell(())
+        self.pushed.cell(())
 
     @classmethod
     def outbound(cls, client: ClientRecorder, rpc: RpcClientRecorder, address: str, port: int,
@@ -170,7 +181,7 @@ class StreamRecorder:
         return cls(ClientHttp(client, address, port), rpc, tracer=tracer)
 
     def collector(self) -> InstrumentCollector:
-        return InstrumentCollector([self.stopped, self.untracked])
+        return InstrumentCollector([self.stopped, self.untracked, self.pushed])
 
     def observation_stopped(self, reason: str, limit: str | None = None) -> None:
         """`reason` is what h2streams returned: it starts with the side that broke it;
@@ -236,7 +247,10 @@ class StreamRecorder:
                     grpc_error_type(status, error))
             return
         status = stream.status
-        self.http.finished(stream, call.name[0], status, duration, error, call.trace_id)
+        # Bodies have a size once the response ended: not when it failed, nor at the head
+        # of a `streaming` route.
+        sized = error is None and status is not None and not call.streaming
+        self.http.finished(stream, call.name[0], status, duration, error, call.trace_id, sized)
         if self.tracer is not None and call.span is not None:
             self.tracer.end_span(
                 call.span, {} if status is None else {"http.response.status_code": status},

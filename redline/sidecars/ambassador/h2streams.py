@@ -64,8 +64,9 @@ RAPID_RESET = "http2_rapid_reset"
 class Stream:
     """One request and its response, as far as observation reads them."""
 
-    __slots__ = ("content_type", "context", "grpc_status", "method", "path", "start", "status",
-                 "stream_id", "timeout", "traceparent", "tracestate", "user_agent")
+    __slots__ = ("content_type", "context", "grpc_status", "method", "path", "request_bytes",
+                 "response_bytes", "start", "status", "stream_id", "timeout", "traceparent",
+                 "tracestate", "user_agent")
 
     def __init__(self, stream_id: int, start: float) -> None:
         self.stream_id = stream_id
@@ -80,6 +81,9 @@ class Stream:
         self.status: int | None = None  # the final response's :status
         self.grpc_status: bytes | None = None  # from trailers or a Trailers-Only response
         self.context: object | None = None  # the sink's, for what it records at the end
+        # DATA payload bytes each way (padding included, as DATA payloads are not read).
+        self.request_bytes = 0
+        self.response_bytes = 0
 
 
 class StreamEvents(Protocol):
@@ -117,6 +121,7 @@ class Http2Streams:
         self.opened = 0  # streams the client opened (tracked or not)
         self.early_resets = 0  # streams it reset before their response began
         self.limit: str | None = None  # the bound that stopped observation, if one did
+        self.pushed = 0  # PUSH_PROMISEs of the app's: relayed, not recorded
         self.client = FrameReader(preface=True, max_block=max_block)
         self.server = FrameReader(preface=False, max_block=max_block)
         # The decoder of a direction mirrors the receiving peer's: the client's blocks are
@@ -178,7 +183,11 @@ class Http2Streams:
 
     def _client_frame(self, frame: Frame, now: float) -> None:
         kind = frame.type
-        if kind == h2frames.HEADERS:
+        if kind == h2frames.DATA:
+            stream = self.streams.get(frame.stream_id)
+            if stream is not None:
+                stream.request_bytes += frame.size
+        elif kind == h2frames.HEADERS:
             self._request_headers(frame, now)
         elif kind == h2frames.RST_STREAM:
             h2frames.error_code(frame.payload)  # validated: a malformed one stops observation
@@ -199,8 +208,11 @@ class Http2Streams:
         if kind == h2frames.HEADERS:
             self._response_headers(frame, now)
         elif kind == h2frames.DATA:
-            if frame.flags & h2frames.END_STREAM:
-                self._end(frame.stream_id, now, None)
+            stream = self.streams.get(frame.stream_id)
+            if stream is not None:
+                stream.response_bytes += frame.size
+                if frame.flags & h2frames.END_STREAM:
+                    self._end(frame.stream_id, now, None)
         elif kind == h2frames.RST_STREAM:
             code = h2frames.error_code(frame.payload)
             self._end(frame.stream_id, now,
@@ -214,9 +226,12 @@ class Http2Streams:
             for stream_id in [s for s in self.streams if s > last]:
                 self._end(stream_id, now, CONNECTION_REFUSED)
         elif kind == h2frames.PUSH_PROMISE:
-            # Pushed responses are not recorded (h2c services do not push); the block is
-            # decoded all the same, to keep this direction's HPACK table in step.
+            # Pushed responses are not recorded: the client never asked for them, so they
+            # are no request rate, error or latency of the app's (Envoy and gRPC do not push
+            # at all). They are counted (`pushed`, read by the shell); the block is decoded
+            # all the same, to keep this direction's HPACK table in step.
             self.server_decoder.decode(frame.payload)
+            self.pushed += 1
 
     def _settings(self, frame: Frame, sent: deque[int | None], acked: deque[int | None],
                   decoder: MirroredDecoder) -> None:

@@ -64,6 +64,9 @@ class Http2(PassThrough):
                 max_streams_per_read=limits.http2_max_streams_per_read,
                 max_resets=limits.http2_max_early_resets)
         self.goaway_sent = False
+        # The streams' counts already added to the process's counters.
+        self.untracked = 0
+        self.pushed = 0
 
     # --- the two directions ------------------------------------------------------------------
 
@@ -79,6 +82,18 @@ class Http2(PassThrough):
                 stopped = streams.stop("client: internal error")
             if stopped is not None:
                 self._stopped(stopped)
+            if streams.untracked != self.untracked:
+                self._count_untracked(streams)
+
+    def _count_untracked(self, streams: Http2Streams) -> None:
+        assert self.recorder is not None
+        self.recorder.untracked.inc((), streams.untracked - self.untracked)
+        self.untracked = streams.untracked
+
+    def _count_pushed(self, streams: Http2Streams) -> None:
+        assert self.recorder is not None
+        self.recorder.pushed.inc((), streams.pushed - self.pushed)
+        self.pushed = streams.pushed
 
     def upstream_data(self, data: bytes) -> None:
         """The upstream's bytes, already written to the client."""
@@ -90,6 +105,8 @@ class Http2(PassThrough):
         except Exception:
             log.exception("HTTP/2 observation failed")
             stopped = streams.stop("server: internal error")
+        if streams.pushed != self.pushed:
+            self._count_pushed(streams)
         if stopped is not None:
             self._stopped(stopped)
         elif self.owner.shutting_down:
