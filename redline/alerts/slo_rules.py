@@ -76,10 +76,11 @@ def objectives(slo: SLO) -> list[tuple[str, float]]:
 @dataclass(frozen=True)
 class Source:
     """Requests that SLOs count alike: a request family and, for an SLO with one, a route
-    filter (each such SLO is a source of its own)."""
+    or method filter (each such SLO is a source of its own)."""
 
     protocol: str
     routes: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()  # gRPC's routes: `Service/Method` patterns
 
     @property
     def family(self) -> red_rules.Family:
@@ -87,17 +88,28 @@ class Source:
 
     @property
     def level(self) -> str:
-        """The RED records read: per service, or per route where the SLO filters routes."""
-        return self.family.detail if self.routes else "service"
+        """The RED records read: per service, or per route or method where the SLO filters
+        them."""
+        return self.family.detail if self.routes or self.methods else "service"
 
-    def matchers(self, services: list[str]) -> list[str]:
-        return [queries.one_of("service_name", services),
-                queries.regex("http_route", queries.route_regex(self.routes))
-                if self.routes else ""]
+    def selectors(self, record: str, services: list[str], *extra: str) -> str:
+        """`record` of the services and the filter's routes or methods, `or`-ed: a method
+        pattern matches two labels at once, so several are one selector each (a series that
+        two patterns match is one series for `or`)."""
+        own = [queries.one_of("service_name", services)]
+        if self.routes:
+            own.append(queries.regex("http_route", queries.route_regex(self.routes)))
+        own += extra
+        if not self.methods:
+            return queries.series(record, own)
+        return " or ".join(queries.series(record, own, *(
+            queries.regex(label, queries.route_regex((part,)))
+            for label, part in zip(("rpc_service", "rpc_method"), method.split("/"),
+                                   strict=True))) for method in self.methods)
 
 
 def _source(slo: SLO) -> Source:
-    return Source(slo.protocol, slo.routes)
+    return Source(slo.protocol, slo.routes, slo.methods)
 
 
 def base_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
@@ -119,26 +131,26 @@ def base_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
         if slo.latency is not None:
             latency[_source(slo), slo.latency.threshold].append(slo.service)
 
-    def summed(record: str, matchers: list[str]) -> str:
-        return queries.aggregate("sum", by, queries.series(record, matchers))
+    def summed(source: Source, record: str, services: list[str], *extra: str) -> str:
+        return queries.aggregate("sum", by, source.selectors(record, services, *extra))
 
     requests, errors = [], []
     for source, services in availability.items():
-        matchers, family = source.matchers(services), source.family
-        requests.append(summed(red_rules.requests_name(source.level, family), matchers))
+        family = source.family
+        requests.append(summed(source, red_rules.requests_name(source.level, family),
+                               services))
         # 0 for a service without a failed request: route records have no zeros of their
         # own. Only the labels of the requests just recorded are taken: in vmalert, where
         # the record is one evaluation old, so is the set of services, never a value.
         recorded = queries.series(REQUESTS, eq("slo", "availability"),
                                   queries.one_of("service_name", services))
-        errors.append(f"({summed(red_rules.errors_name(source.level, family), matchers)})\n"
-                      f"or ignoring (slo)\n{recorded} * 0")
+        failed = summed(source, red_rules.errors_name(source.level, family), services)
+        errors.append(f"({failed})\nor ignoring (slo)\n{recorded} * 0")
     slow, timed = [], []
     for (source, threshold), services in latency.items():
-        matchers, buckets = source.matchers(services), red_rules.buckets_name(
-            source.level, source.family)
-        everything = summed(buckets, [*matchers, eq("le", "+Inf")])
-        fast = summed(buckets, [*matchers, queries.le_matcher(threshold)])
+        buckets = red_rules.buckets_name(source.level, source.family)
+        everything = summed(source, buckets, services, eq("le", "+Inf"))
+        fast = summed(source, buckets, services, queries.le_matcher(threshold))
         timed.append(everything)
         slow.append(f"{everything}\n-\n{fast}")
     rules = []

@@ -11,6 +11,7 @@ slos:
       threshold: 0.25          # seconds; must be a histogram bucket boundary
       target: 99               # percent (not a ratio) of requests at or under the threshold
     routes: ["/api/*"]         # optional, http only; default all routes
+    methods: ["shop.Cart/*"]   # optional, grpc only: rpc_service/rpc_method; default all
     scaling: {...}             # optional; HPA/KEDA objects (redline/autoscale/model.py)
 ```
 """
@@ -56,6 +57,7 @@ class SLO:
     routes: tuple[str, ...]
     scaling: Scaling | None = None  # `redline autoscale`; the alerts ignore it
     protocol: str = "http"  # which request metrics: http_server_* or rpc_server_* (gRPC)
+    methods: tuple[str, ...] = ()  # gRPC's route filter: `Service/Method` patterns
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ def _objective(node: Node) -> float:
 
 
 def _slo(item: Node, buckets: Sequence[float]) -> SLO:
-    item.mapping({"service", "protocol", "availability", "latency", "routes", "scaling"})
+    item.mapping({"service", "protocol", "availability", "latency", "routes", "methods",
+                  "scaling"})
     service = item.child("service").string()
     if '"' in service or "\\" in service:
         raise item.child("service").error("a service name without quotes or backslashes")
@@ -138,11 +141,20 @@ def _slo(item: Node, buckets: Sequence[float]) -> SLO:
         raise protocol_node.error("http or grpc")
     routes = tuple(node.string() for node in item.child("routes").items())
     if routes and protocol != "http":
-        # gRPC calls have no http_route: an SLO of a gRPC service covers all its methods.
-        raise item.child("routes").error("no routes for a gRPC SLO (it covers every method)")
+        # gRPC calls have no http_route: their filter is `methods`.
+        raise item.child("routes").error("no routes for a gRPC SLO (filter it with methods)")
     for index, route in enumerate(routes):
         if not route.startswith("/"):
             raise item.child("routes").child(index).error("a route pattern starting with '/'")
+    methods = tuple(node.string() for node in item.child("methods").items())
+    if methods and protocol != "grpc":
+        raise item.child("methods").error("no methods for an HTTP SLO (filter it with routes)")
+    for index, method in enumerate(methods):
+        # rpc_service and rpc_method, as a gRPC path names them: /shop.Cart/Add
+        service_part, _, method_part = method.partition("/")
+        if not service_part or not method_part or "/" in method_part:
+            raise item.child("methods").child(index).error(
+                "a method pattern such as shop.Cart/Add or shop.Cart/*")
     scaling_node = item.child("scaling")
     scaling = None if scaling_node.value is None else build_scaling(scaling_node)
-    return SLO(service, availability, latency, routes, scaling, protocol)
+    return SLO(service, availability, latency, routes, scaling, protocol, methods)

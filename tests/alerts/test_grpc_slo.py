@@ -122,12 +122,39 @@ def test_a_grpc_slo_without_calls_is_reported_absent(rule_dir: Path) -> None:
     }])
 
 
+def test_a_method_filter_counts_its_methods_once(tmp_path: Path) -> None:
+    """As a route filter for HTTP: an SLO on `shop.Payments/Charge` (twice, by name and by a
+    pattern) counts Charge's calls once (1/32 failed) and none of Refund's (all failed)."""
+    spec = {"slos": [{"service": "payments", "protocol": "grpc", "availability": 99.9,
+                      "methods": ["shop.Payments/Charge", "shop.Payments/Ch*"]}]}
+    for stem, groups in build_groups(build_spec(Node("slo.yaml", "", spec)),
+                                     RuleOptions()).items():
+        (tmp_path / f"{stem}.rules.yaml").write_text(prometheus_file(groups))
+    refund = CALL.replace('rpc_method="Charge"', 'rpc_method="Refund"')
+    failed_refunds = gauge("rpc_server_duration_seconds_count",
+                           f'{refund},rpc_grpc_status_code="13",error_type="INTERNAL"',
+                           f"0+60x{MINUTES}")
+    labels = '{service_name="payments",slo="availability"}'
+    promtool_test(tmp_path, [{
+        "interval": "1m", "input_series": [*calls({OK: 62, INTERNAL: 2}), failed_refunds],
+        "promql_expr_test": [
+            {"expr": f"round(32 * slo:sli_error:ratio_rate5m{labels})", "eval_time": "30m",
+             "exp_samples": [{"labels": labels, "value": 1}]},
+            {"expr": f"round(60 * slo:sli_requests:rate5m{labels})", "eval_time": "30m",
+             "exp_samples": [{"labels": labels, "value": 64}]}],
+    }])
+
+
 @pytest.mark.parametrize(("slo", "message"), [
     ({"service": "a", "protocol": "thrift", "availability": 99},
      r"slo\.yaml: slos\[0\]\.protocol: expected http or grpc, got 'thrift'"),
     ({"service": "a", "protocol": "grpc", "availability": 99, "routes": ["/a"]},
-     r"slo\.yaml: slos\[0\]\.routes: expected no routes for a gRPC SLO \(it covers every "
-     r"method\), got \['/a'\]"),
+     r"slo\.yaml: slos\[0\]\.routes: expected no routes for a gRPC SLO \(filter it with "
+     r"methods\), got \['/a'\]"),
+    ({"service": "a", "availability": 99, "methods": ["shop.Cart/*"]},
+     r"slos\[0\]\.methods: expected no methods for an HTTP SLO \(filter it with routes\)"),
+    ({"service": "a", "protocol": "grpc", "availability": 99, "methods": ["/shop.Cart/Add"]},
+     r"slos\[0\]\.methods\[0\]: expected a method pattern such as shop\.Cart/Add"),
 ])
 def test_bad_protocols_are_refused_by_name(slo: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
