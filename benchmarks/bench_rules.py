@@ -344,6 +344,7 @@ def prometheus(services: int, work: Path, files: dict[str, list[Path]], now: flo
                 rounds[label].append(prometheus_groups(url, run.timeout))
                 result.setdefault("history_vs_live", {})[label] = history_vs_live(
                     url, services)
+                result.setdefault("prometheus_rule_times", {})[label] = rule_times(url)
                 if run.queries and index == 0 and label == next(iter(files)):
                     result["prometheus_queries"] = {k: time_query(url, e)
                                                     for k, e in dashboard_queries().items()}
@@ -375,6 +376,16 @@ def history_vs_live(url: str, services: int) -> float | None:
             diff = abs(value - expected[key]) / max(expected[key], 1e-9)
             worst = diff if worst is None else max(worst, diff)
     return worst
+
+
+def rule_times(url: str) -> dict[str, list[tuple[str, float]]]:
+    """Where each recording group's time goes: its rules' last evaluation seconds, in order
+    (`/api/v1/rules`), for the groups that read many series."""
+    body = get_json(f"{url}/api/v1/rules", timeout=300)
+    return {g["name"]: [(r["name"], round(r["evaluationTime"], 4)) for r in g["rules"]]
+            for g in body["data"]["groups"]
+            if g["name"] in ("redline-slo-recording", "redline-slo-budget",
+                             "redline-red-recording")}
 
 
 def start_prometheus(work: Path, data: Path, rule_files: list[Path]
