@@ -179,23 +179,26 @@ def record_values(services: int) -> list[tuple[str, float]]:
     return values
 
 
-def history(services: int, now: float, milliseconds: bool) -> Iterator[list[str]]:
-    """The records' samples over the 3 days before the run, one list of lines per 2 h block
-    (promtool reads its whole input once per block it writes: one input per block). Each
-    value varies by +-5%, as measured rates do, so that chunks compress as real ones."""
+def history(services: int, now: float, milliseconds: bool, step: int = HISTORY_STEP,
+            rename: tuple[str, str] = ("", "")) -> Iterator[list[str]]:
+    """The records' samples over the 3 days before the run, one every `step` seconds, one
+    list of lines per 2 h block (promtool reads its whole input once per block it writes: one
+    input per block). Each value varies by +-5%, as measured rates do, so that chunks
+    compress as real ones. `rename`: (old, new) in the records' names."""
     values, rng = record_values(services), random.Random(21)
-    end = int(now) - int(now) % HISTORY_STEP
+    end = int(now) - int(now) % step
     start = end - 3 * 86400
     for block in range(start - start % BLOCK, end, BLOCK):
-        stamps = range(max(start, block), min(end, block + BLOCK), HISTORY_STEP)
-        yield [f"{selector} {value * (0.95 + 0.1 * rng.random()):.6g} "
+        stamps = range(max(start, block), min(end, block + BLOCK), step)
+        yield [f"{selector.replace(*rename)} {value * (0.95 + 0.1 * rng.random()):.6g} "
                f"{t * 1000 if milliseconds else t}\n"
                for selector, value in values for t in stamps]
 
 
-def backfill_history(services: int, now: float, data: Path, work: Path) -> None:
+def backfill_history(services: int, now: float, data: Path, work: Path,
+                     step: int = HISTORY_STEP, rename: tuple[str, str] = ("", "")) -> None:
     text = work / "history.om"
-    for lines in history(services, now, milliseconds=False):
+    for lines in history(services, now, False, step, rename):
         text.write_text("".join(lines) + "# EOF\n")
         subprocess.run([shutil.which("promtool") or "promtool", "tsdb", "create-blocks-from",
                         "openmetrics", "-q", str(text), str(data)], check=True,
