@@ -165,6 +165,15 @@ class Http2Streams:
             return self.stop(f"{side}: {exc}")
         return None
 
+    def upgraded(self, stream: Stream) -> None:
+        """An h2c upgrade (RFC 7540 section 3.2; RFC 9113 deprecates it, curl and nghttp2
+        still send it): the HTTP/1.1 request that asked for it is stream 1, half closed by
+        the client (its body went as HTTP/1); its response comes as stream 1's frames after
+        the server's SETTINGS. The caller's sink knows the stream: no request_started."""
+        self.streams[stream.stream_id] = stream
+        self.last_client_stream = stream.stream_id
+        self.opened += 1
+
     def connection_lost(self, now: float, error: str) -> None:
         """The connection ended: streams still open end with `error`."""
         streams, self.streams = self.streams, {}

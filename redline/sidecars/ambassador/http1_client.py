@@ -62,6 +62,8 @@ class ClientSide(Upgrading):
             return
         if self.raw:
             self._to_upstream(data)
+            if self.h2c is not None:  # an upgraded h2c connection, observed
+                self.h2c.client_bytes(data)
             return
         if self.held:
             data = self.held + data
@@ -85,6 +87,8 @@ class ClientSide(Upgrading):
         if exc is not None:
             self.meter.fail(CONNECTION_RESET)
         self.meter.close(now)
+        if self.h2c is not None:  # its open streams end with the side that ended first
+            self.h2c.ended(CONNECTION_RESET if self.upstream is None else CLIENT_CLOSED)
         while self.pending:
             exchange = self.pending.popleft()
             self.observer.finish(exchange, exchange.status, CLIENT_CLOSED, now)

@@ -5,6 +5,11 @@ Bytes the client sends after an upgrade request are not forwarded until the app 
 declines, they are the HTTP requests they look like (framed and recorded as such); if it
 answers 101 (or 2xx to a CONNECT), they belong to the new protocol and go to `Upgraded` with
 the connection.
+
+An h2c upgrade (`Upgrade: h2c`) granted with the default `Upgraded` is a tunnel too, watched
+by an HTTP/2 observer (http2.H2cUpgrade, `h2c`) where the port observes HTTP/2: the tunnel's
+bytes on both sides are shown to it, and the upgrade request is recorded as stream 1 when its
+HTTP/2 response ends instead of at the 101.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ import abc
 from typing import Protocol
 
 from redline.exporters.tcp import ConnectionMeter
+from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.handler import ConnectionOwner
 from redline.sidecars.ambassador.http1_requests import RequestFraming
+from redline.sidecars.ambassador.http2 import H2cUpgrade
+from redline.sidecars.ambassador.observe import InboundObserver, OutboundObserver
 
 
 class Upgraded(Protocol):
@@ -39,6 +47,7 @@ class Upgrading(RequestFraming):
         super().__init__(owner, meter)
         self.upgraded: Upgraded = upgraded if upgraded is not None else tunnel
         self.tunnel = False  # upgrade granted: both directions are raw for good
+        self.h2c: H2cUpgrade | None = None  # the observer of a granted h2c upgrade
 
     @abc.abstractmethod
     def response_complete(self, now: float) -> bool:
@@ -58,8 +67,32 @@ class Upgrading(RequestFraming):
         self.awaiting_upgrade = self.upgrade_after_body = False
         self.tunnel = True  # not HTTP any more: never idle as a keep-alive connection is
         held, self.backlog = self.backlog, b""
-        if self.response_complete(now):
-            self.upgraded(self, self.upgrade_to or b"", held)
+        protocol = self.upgrade_to or b""
+        exchange = self.pending[0]  # the upgrade's, answered
+        recorder = self._h2c_recorder(protocol)
+        if recorder is not None:
+            H2cUpgrade.hold(exchange)  # stream 1 is recorded when its response ends
+        if not self.response_complete(now):
+            if recorder is not None:  # no tunnel after all: the 101 is its record
+                exchange.recorded = False
+                self.observer.finish(exchange, exchange.status, None, now)
+            return
+        if recorder is None:
+            self.upgraded(self, protocol, held)
+            return
+        self.h2c = H2cUpgrade(self.owner, recorder, exchange, self.observer.finish, now)
+        self.start_tunnel(held)
+        if held:
+            self.h2c.client_bytes(held)
+
+    def _h2c_recorder(self, protocol: bytes) -> StreamRecorder | None:
+        """Where an upgrade to `protocol` is recorded as HTTP/2: an h2c upgrade with the
+        default `Upgraded` on a port whose observer records HTTP/2; None: a plain tunnel."""
+        if self.upgraded is not tunnel or protocol.strip().lower() != b"h2c":
+            return None
+        observer = self.observer
+        return (observer.http2 if isinstance(observer, InboundObserver | OutboundObserver)
+                else None)
 
     def upgrade_declined(self, now: float) -> None:
         """The app answered the upgrade request without switching: HTTP goes on, and what the

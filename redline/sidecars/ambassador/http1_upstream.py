@@ -14,7 +14,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from time import monotonic
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from redline.exporters.red import INVALID_RESPONSE
 from redline.sidecars.ambassador.handler import ConnectionOwner
@@ -26,6 +26,9 @@ from redline.sidecars.ambassador.http1 import (
     response_body,
 )
 from redline.sidecars.ambassador.observe import Exchange
+
+if TYPE_CHECKING:
+    from redline.sidecars.ambassador.http2 import H2cUpgrade
 
 log = logging.getLogger("redline.ambassador")
 
@@ -43,6 +46,11 @@ class Downstream(Protocol):
         ...
 
     def upgrade_granted(self, now: float) -> None: ...
+
+    @property
+    def h2c(self) -> H2cUpgrade | None:
+        """The observer of an upgraded h2c connection, which sees the tunnel's bytes."""
+        ...
 
     def upgrade_declined(self, now: float) -> None: ...
 
@@ -119,6 +127,8 @@ class UpstreamSide(asyncio.Protocol):
         self.bytes_in += len(data)
         client.write(data)
         if self.tunnel:
+            if client.h2c is not None:
+                client.h2c.server_bytes(data)
             return
         if self.held:
             data = self.held + data
@@ -165,6 +175,8 @@ class UpstreamSide(asyncio.Protocol):
                 exchange.status = status  # duration of an upgrade ends at the 101
                 self.tunnel = self.answered = True
                 client.upgrade_granted(now)
+                if client.h2c is not None and pos < end:
+                    client.h2c.server_bytes(data[pos:])  # the app's first HTTP/2 bytes
                 return  # everything after the 101 is the tunnel's
             if status < 200:
                 continue  # interim (100 Continue, 103 Early Hints); the final one follows

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from time import monotonic
 from typing import cast
 
@@ -33,12 +34,15 @@ from redline.sidecars.ambassador.connector import H2_ALPN
 from redline.sidecars.ambassador.detect import HTTP2
 from redline.sidecars.ambassador.h2frames import goaway
 from redline.sidecars.ambassador.h2record import StreamRecorder
-from redline.sidecars.ambassador.h2streams import Http2Streams
+from redline.sidecars.ambassador.h2streams import Http2Streams, Stream
 from redline.sidecars.ambassador.handler import ConnectionOwner
-from redline.sidecars.ambassador.observe import InboundObserver, OutboundObserver
+from redline.sidecars.ambassador.observe import Exchange, InboundObserver, OutboundObserver
 from redline.sidecars.ambassador.passthrough import PassThrough, _Upstream
 
 log = logging.getLogger("redline.ambassador")
+
+# How an HTTP/1 exchange is recorded (observe.Observer.finish).
+Finish = Callable[[Exchange, int | None, str | None, float], None]
 
 
 class Http2(PassThrough):
@@ -218,3 +222,103 @@ class _Http2Upstream(_Upstream):
         self.meter.sent += len(data)
         self.client_write(data)
         self.http2.upstream_data(data)
+
+
+class H2cUpgrade:
+    """The observer of an HTTP/1.1 connection the app upgraded to h2c (`Upgrade: h2c`, a
+    101): the HTTP/1 handler (http1_upgrade.py) goes on relaying both directions raw, as any
+    tunnel, and shows each side's bytes to this, which reads them as HTTP/2 (the client's
+    start with the preface, the app's with its SETTINGS right after the 101).
+
+    The upgrade request is stream 1: its HTTP/1 exchange (method, route, start, span) is
+    recorded when stream 1's response ends, with that response's status, by the HTTP/1
+    observer as any exchange (`finish`); the other streams are recorded by the process's
+    StreamRecorder as on an h2c port. If observation stops before stream 1 ended, the
+    exchange is recorded as it would be without observation: its 101, at the 101's time."""
+
+    def __init__(self, owner: ConnectionOwner, recorder: StreamRecorder, exchange: Exchange,
+                 finish: Finish, answered: float) -> None:
+        self.owner = owner
+        self.recorder = recorder
+        self.exchange = exchange
+        self.finish = finish
+        self.answered = answered  # when the 101 arrived
+        self.recorded = False  # stream 1, the exchange
+        limits = owner.limits
+        self.streams = Http2Streams(
+            self, max_block=limits.max_header_bytes, max_streams=limits.http2_max_streams,
+            max_table_size=limits.http2_max_table_size,
+            max_streams_per_read=limits.http2_max_streams_per_read,
+            max_resets=limits.http2_max_early_resets)
+        self.upgrade = Stream(1, exchange.start)
+        self.upgrade.method = exchange.method
+        self.streams.upgraded(self.upgrade)
+
+    # --- the bytes, as the tunnel relays them --------------------------------------------
+
+    def client_bytes(self, data: bytes) -> None:
+        self._observe(self.streams.client_bytes, data, "client")
+
+    def server_bytes(self, data: bytes) -> None:
+        self._observe(self.streams.server_bytes, data, "server")
+
+    def ended(self, error: str) -> None:
+        """The tunnel ended: streams still open end with `error`."""
+        streams = self.streams
+        if streams.stopped is None:
+            try:
+                streams.connection_lost(monotonic(), error)
+            except Exception:  # the HTTP/1 handler's own ending must still run
+                log.exception("HTTP/2 observation failed")
+                streams.stop("client: internal error")
+
+    def _observe(self, feed: Callable[[bytes, float], str | None], data: bytes,
+                 side: str) -> None:
+        streams = self.streams
+        try:
+            stopped = feed(data, monotonic())
+        except Exception:  # a bug of ours must not cost the app its traffic
+            log.exception("HTTP/2 observation failed")
+            stopped = streams.stop(f"{side}: internal error")
+        if stopped is not None:
+            self.recorder.observation_stopped(stopped, streams.limit)
+            if streams.limit is not None:
+                self.owner.count_limit(streams.limit)
+            log.info("upgraded h2c connection no longer observed; its bytes still flow",
+                     extra={"reason": stopped})
+
+    # --- StreamEvents: stream 1 is the HTTP/1 exchange's, the others the recorder's -------
+
+    def request_started(self, stream: Stream, now: float) -> None:
+        self.recorder.request_started(stream, now)
+
+    def response_started(self, stream: Stream, now: float) -> None:
+        if stream is not self.upgrade:
+            self.recorder.response_started(stream, now)
+        elif self.exchange.streaming:  # a `streaming` route: timed to its response head
+            self._record(stream.status, None, now)
+
+    def stream_ended(self, stream: Stream, now: float, error: str | None) -> None:
+        if stream is self.upgrade:
+            self._record(stream.status, error, now)
+        else:
+            self.recorder.stream_ended(stream, now, error)
+
+    def stream_abandoned(self, stream: Stream) -> None:
+        if stream is self.upgrade:
+            self._record(self.exchange.status, None, self.answered)
+        else:
+            self.recorder.stream_abandoned(stream)
+
+    def _record(self, status: int | None, error: str | None, now: float) -> None:
+        if self.recorded:
+            return
+        self.recorded = True
+        self.exchange.recorded = False  # held back from the HTTP/1 handler's finish (hold())
+        self.finish(self.exchange, status, error, now)
+
+    @staticmethod
+    def hold(exchange: Exchange) -> None:
+        """Keep the HTTP/1 handler from recording `exchange` at its 101 (its finish() skips
+        an exchange already recorded): stream 1's end will."""
+        exchange.recorded = True

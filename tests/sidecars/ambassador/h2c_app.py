@@ -7,6 +7,9 @@ thread per connection, requests answered in turn, flow control kept exactly (it 
 - `POST /echo`: the request body;
 - `GET /status/NNN`: an empty response with that status;
 - anything else: 404.
+
+A connection may also start in HTTP/1.1 with `Upgrade: h2c` (RFC 7540 section 3.2, as
+`curl --http2` sends it): the app answers 101, its SETTINGS, and the request as stream 1.
 """
 
 from __future__ import annotations
@@ -51,10 +54,34 @@ class _Connection:
         return header[3], header[4], stream_id, self.read_exact(length)
 
     def serve(self) -> None:
-        assert self.read_exact(len(h2frames.PREFACE)) == h2frames.PREFACE
+        upgraded = None
+        first = self.read_exact(3)
+        data, self.buffer = first + self.buffer, b""
+        if first != h2frames.PREFACE[:3]:  # HTTP/1.1: an h2c upgrade
+            while b"\r\n\r\n" not in data:
+                chunk = self.sock.recv(1 << 16)
+                if not chunk:
+                    raise ConnectionError("closed")
+                data += chunk
+            head, data = data.split(b"\r\n\r\n", 1)
+            upgraded = self.upgrade(head)
+        self.buffer = data
         self.sock.sendall(settings())
+        assert self.read_exact(len(h2frames.PREFACE)) == h2frames.PREFACE
+        if upgraded is not None:
+            self.requests[1] = (upgraded, bytearray())
+            self.stream_windows[1] = self.initial_window
+            self.answer(1)
         while True:
             self.handle(*self.next_frame())
+
+    def upgrade(self, head: bytes) -> list[tuple[bytes, bytes]]:
+        """The HTTP/1.1 request (without a body, as curl sends it) that asks for h2c: 101."""
+        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ")
+        assert b"upgrade: h2c" in head.lower(), head
+        self.sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                          b"Upgrade: h2c\r\n\r\n")
+        return [(b":method", method), (b":path", target)]
 
     def handle(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
         """One frame from the client; a request that ended is answered at once."""
