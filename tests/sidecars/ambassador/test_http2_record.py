@@ -6,9 +6,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from redline.exporters.exposition import new_registry
-from redline.exporters.red import ServerRecorder
+from redline.exporters.red import ClientRecorder, ServerRecorder
 from redline.exporters.routes import RoutePattern, RouteTemplater
-from redline.exporters.rpc import RpcServerRecorder
+from redline.exporters.rpc import RpcClientRecorder, RpcServerRecorder
 from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.h2streams import Stream
 
@@ -110,3 +110,44 @@ def test_observation_stopped_is_counted_by_the_side_that_broke_it() -> None:
                  {"reason": "server_framing"}) == 1
     assert value("redline_ambassador_http2_unobserved_connections_total",
                  {"reason": "client_framing"}) == 2
+
+
+def test_a_client_past_a_bound_is_counted_as_client_limit() -> None:
+    streams, registry = recorder()
+    streams.observation_stopped("client: 100 of 100 streams reset", "http2_rapid_reset")
+    assert registry.get_sample_value("redline_ambassador_http2_unobserved_connections_total",
+                                     {"reason": "client_limit"}) == 1
+
+
+def outbound() -> tuple[StreamRecorder, CollectorRegistry]:
+    client = ClientRecorder("shop")
+    rpc = RpcClientRecorder("shop", "inventory", 8443)
+    streams = StreamRecorder.outbound(client, rpc, "inventory", 8443)
+    return streams, new_registry("test", client.collector(), rpc.collector(),
+                                 streams.collector())
+
+
+def test_outbound_calls_are_client_metrics_of_the_dependency() -> None:
+    streams, registry = outbound()
+    call = stream(b"/shop.Stock/Get", b"POST", b"application/grpc")
+    page = stream(b"/items/7", stream_id=3)
+    gone = stream(b"/items/8", stream_id=5)
+    for one in (call, page, gone):
+        streams.request_started(one, 10.0)
+    assert registry.get_sample_value("http_client_active_requests", {
+        "service_name": "shop", "server_address": "inventory", "server_port": "8443"}) == 2
+    call.status, call.grpc_status = 200, b"14"
+    streams.stream_ended(call, 10.5, None)
+    page.status = 404
+    streams.stream_ended(page, 11.0, None)
+    streams.stream_abandoned(gone)
+    value = registry.get_sample_value
+    assert value("rpc_client_duration_seconds_count", {
+        "service_name": "shop", "rpc_system": "grpc", "rpc_service": "shop.Stock",
+        "rpc_method": "Get", "rpc_grpc_status_code": "14", "error_type": "UNAVAILABLE",
+        "server_address": "inventory", "server_port": "8443"}) == 1
+    assert value("http_client_request_duration_seconds_count", {
+        "service_name": "shop", "http_request_method": "GET", "http_response_status_code": "404",
+        "server_address": "inventory", "server_port": "8443", "error_type": ""}) == 1
+    assert value("http_client_active_requests", {
+        "service_name": "shop", "server_address": "inventory", "server_port": "8443"}) == 0
