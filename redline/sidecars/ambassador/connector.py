@@ -26,6 +26,10 @@ from redline.sidecars.ambassador.handler import ConnectFailed
 log = logging.getLogger("redline.ambassador")
 
 
+# How long closing a TLS connection waits for the dependency's close_notify: grpcio's server
+# never sent one, so each outbound h2 connection the app closed held its upstream connection
+# for the loop's default 30 s.
+TLS_SHUTDOWN_TIMEOUT = 5.0
 HTTP1_ALPN = ("http/1.1",)
 H2_ALPN = ("h2",)
 
@@ -48,14 +52,15 @@ class Connector:
     async def connect(self, protocol: asyncio.Protocol, failed: ConnectFailed) -> None:
         loop = asyncio.get_running_loop()
         target = self.target
-        context = (self.context(getattr(protocol, "alpn", HTTP1_ALPN)) if target.tls
-                   else None)
         try:
-            await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: protocol, target.host, target.port, ssl=context,
-                    server_hostname=target.host if context else None),
-                self.timeout)
+            if target.tls:
+                connecting = loop.create_connection(
+                    lambda: protocol, target.host, target.port,
+                    ssl=self.context(getattr(protocol, "alpn", HTTP1_ALPN)),
+                    server_hostname=target.host, ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT)
+            else:
+                connecting = loop.create_connection(lambda: protocol, target.host, target.port)
+            await asyncio.wait_for(connecting, self.timeout)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             error, detail = connect_error(exc)
             log.warning("upstream connect failed", extra={"error": error, "detail": detail})

@@ -223,6 +223,20 @@ class _Http2Upstream(_Upstream):
         self.client_write(data)
         self.http2.upstream_data(data)
 
+    def write_eof(self) -> None:
+        transport = self.transport
+        if transport is None or transport.can_write_eof():
+            super().write_eof()
+            return
+        # TLS (outbound, https://) has no half close, so the client's EOF could not be passed
+        # on and the pair stayed open for good. HTTP/2 gives a half close no meaning (a client
+        # done with a connection closes it, or says GOAWAY first): the pair is closed, each
+        # side once what is buffered for it was written (the dependency's with TLS's
+        # close_notify, which may wait for its answer: the client's side does not wait for
+        # it); the streams that were open end as the client's doing.
+        self.http2._streams_lost(CLIENT_CLOSED)
+        self.http2.close()
+
 
 class H2cUpgrade:
     """The observer of an HTTP/1.1 connection the app upgraded to h2c (`Upgrade: h2c`, a

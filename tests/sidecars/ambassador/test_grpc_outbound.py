@@ -7,6 +7,7 @@ cannot be trusted (its certificate, or no h2 in ALPN) is a counted failed connec
 
 from __future__ import annotations
 
+import hashlib
 import os
 import ssl
 import time
@@ -180,3 +181,36 @@ def test_a_dependency_that_does_not_choose_h2_is_a_counted_connect_failure(
             assert proc.stop() == 0
         assert not server.seen  # the dependency never got a request
     assert not [entry for entry in proc.logs if "exc" in entry]
+
+
+def test_16_mib_each_way(app: GrpcApp, ambassador: AmbassadorProcess, client: Client) -> None:
+    message = os.urandom(16 * 1024 * 1024)
+    before = calls(ambassador, app, "Unary")
+    answer = client.unary(message, timeout=60)
+    assert hashlib.sha256(answer).digest() == hashlib.sha256(message).digest()
+    assert ambassador.wait_value(COUNT, before + 1, rpc_method="Unary",
+                                 rpc_grpc_status_code="0") == before + 1
+
+
+def test_1000_calls_on_one_connection(app: GrpcApp, ambassador: AmbassadorProcess) -> None:
+    connections = ambassador.tcp("connections", "http2")
+    before = calls(ambassador, app, "Unary")
+    with Client(ambassador.port) as channel:
+        answers = [channel.unary(b"%d" % i, timeout=10) for i in range(1000)]
+        assert ambassador.tcp("active_connections", "http2") == 1
+    assert answers == [b"%d" % i for i in range(1000)]
+    assert ambassador.wait_value(COUNT, before + 1000, rpc_method="Unary",
+                                 rpc_grpc_status_code="0") == before + 1000
+    assert ambassador.wait_value("tcp_server_connections_total", connections + 1,
+                                 network_protocol_name="http2") == connections + 1
+
+
+def test_100_concurrent_streams(app: GrpcApp, ambassador: AmbassadorProcess,
+                                client: Client) -> None:
+    before = calls(ambassador, app, "Sleep")
+    pending = [client.sleep.future(b"300", timeout=20) for _ in range(100)]
+    assert [call.result(timeout=30) for call in pending] == [b"300"] * 100
+    assert ambassador.wait_value(COUNT, before + 100, rpc_method="Sleep",
+                                 rpc_grpc_status_code="0") == before + 100
+    assert ambassador.value("redline_ambassador_http2_untracked_streams_total") == 0
+    assert ambassador.value("redline_ambassador_http2_unobserved_connections_total") == 0
