@@ -2,9 +2,12 @@
 10,000 series (2,000 routes x 5 methods), two scrape loops on its admin port, and proxied GETs
 timed on a keep-alive connection meanwhile (p50, p99), beside the same GETs without scrapes.
 
-    .venv/bin/python benchmarks/bench_scrape_stall.py [--code DIR] [--requests 300]
+    .venv/bin/python benchmarks/bench_scrape_stall.py [--code DIR] [--requests 300] [--openmetrics]
 
 --code runs the ambassador of another checkout (before/after); everything else is this one's.
+--openmetrics: the scrapes ask for OpenMetrics, as Prometheus does with exemplar storage on.
+The ambassador runs with REDLINE_MAX_SERIES=20000 so that the 10,000 series stay distinct
+(2,000 per family by default since #17; a checkout without the flag ignores the variable).
 """
 
 from __future__ import annotations
@@ -34,11 +37,15 @@ with UpstreamServer() as server:
 """
 SCRAPE_LOOP = """
 import sys, time, urllib.request
-url, seconds = sys.argv[1], float(sys.argv[2])
+url, seconds, accept = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 deadline = time.monotonic() + seconds
 while time.monotonic() < deadline:
-    urllib.request.urlopen(url, timeout=60).read()
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    urllib.request.urlopen(request, timeout=60).read()
+    print(flush=True)  # one line per scrape answered
 """
+OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+TEXT = "text/plain;version=0.0.4"
 
 
 def path(index: int) -> bytes:
@@ -74,6 +81,12 @@ def timed_gets(port: int, count: int) -> list[float]:
     return took
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat), load-independent."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(took: list[float]) -> dict[str, float]:
     ordered = sorted(took)
     return {"p50_ms": round(statistics.median(ordered) * 1000, 2),
@@ -85,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--code", default=".", help="checkout whose ambassador runs")
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--openmetrics", action="store_true", help="scrape as OpenMetrics")
     args = parser.parse_args()
     here = Path(__file__).resolve().parent.parent
     upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM], cwd=here, text=True,
@@ -99,7 +113,8 @@ def main() -> None:
             [sys.executable, "-m", "redline.cli", "ambassador", "--listen", f"127.0.0.1:{port}",
              "--upstream", f"127.0.0.1:{upstream_port}", "--admin", f"127.0.0.1:{admin}",
              "--protocol", "http1", "--drain-delay", "0", "--routes", str(routes)],
-            cwd=args.code, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": ""})
+            cwd=args.code, stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": "", "REDLINE_MAX_SERIES": "20000"})
         try:
             wait_port(port)
             wait_port(admin)
@@ -112,23 +127,31 @@ def main() -> None:
                           for line in body.splitlines()
                           if line.startswith("http_server_request_duration_seconds_bucket")})
             quiet = summary(timed_gets(port, args.requests))
-            loops = [subprocess.Popen([sys.executable, "-c", SCRAPE_LOOP, metrics, "600"])
+            accept = OPENMETRICS if args.openmetrics else TEXT
+            loops = [subprocess.Popen([sys.executable, "-c", SCRAPE_LOOP, metrics, "600", accept],
+                                      stdout=subprocess.PIPE)
                      for _ in range(2)]
             time.sleep(1)
             try:
+                cpu_before, started = cpu_seconds(ambassador.pid), time.monotonic()
                 scraped = summary(timed_gets(port, args.requests))
+                cpu = cpu_seconds(ambassador.pid) - cpu_before
+                scraped["ambassador_cpu_share"] = round(cpu / (time.monotonic() - started), 2)
             finally:
                 for loop in loops:
                     loop.kill()
                     loop.wait()
+            scrapes = sum(len(loop.stdout.read()) for loop in loops if loop.stdout)
         finally:
             ambassador.terminate()
             ambassador.wait(30)
             upstream.stdin.close()
             upstream.wait(10)
-    print(json.dumps({"code": args.code, "duration_series": series,
+    print(json.dumps({"code": args.code, "openmetrics": args.openmetrics,
+                      "load_average": os.getloadavg()[0],
+                      "duration_series": series,
                       "one_scrape_s": round(render_s, 2), "without_scrapes": quiet,
-                      "two_scrape_loops": scraped}))
+                      "two_scrape_loops": scraped, "scrapes_answered": scrapes}))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The admin endpoint every sidecar serves on its own port: /metrics, /healthz, /readyz.
 
 A small asyncio HTTP/1.1 server with keep-alive (Prometheus reuses its connections). It is not
-on the traffic path, so clarity wins over speed here; the metrics format follows the scraper's
-Accept header (OpenMetrics carries exemplars).
+on the traffic path, but it shares the event loop with it: /metrics renders a piece at a time,
+yielding to the loop between pieces, so a large registry never stalls proxied requests. The
+metrics format follows the scraper's Accept header (OpenMetrics carries exemplars).
 """
 
 from __future__ import annotations
@@ -16,16 +17,30 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
 
-from redline.exporters.exposition import render
+from redline.exporters.exposition import collectors_of, render, render_by_encoder
+from redline.exporters.sliced import pieces
+from redline.exporters.textformat import FallbackError
 from redline.sidecars.ambassador.http1 import ProtocolError, header_values, parse_request_head
 
 log = logging.getLogger("redline.admin")
 Readiness = Callable[[], Awaitable[tuple[bool, str]]]
+Body = list[bytes]  # a response body in pieces, written without joining them first
+Renderer = Callable[[CollectorRegistry, str], tuple[bytes, str]]
 READ_TIMEOUT = 30.0
-# A render that held the event loop longer than this moves every later one to a thread: the
-# loop also carries the sidecar's traffic (the ambassador's proxied requests), and a registry
-# of 10,050 series took 2.5 s to render, stalling every connection meanwhile.
-INLINE_RENDER_S = 0.01
+# /metrics renders on the event loop, which also carries the sidecar's traffic (the
+# ambassador's proxied requests): a render yields to the loop after this much work, so a
+# connection waits at most about this long per wake-up. A registry of 10,050 series took 2.5 s
+# to render in one go, stalling every connection meanwhile (in a thread too: the GIL).
+RENDER_SLICE_S = 0.0005
+# A body is written this much at a time, yielding to the loop between (what the socket does
+# not take waits in the transport until it drains): a 30 MB body written in one turn of the
+# loop held it for tens of milliseconds.
+WRITE_BATCH_BYTES = 64 * 1024
+# A body just rendered answers the scrapes that follow it for this many times its render
+# time: scrapers looping back to back cost one render per window, so /metrics keeps the loop
+# rendering a third of the time at most (it was all of it). Only a slow render makes a window
+# worth noticing (10,000 series: about a second); Prometheus scrapes every 10 s or more.
+REUSE_FACTOR = 2.0
 # While a render runs in a thread it shares the GIL with the loop, which waits up to the
 # interpreter's switch interval (5 ms) for it at every wake-up: a proxied request has several.
 # Shorter while rendering: the loop gets the GIL back within this.
@@ -37,14 +52,19 @@ class AdminServer:
                  render_in_thread: bool = False) -> None:
         self.registry = registry
         self.readiness = readiness
-        self.render_in_thread = render_in_thread  # from the first scrape on
+        # Collectors that fetch from the app (adapter --scrape, --json-url) must render in
+        # a thread: they block on the network, which no slicing interrupts.
+        self.render_in_thread = render_in_thread
         self.alive = True
         self._server: asyncio.Server | None = None
         self._idle: set[asyncio.StreamWriter] = set()  # connections waiting for a request
-        # Renders in threads under way, by Accept header: scrapes arriving meanwhile (an HA
-        # pair of Prometheus servers) share one instead of rendering again beside it.
-        self._renders: dict[str, asyncio.Future[tuple[bytes, str]]] = {}
+        # Renders under way, by Accept header: scrapes arriving meanwhile (an HA pair of
+        # Prometheus servers) share one instead of rendering again beside it.
+        self._renders: dict[str, asyncio.Future[tuple[Body, str]]] = {}
+        # Bodies rendered lately, by Accept header: until when they answer, what they are.
+        self._recent: dict[str, tuple[float, Body, str]] = {}
         self._switch_interval = sys.getswitchinterval()
+        self._threads = 0  # renders in threads under way
         self._closing = False
 
     async def start(self, host: str, port: int) -> int:
@@ -78,10 +98,11 @@ class AdminServer:
                 try:
                     head = parse_request_head(raw)
                 except ProtocolError as exc:
-                    await self._send(writer, 400, b"text/plain", f"{exc}\n".encode(), close=True)
+                    await self._send(writer, 400, b"text/plain", [f"{exc}\n".encode()],
+                                     close=True)
                     return
                 if head.content_length or head.chunked:
-                    await self._send(writer, 400, b"text/plain", b"no request bodies here\n",
+                    await self._send(writer, 400, b"text/plain", [b"no request bodies here\n"],
                                      close=True)
                     return
                 lowered = raw.lower()
@@ -90,8 +111,9 @@ class AdminServer:
                     head.method, head.target.split(b"?", 1)[0],
                     accept[0].decode("latin-1") if accept else "")
                 await self._send(writer, status, content_type,
-                                 b"" if head.method == b"HEAD" else body,
-                                 close=head.close or self._closing, length=len(body))
+                                 [] if head.method == b"HEAD" else body,
+                                 close=head.close or self._closing,
+                                 length=sum(map(len, body)))
                 if head.close:
                     return
         except asyncio.CancelledError:
@@ -102,59 +124,97 @@ class AdminServer:
             writer.close()
 
     async def _respond(self, method: bytes, path: bytes, accept: str
-                       ) -> tuple[int, bytes, bytes]:
+                       ) -> tuple[int, bytes, Body]:
         if method not in (b"GET", b"HEAD"):
-            return 405, b"text/plain", b"only GET and HEAD\n"
+            return 405, b"text/plain", [b"only GET and HEAD\n"]
         if path == b"/metrics":
-            # In a thread where collectors fetch from the app (adapter --scrape, --json-url),
-            # or once a render proved slow (a large registry): those must not stall the event
-            # loop. Small registries render inline: no thread hop, and no per-thread malloc
-            # arena in the sidecar's memory. (Instruments lock their children for scrapes
-            # from any thread.)
-            if self.render_in_thread:
-                body, content_type = await self._render_in_thread(accept)
-            else:
-                started = time.perf_counter()
-                body, content_type = render(self.registry, accept)
-                if time.perf_counter() - started > INLINE_RENDER_S:
-                    self.render_in_thread = True
-                    log.info("rendering /metrics in a thread from now on",
-                             extra={"render_seconds": round(time.perf_counter() - started, 3)})
+            recent = self._recent.get(accept)
+            if recent is not None and time.monotonic() < recent[0]:
+                return 200, recent[2].encode(), recent[1]
+            shared = self._renders.get(accept)
+            if shared is None:
+                shared = self._renders[accept] = asyncio.ensure_future(self._render(accept))
+            # A scraper that gives up must not cancel the render the others wait for.
+            body, content_type = await asyncio.shield(shared)
             return 200, content_type.encode(), body
         if path == b"/healthz":
-            return (200, b"text/plain", b"ok\n") if self.alive else (
-                503, b"text/plain", b"shutting down\n")
+            return (200, b"text/plain", [b"ok\n"]) if self.alive else (
+                503, b"text/plain", [b"shutting down\n"])
         if path == b"/readyz":
             ready, detail = await self.readiness()
-            return (200 if ready else 503), b"text/plain", f"{detail}\n".encode()
-        return 404, b"text/plain", b"not found; try /metrics, /healthz or /readyz\n"
+            return (200 if ready else 503), b"text/plain", [f"{detail}\n".encode()]
+        return 404, b"text/plain", [b"not found; try /metrics, /healthz or /readyz\n"]
 
-    async def _render_in_thread(self, accept: str) -> tuple[bytes, str]:
-        shared = self._renders.get(accept)
-        if shared is None:
-            shared = self._renders[accept] = asyncio.ensure_future(self._render(accept))
-        # A scraper that gives up must not cancel the render the others wait for.
-        return await asyncio.shield(shared)
-
-    async def _render(self, accept: str) -> tuple[bytes, str]:
-        if not self._renders.keys() - {accept}:  # the first render under way
-            sys.setswitchinterval(RENDER_SWITCH_INTERVAL_S)
+    async def _render(self, accept: str) -> tuple[Body, str]:
+        started = time.monotonic()
         try:
-            return await asyncio.to_thread(render, self.registry, accept)
+            if not self.render_in_thread:
+                try:
+                    rendered = await self._render_on_loop(accept)
+                except FallbackError:  # names or samples only prometheus_client writes alike
+                    rendered = await self._render_in_thread(render_by_encoder, accept)
+            else:
+                rendered = await self._render_in_thread(render, accept)
         finally:
             del self._renders[accept]
-            if not self._renders:
+        now = time.monotonic()
+        window = REUSE_FACTOR * (now - started)
+        self._recent[accept] = (now + window, *rendered)
+        # Not held past its window: a large body is megabytes of the sidecar's memory.
+        asyncio.get_running_loop().call_later(window, self._forget, accept, now + window)
+        return rendered
+
+    def _forget(self, accept: str, until: float) -> None:
+        recent = self._recent.get(accept)
+        if recent is not None and recent[0] == until:  # not replaced by a later render
+            del self._recent[accept]
+
+    async def _render_on_loop(self, accept: str) -> tuple[Body, str]:
+        """Render a piece at a time, yielding to the loop after RENDER_SLICE_S of work."""
+        parts, content_type = pieces(collectors_of(self.registry), accept)
+        body: Body = []
+        clock = time.perf_counter
+        deadline = clock() + RENDER_SLICE_S
+        for piece in parts:
+            body.append(piece)
+            if clock() >= deadline:
+                await asyncio.sleep(0)
+                deadline = clock() + RENDER_SLICE_S
+        return body, content_type
+
+    async def _render_in_thread(self, renderer: Renderer, accept: str) -> tuple[Body, str]:
+        self._threads += 1
+        if self._threads == 1:
+            sys.setswitchinterval(RENDER_SWITCH_INTERVAL_S)
+        try:
+            body, content_type = await asyncio.to_thread(renderer, self.registry, accept)
+            return [body], content_type
+        finally:
+            self._threads -= 1
+            if not self._threads:
                 sys.setswitchinterval(self._switch_interval)
 
     @staticmethod
-    async def _send(writer: asyncio.StreamWriter, status: int, content_type: bytes, body: bytes,
+    async def _send(writer: asyncio.StreamWriter, status: int, content_type: bytes, body: Body,
                     *, close: bool, length: int | None = None) -> None:
         reason = {200: b"OK", 400: b"Bad Request", 404: b"Not Found",
                   405: b"Method Not Allowed", 503: b"Service Unavailable"}[status]
+        size = sum(map(len, body)) if length is None else length
         writer.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n"
-            % (status, reason, content_type, len(body) if length is None else length,
-               b"connection: close\r\n" if close else b"")
-            + body
+            % (status, reason, content_type, size, b"connection: close\r\n" if close else b"")
         )
+        batch: Body = []
+        batched = 0
+        for piece in body:
+            batch.append(piece)
+            batched += len(piece)
+            if batched >= WRITE_BATCH_BYTES:
+                writer.writelines(batch)  # uvloop writes a list without joining it
+                await writer.drain()
+                # drain() returns at once while the socket takes the bytes: without this a
+                # 30 MB body went out in one turn of the loop, stalling it for tens of ms.
+                await asyncio.sleep(0)
+                batch, batched = [], 0
+        writer.writelines(batch)
         await writer.drain()

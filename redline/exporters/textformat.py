@@ -28,17 +28,18 @@ _TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",
           "summary": "summary", "unknown": "untyped", "untyped": "untyped"}
 
 
-class _FallbackError(Exception):
+class FallbackError(Exception):
     """Something only generate_latest renders the way it does."""
 
 
-def _value(value: str) -> str:
+def escape_value(value: str) -> str:
+    """A label value as both formats write it (backslash, newline and quote escaped)."""
     if '"' in value or "\\" in value or "\n" in value:
         return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
     return value
 
 
-class _LabelOrder:
+class LabelOrder:
     """Sorted label names per label-name tuple, checked once."""
 
     def __init__(self) -> None:
@@ -48,12 +49,12 @@ class _LabelOrder:
         order = self._orders.get(names)
         if order is None:
             if not all(_LABEL_NAME.fullmatch(n) for n in names):
-                raise _FallbackError
+                raise FallbackError
             order = self._orders[names] = tuple(sorted(names))
         return order
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
     """floatToGoString's result, without its checks in the common case (finite, small)."""
     if -1e15 < value < 1e15:  # false for NaN and the infinities; no exponent needed
         text = repr(float(value))
@@ -63,16 +64,16 @@ def _number(value: float) -> str:
     return _go_float(value)
 
 
-def _render(metrics: Iterable[Metric], order: _LabelOrder, valid: set[str]) -> str:
+def _render(metrics: Iterable[Metric], order: LabelOrder, valid: set[str]) -> str:
     out: list[str] = []
     append = out.append
     for metric in metrics:
         mtype = _TYPES.get(metric.type)
         if mtype is None:
-            raise _FallbackError
+            raise FallbackError
         if metric.name not in valid:
             if not _METRIC_NAME.fullmatch(metric.name):
-                raise _FallbackError
+                raise FallbackError
             valid.add(metric.name)
         mname = metric.name + "_total" if metric.type == "counter" else metric.name
         documentation = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
@@ -81,18 +82,18 @@ def _render(metrics: Iterable[Metric], order: _LabelOrder, valid: set[str]) -> s
         for sample in metric.samples:
             name = sample.name
             if sample.timestamp is not None or name in special:
-                raise _FallbackError
+                raise FallbackError
             if name not in valid:
                 if not _METRIC_NAME.fullmatch(name):
-                    raise _FallbackError
+                    raise FallbackError
                 valid.add(name)
             labels = sample.labels
             if labels:
                 keys = order(tuple(labels))
-                pairs = ",".join([f'{k}="{_value(labels[k])}"' for k in keys])
-                append(f"{name}{{{pairs}}} {_number(sample.value)}\n")
+                pairs = ",".join([f'{k}="{escape_value(labels[k])}"' for k in keys])
+                append(f"{name}{{{pairs}}} {number(sample.value)}\n")
             else:
-                append(f"{name} {_number(sample.value)}\n")
+                append(f"{name} {number(sample.value)}\n")
     return "".join(out)
 
 
@@ -100,11 +101,15 @@ class TextRenderer:
     """Renders a registry in the Prometheus text format; keeps its label-order cache."""
 
     def __init__(self) -> None:
-        self._order = _LabelOrder()
+        self._order = LabelOrder()
         self._valid: set[str] = set()  # names already checked; bounded by the names exported
 
     def __call__(self, registry: Collector) -> bytes:
         try:
             return _render(registry.collect(), self._order, self._valid).encode("utf-8")
-        except _FallbackError:
+        except FallbackError:
             return generate_latest(registry)
+
+    def family(self, metric: Metric) -> str:
+        """One family's text; raises FallbackError where generate_latest must render."""
+        return _render((metric,), self._order, self._valid)

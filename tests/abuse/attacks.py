@@ -5,6 +5,8 @@ ambassador and not the test's GIL; also runnable by hand to measure a change:
     .venv/bin/python -m tests.abuse.attacks held-heads PORT [--connections 1000] [--kib 60]
     .venv/bin/python -m tests.abuse.attacks random-paths PORT [--paths 3000]
     .venv/bin/python -m tests.abuse.attacks smuggling PORT [--rounds 20]
+    .venv/bin/python -m tests.abuse.attacks label-sets PORT [--methods 5]
+    .venv/bin/python -m tests.abuse.attacks scrapes URL [--loops 2] [--seconds 3] [--openmetrics]
 
 Each prints one JSON line of what it did and what it got back, and is bounded in time and in
 bytes sent.
@@ -18,7 +20,9 @@ import json
 import random
 import socket
 import string
+import threading
 import time
+import urllib.request
 
 TINY_CHUNK = b"1\r\nx\r\n"
 TINY_HEAD = b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -109,6 +113,53 @@ def random_paths(port: int, paths: int, seconds: float) -> dict[str, object]:
     return {"attack": "random-paths", "sent": paths, "answered_200": answered}
 
 
+LABEL_METHODS = (b"GET", b"POST", b"PUT", b"DELETE", b"PATCH")
+OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+
+
+def label_sets(port: int, methods: int, seconds: float) -> dict[str, object]:
+    """One request per (method, status) pair, statuses 200-599 answered by the app's
+    /status/N (one route): `methods` x 400 distinct label sets of the duration histogram,
+    pipelined 100 at a time as random_paths does; returns how many were answered."""
+    requests = [b"%s /status/%d HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
+                % (method, status)
+                for method in LABEL_METHODS[:methods] for status in range(200, 600)]
+    deadline = time.monotonic() + seconds
+    answered = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for start in range(0, len(requests), 100):
+            batch = requests[start:start + 100]
+            sock.sendall(b"".join(batch))
+            received = b""
+            while received.count(b"HTTP/1.1 ") < len(batch) and time.monotonic() < deadline:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                received += data
+            answered += received.count(b"HTTP/1.1 ")
+    return {"attack": "label-sets", "sent": len(requests), "answered": answered}
+
+
+def scrapes(url: str, loops: int, seconds: float, accept: str) -> dict[str, object]:
+    """`loops` scrapers GETting `url` back to back for `seconds`, each on its own
+    connection per scrape (as urllib does); returns the scrapes done and the largest body."""
+    deadline = time.monotonic() + seconds
+    done: list[int] = []
+
+    def scrape_loop() -> None:
+        while time.monotonic() < deadline:
+            request = urllib.request.Request(url, headers={"Accept": accept})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                done.append(len(response.read()))
+
+    threads = [threading.Thread(target=scrape_loop) for _ in range(loops)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"attack": "scrapes", "scrapes": len(done), "largest_body": max(done, default=0)}
+
+
 # Requests that parsers read differently (RFC 9112's warnings, request smuggling): each must
 # get a 400 from the ambassador, never reach the app as something else.
 _CHUNKED = b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -168,8 +219,22 @@ def main() -> None:
     smuggle.add_argument("port", type=int)
     smuggle.add_argument("--rounds", type=int, default=20)
     smuggle.add_argument("--seconds", type=float, default=30)
+    sets = sub.add_parser("label-sets")
+    sets.add_argument("port", type=int)
+    sets.add_argument("--methods", type=int, default=5, choices=range(1, 6))
+    sets.add_argument("--seconds", type=float, default=30)
+    scraping = sub.add_parser("scrapes")
+    scraping.add_argument("url")
+    scraping.add_argument("--loops", type=int, default=2)
+    scraping.add_argument("--seconds", type=float, default=3)
+    scraping.add_argument("--openmetrics", action="store_true")
     args = parser.parse_args()
-    if args.attack == "tiny-chunks":
+    if args.attack == "label-sets":
+        result = label_sets(args.port, args.methods, args.seconds)
+    elif args.attack == "scrapes":
+        result = scrapes(args.url, args.loops, args.seconds,
+                         OPENMETRICS if args.openmetrics else "text/plain;version=0.0.4")
+    elif args.attack == "tiny-chunks":
         result = tiny_chunks(args.port, args.mib, args.seconds)
     elif args.attack == "smuggling":
         result = smuggling(args.port, args.rounds, args.seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from redline.exporters.exposition import new_registry, render
+from redline.exporters.instruments import OTHER, SeriesCap
 from redline.exporters.tcp import PROTOCOLS, TcpRecorder
 from tests.conftest import promtool_check_metrics
 
@@ -47,4 +48,22 @@ def test_exposition_passes_promtool() -> None:
     recorder.opened("http").received(10)
     recorder.closed("http", 1.5, "timeout")
     body, _ = render(new_registry("test", recorder.collector()))
+    promtool_check_metrics(body)
+
+
+def test_connection_families_fold_past_the_series_cap() -> None:
+    """How connections end is a label the client partly chooses (resets, timeouts): past the
+    cap a family's new label sets fold, keeping the service and whether it failed."""
+    recorder = TcpRecorder("cache")
+    recorder.collector().cap_series(SeriesCap(2))
+    for error in ("", "connection_reset", "timeout", "tls_error"):
+        recorder.closed("opaque", 0.1, error)
+    registry = new_registry("test", recorder.collector())
+    connections = {tuple(sorted(s.labels.items())): s.value
+                   for family in registry.collect() for s in family.samples
+                   if s.name == "tcp_server_connections_total"}
+    folded = (("error_type", OTHER), ("network_protocol_name", OTHER), ("service_name", "cache"))
+    assert connections[folded] == 2 and len(connections) == 3
+    assert sum(connections.values()) == 4  # every connection still counted
+    body, _ = render(registry)
     promtool_check_metrics(body)

@@ -15,7 +15,8 @@ from redline.exporters import red
 from redline.exporters.exposition import new_registry
 from redline.exporters.node.collectors import COLLECTORS, NodeCollector, Roots
 from redline.exporters.routes import RouteTemplater
-from redline.exporters.textformat import TextRenderer, _number
+from redline.exporters.textformat import TextRenderer
+from redline.exporters.textformat import number as _number
 
 # prometheus_client's formatter has no annotations; typed here for the comparisons below.
 go_float: Callable[[float], str] = prometheus_utils.floatToGoString
