@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from itertools import chain
 from typing import NamedTuple
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -110,27 +111,29 @@ class FrameReader:
     def frames(self, data: bytes) -> Iterator[Frame]:
         """The frames `data` completes, in order, each read as it is asked for: a caller that
         stops observing (a bound reached mid-read) stops the parsing of the rest with it, and
-        must not feed this reader again."""
+        must not feed this reader again. (Not a generator itself: what comes before the
+        first whole frame is done at once, so a read costs one generator, not two.)"""
+        done: Frame | None = None  # a skipped DATA frame that ends in `data`
         if self._preface:
             data = self._read_preface(data)
         if self._skip:
             if len(data) <= self._skip:
                 self._skip -= len(data)
-                if not self._skip and self._skipped is not None:
-                    yield self._skip_done()
-                return
+                return iter(() if self._skip or self._skipped is None
+                            else (self._skip_done(),))
             data = data[self._skip:]
             self._skip = 0
             if self._skipped is not None:
-                yield self._skip_done()
+                done = self._skip_done()
         if self._pending:
             if len(self._pending) + len(data) < self._need:
                 self._pending += data  # amortised: a slow trickle is not quadratic
-                return
+                return iter(() if done is None else (done,))
             self._pending += data
             data = bytes(self._pending)
             self._pending.clear()
-        yield from self._parse(data)
+        parsed = self._parse(data)
+        return parsed if done is None else chain((done,), parsed)
 
     def _read_preface(self, data: bytes) -> bytes:
         expected = self._preface[:len(data)]
