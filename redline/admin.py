@@ -36,10 +36,13 @@ RENDER_SLICE_S = 0.0005
 # not take waits in the transport until it drains): a 30 MB body written in one turn of the
 # loop held it for tens of milliseconds.
 WRITE_BATCH_BYTES = 64 * 1024
-# A body just rendered answers the scrapes that follow it for this many times its render
-# time: scrapers looping back to back cost one render per window, so /metrics keeps the loop
-# rendering a third of the time at most (it was all of it). Only a slow render makes a window
-# worth noticing (10,000 series: about a second); Prometheus scrapes every 10 s or more.
+# A body whose render took REUSE_AFTER_S or more answers the scrapes that follow it for
+# REUSE_FACTOR times its render time: scrapers looping back to back cost one render per
+# window, so /metrics keeps the loop rendering a third of the time at most (it was all of it).
+# Only slow renders are reused (10,000 series: about a second): a small registry's scrape
+# stays fresh, as a scrape right after a change expects. Not with collectors that fetch from
+# the app: each scrape is a fetch there.
+REUSE_AFTER_S = 0.1
 REUSE_FACTOR = 2.0
 # While a render runs in a thread it shares the GIL with the loop, which waits up to the
 # interpreter's switch interval (5 ms) for it at every wake-up: a proxied request has several.
@@ -158,6 +161,8 @@ class AdminServer:
         finally:
             del self._renders[accept]
         now = time.monotonic()
+        if now - started < REUSE_AFTER_S or self.render_in_thread:
+            return rendered
         window = REUSE_FACTOR * (now - started)
         self._recent[accept] = (now + window, *rendered)
         # Not held past its window: a large body is megabytes of the sidecar's memory.

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from redline.admin import REUSE_FACTOR, AdminServer
+from redline.admin import REUSE_AFTER_S, REUSE_FACTOR, AdminServer
 from redline.exporters.exposition import new_registry
 from redline.exporters.instruments import SeriesCap
 from redline.exporters.red import ServerRecorder
@@ -128,34 +128,62 @@ def test_a_large_registry_renders_on_the_loop_without_holding_it() -> None:
     assert max(gaps) < 0.02, f"the loop was held {max(gaps):.3f} s of {whole:.3f} s"
 
 
-def test_scrapes_arriving_during_a_render_or_just_after_share_it() -> None:
-    """Two Prometheus servers (an HA pair) scraping at once render the registry once, and so
-    does a scrape right after (scrape loops back to back cost one render per window, twice
-    the render's time); a scrape after the window renders afresh. The switch interval
-    shortened for a render in a thread (so the loop gets the GIL back) is restored."""
-    calls: list[int] = []
+class CountingRegistry:
+    """A collector that takes `seconds` to read, and shows how many times it was read."""
 
-    class SlowRegistry:
-        def collect(self) -> Iterator[Metric]:
-            calls.append(1)
-            time.sleep(0.3)
-            yield GaugeMetricFamily("slow_value", "A value that takes long to read.",
-                                    value=len(calls))
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+
+    def collect(self) -> Iterator[Metric]:
+        self.calls += 1
+        time.sleep(self.seconds)
+        yield GaugeMetricFamily("read_count", "Times this collector was read.",
+                                value=self.calls)
+
+
+def test_scrapes_arriving_during_a_render_share_it() -> None:
+    """Two Prometheus servers (an HA pair) scraping at once render the registry once; with
+    collectors that fetch (rendered in a thread) a later scrape renders afresh, and the switch
+    interval shortened for the render (so the loop gets the GIL back) is restored."""
+    collector = CountingRegistry(0.3)
 
     async def scenario() -> list[bytes]:
-        admin = AdminServer(new_registry("test", SlowRegistry()), ready, render_in_thread=True)
+        admin = AdminServer(new_registry("test", collector), ready, render_in_thread=True)
         port = await admin.start("127.0.0.1", 0)
-        started = time.monotonic()
         answers = list(await asyncio.gather(scrape(port), scrape(port)))
-        took = time.monotonic() - started  # at least the render's time
-        answers.append(await scrape(port))  # within the window: the same body
-        await asyncio.sleep(REUSE_FACTOR * took + 0.2)  # past the window
-        answers.append(await scrape(port))  # a later scrape renders afresh
+        answers.append(await scrape(port))
         await admin.close()
         return answers
 
     interval = sys.getswitchinterval()
     answers = asyncio.run(scenario())
-    assert [b"slow_value 1.0" in answer for answer in answers] == [True, True, True, False]
-    assert b"slow_value 2.0" in answers[3]
-    assert len(calls) == 2 and sys.getswitchinterval() == interval
+    assert [b"read_count 1.0" in answer for answer in answers] == [True, True, False]
+    assert b"read_count 2.0" in answers[2]
+    assert collector.calls == 2 and sys.getswitchinterval() == interval
+
+
+def test_a_slow_render_answers_the_scrapes_right_after_it() -> None:
+    """Scrape loops back to back cost one render per window (REUSE_FACTOR times a render that
+    took REUSE_AFTER_S or more); a scrape after the window renders afresh, and a fast render
+    is never reused (a scrape right after a change sees it)."""
+    slow, fast = CountingRegistry(REUSE_AFTER_S + 0.05), CountingRegistry(0)
+
+    async def scenario(collector: CountingRegistry) -> list[bytes]:
+        admin = AdminServer(new_registry("test", collector), ready)
+        port = await admin.start("127.0.0.1", 0)
+        started = time.monotonic()
+        answers = [await scrape(port)]
+        took = time.monotonic() - started  # at least the render's time
+        answers.append(await scrape(port))  # within the window, if there is one
+        await asyncio.sleep(REUSE_FACTOR * took + 0.2)  # past any window
+        answers.append(await scrape(port))
+        await admin.close()
+        return answers
+
+    answers = asyncio.run(scenario(slow))
+    assert [b"read_count 1.0" in answer for answer in answers] == [True, True, False]
+    assert slow.calls == 2
+    answers = asyncio.run(scenario(fast))
+    assert [answer.count(b"read_count %d.0" % n) for n, answer in enumerate(answers, 1)] == \
+        [1, 1, 1]
