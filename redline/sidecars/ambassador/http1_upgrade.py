@@ -68,17 +68,16 @@ class Upgrading(RequestFraming):
         self.tunnel = True  # not HTTP any more: never idle as a keep-alive connection is
         held, self.backlog = self.backlog, b""
         protocol = self.upgrade_to or b""
-        exchange = self.pending[0]  # the upgrade's, answered
         recorder = self._h2c_recorder(protocol)
-        if recorder is not None:
-            H2cUpgrade.hold(exchange)  # stream 1 is recorded when its response ends
-        if not self.response_complete(now):
-            if recorder is not None:  # no tunnel after all: the 101 is its record
-                exchange.recorded = False
-                self.observer.finish(exchange, exchange.status, None, now)
-            return
         if recorder is None:
-            self.upgraded(self, protocol, held)
+            if self.response_complete(now):
+                self.upgraded(self, protocol, held)
+            return
+        exchange = self.pending[0]  # the upgrade's, answered 101
+        H2cUpgrade.hold(exchange)  # stream 1 is recorded when its response ends
+        if not self.response_complete(now):  # no tunnel after all: the 101 is its record
+            exchange.recorded = False
+            self.observer.finish(exchange, exchange.status, None, now)
             return
         self.h2c = H2cUpgrade(self.owner, recorder, exchange, self.observer.finish, now)
         self.start_tunnel(held)
