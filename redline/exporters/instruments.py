@@ -33,7 +33,7 @@ from prometheus_client.metrics_core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.samples import Exemplar
+from prometheus_client.samples import Exemplar, Sample
 
 if TYPE_CHECKING:
     from _typeshed import IdentityFunction
@@ -212,25 +212,30 @@ class Histogram:
             return [*self._children.values(), *self._folded.values()]
 
     def collect(self) -> Metric:
+        """The family with the samples HistogramMetricFamily.add_metric would make, built
+        without its per-bucket list and zip (those were most of a 10,000-series scrape)."""
         family = HistogramMetricFamily(
             self.name, self.documentation, labels=self.labelnames, unit=self.unit
         )
         names = [format_bound(b) for b in (*self.bounds, math.inf)]
+        bucket, count, total = family.name + "_bucket", family.name + "_count", family.name + "_sum"
+        samples = family.samples
+        append = samples.append
         for labels, child in self.series():
             counts = list(child.counts)
             if not any(counts):
                 continue  # created but never observed (e.g. a log series seen only untimed)
             exemplars = child.exemplars
+            base = dict(zip(self.labelnames, labels, strict=True))
             cumulative = 0
-            buckets: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
-            for index, count in enumerate(counts):
-                cumulative += count
+            for index, bucket_count in enumerate(counts):
+                cumulative += bucket_count
+                bucket_labels = base.copy()
+                bucket_labels["le"] = names[index]
                 exemplar = exemplars[index] if exemplars is not None else None
-                if exemplar is None:
-                    buckets.append((names[index], cumulative))
-                else:
-                    buckets.append((names[index], cumulative, exemplar))
-            family.add_metric(labels, buckets, child.total)
+                append(Sample(bucket, bucket_labels, cumulative, None, exemplar))
+            append(Sample(count, base, cumulative, None))
+            append(Sample(total, dict(base), child.total, None))
         return family
 
 
