@@ -42,10 +42,21 @@ class LimitError(ProtocolError):
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # Field values: visible characters, obs-text, spaces and tabs; no CR, LF, NUL or other controls.
-_FIELD = _TOKEN + rb":[^\x00-\x08\x0a-\x1f\x7f]*\r\n"
+_FIELD_VALUE = rb"[^\x00-\x08\x0a-\x1f\x7f]*\r\n"
+_FIELD = _TOKEN + rb":" + _FIELD_VALUE
+_REQUEST_LINE = rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/1\.([01])\r\n"
+# The head is validated and its Host lines counted in one pass: at most one Host (group 4, its
+# name) among fields that are not Host, so a second Host fails the match like a malformed line
+# (told apart afterwards, on the error path only, by _ANY_HOSTS_HEAD). The field repeats are
+# possessive (`*+`): lines end at CRLF and no value holds one, so giving a line back never
+# helps a match, and not keeping backtrack points is cheaper.
+_NOT_HOST_FIELD = rb"(?!(?i:host):)" + _FIELD
 _REQUEST_HEAD = re.compile(
-    rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/1\.([01])\r\n(?:" + _FIELD + rb")*\r\n"
+    _REQUEST_LINE + rb"(?:" + _NOT_HOST_FIELD + rb")*+"
+    rb"(?:((?i:host)):" + _FIELD_VALUE + rb"(?:" + _NOT_HOST_FIELD + rb")*+)?\r\n"
 )
+_ANY_HOSTS_HEAD = re.compile(_REQUEST_LINE + rb"(?:" + _FIELD + rb")*\r\n")
+_HOST_LINE = re.compile(rb"\r\nhost:", re.IGNORECASE)
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\r\n")
 _DIGITS = re.compile(rb"[0-9]+")
 # A trailer line is a header field line (RFC 9112 7.1.2); the CRLF is already cut off.
@@ -106,7 +117,7 @@ class RequestHead:
 # One scan finds every header the ambassador reads; values keep their original case.
 _REQUEST_FIELDS = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection|upgrade|user-agent|traceparent|"
-    rb"tracestate|host)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+    rb"tracestate)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 _RESPONSE_FIELDS = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection|content-type)[ \t]*:[ \t]*([^\r\n]*)",
     re.IGNORECASE)
@@ -120,8 +131,14 @@ def parse_request_head(head: bytes) -> RequestHead:
     """
     match = _REQUEST_HEAD.fullmatch(head)
     if match is None:
+        if _ANY_HOSTS_HEAD.fullmatch(head) is not None:
+            # RFC 9112 3.2: two let the app and the ambassador (outbound rewrites Host) read
+            # different authorities.
+            raise ProtocolError(f"{len(_HOST_LINE.findall(head))} Host headers")
         raise ProtocolError("malformed request head")
-    method, target, minor = match.group(1), match.group(2), match.group(3)
+    method, target, minor, host = match.groups()
+    if host is None and minor == b"1":
+        raise ProtocolError("no Host header")  # RFC 9112 3.2: exactly one in HTTP/1.1
     close = minor == b"0"
     upgrade = method == b"CONNECT"
     chunked = False
@@ -130,12 +147,9 @@ def parse_request_head(head: bytes) -> RequestHead:
     transfer: list[bytes] = []
     connection: list[bytes] = []
     user_agent = traceparent = tracestate = None
-    parents = hosts = 0
+    parents = 0
     for raw_name, raw_value in _REQUEST_FIELDS.findall(head):
         name = raw_name.lower()
-        if name == b"host":  # first: every request has one, and only its count matters
-            hosts += 1
-            continue
         value = raw_value.rstrip(b" \t")
         if name == b"content-length":
             lengths.append(value)
@@ -152,11 +166,7 @@ def parse_request_head(head: bytes) -> RequestHead:
             parents += 1
         else:
             tracestate = value if tracestate is None else tracestate + b"," + value
-    if hosts != 1 and (hosts or minor == b"1"):
-        # RFC 9112 3.2: exactly one in HTTP/1.1; two let the app and the ambassador (outbound
-        # rewrites Host) read different authorities.
-        raise ProtocolError("no Host header" if not hosts else f"{hosts} Host headers")
-    content_length = _content_length(lengths)
+    content_length = _content_length(lengths) if lengths else None
     if transfer:
         codings = _tokens(transfer)
         if content_length is not None:
@@ -168,7 +178,8 @@ def parse_request_head(head: bytes) -> RequestHead:
         options = _tokens(connection)
         close = b"close" in options or (close and b"keep-alive" not in options)
         upgrade = upgrade or (b"upgrade" in options and upgrade_to is not None)
-    return RequestHead(method, target, int(minor), content_length, chunked, upgrade, upgrade_to,
+    version = 1 if minor == b"1" else 0  # the request line matched HTTP/1.[01]
+    return RequestHead(method, target, version, content_length, chunked, upgrade, upgrade_to,
                        close, user_agent, traceparent if parents == 1 else None, tracestate)
 
 

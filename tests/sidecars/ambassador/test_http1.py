@@ -78,6 +78,29 @@ def test_malformed_request_heads_are_refused(head: bytes) -> None:
     assert info.value.status == 400
 
 
+@pytest.mark.parametrize(
+    ("head", "reason"),
+    [
+        (b"GET / HTTP/1.1\r\n\r\n", "no Host header"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\nhost: b\r\n\r\n", "2 Host headers"),
+        (b"GET / HTTP/1.0\r\nHOST: a\r\nHost: a\r\nhOsT: a\r\n\r\n", "3 Host headers"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost : b\r\n\r\n", "malformed request head"),
+    ],
+)
+def test_refused_heads_say_why(head: bytes, reason: str) -> None:
+    """Host lines are counted by the validating match; the error still names the cause."""
+    with pytest.raises(ProtocolError, match=f"^{reason}$"):
+        parse_request_head(head)
+
+
+def test_fields_that_only_start_like_host_are_not_host() -> None:
+    head = parse_request_head(b"GET / HTTP/1.1\r\nHostname: x\r\nHost: a\r\nX-Host: b\r\n"
+                              b"Host-Ish: c\r\nContent-Length: 2\r\n\r\n")
+    assert head.content_length == 2 and head.minor_version == 1
+    with pytest.raises(ProtocolError, match="no Host header"):
+        parse_request_head(b"GET / HTTP/1.1\r\nHostname: x\r\n\r\n")
+
+
 def test_same_content_length_twice_is_fine() -> None:
     head = parse_request_head(
         b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n")
