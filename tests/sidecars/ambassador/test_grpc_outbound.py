@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.conftest import promtool_check_metrics
 from tests.sidecars.ambassador.conftest import AmbassadorProcess
 from tests.sidecars.ambassador.grpc_app import SERVICE, Client, GrpcApp
 from tests.sidecars.ambassador.upstream import UpstreamServer
@@ -214,3 +215,14 @@ def test_100_concurrent_streams(app: GrpcApp, ambassador: AmbassadorProcess,
                                  rpc_grpc_status_code="0") == before + 100
     assert ambassador.value("redline_ambassador_http2_untracked_streams_total") == 0
     assert ambassador.value("redline_ambassador_http2_unobserved_connections_total") == 0
+
+
+def test_the_exposition_passes_promtool(ambassador: AmbassadorProcess, client: Client) -> None:
+    total = ambassador.value(COUNT)
+    client.unary(b"x", timeout=10)
+    with pytest.raises(grpc.RpcError):
+        client.unary(b"status:INTERNAL", timeout=10)
+    assert ambassador.wait_value(COUNT, total + 2) == total + 2
+    text = ambassador.metrics_text()
+    assert "rpc_client_duration_seconds_bucket{" in text
+    promtool_check_metrics(text.encode())
