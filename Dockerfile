@@ -4,7 +4,8 @@
 # Runs as a non-root user and needs no writable path: bytecode is compiled at build time.
 
 FROM python:3.11-slim-bookworm AS build
-# A C compiler for the ambassador's splice relay (hatch_build.py); this stage is discarded.
+# A C compiler for the ambassador's splice relay and the mypyc-compiled hot modules
+# (hatch_build.py; the python image has Python's headers); this stage is discarded.
 # libc6-dev follows Debian's security updates, so its version is not pinned.
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -12,11 +13,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md hatch_build.py ./
+COPY tools/compile.py ./tools/
 COPY redline ./redline
-# The image ships the compiled relay: the build fails rather than fall back to pure Python.
+# The image ships the compiled relay and every hot module compiled by mypyc (the hook runs
+# tools/compile.py): the build fails rather than fall back to pure Python.
 RUN python -m venv /opt/redline \
  && /opt/redline/bin/pip install --no-cache-dir /src \
  && /opt/redline/bin/python -c "import redline.sidecars.ambassador._splice" \
+ && /opt/redline/bin/python -W error -c "from redline import compiled as c; \
+assert c.compiled_modules() == c.MYPYC_MODULES, c.describe()" \
  && /opt/redline/bin/python -m compileall -q /opt/redline
 
 FROM python:3.11-slim-bookworm
