@@ -100,6 +100,8 @@ PYTEST := PATH="$(CURDIR)/$(TOOLS_DIR)/bin:$(CURDIR)/$(BIN):$$PATH" PYTHONDONTWR
 # the node ids xdist 3.8 rewrites for it.) Tests marked `timing` (tests/conftest.py) assert
 # latency bounds: they run afterwards, alone, and also when the parallel run failed (one report
 # of every failure); the target fails if any phase did.
+# The whole suite runs on the compiled build, which tests/compiled checks was built
+# (REDLINE_EXPECT_COMPILED: the build hook falls back to pure Python rather than fail).
 # Then the tests of the compiled modules' behaviour again on the pure build (REDLINE_PURE=1: the
 # fallback must behave the same): those of the exporters, the adapter's pipeline and the
 # ambassador's HTTP/1 path and handlers, which run every module of MYPYC_MODULES (not the whole
@@ -114,7 +116,8 @@ PURE_TESTS := $(addprefix tests/exporters/test_,instruments.py red.py routes.py 
                 error_types.py failures.py passthrough.py listener.py keepalive_race.py) \
               --deselect tests/exporters/test_routes.py::test_a_million_distinct_paths_stay_within_the_cap
 pytest: $(STAMP) system-tools $(KUBECTL) $(CHECKOV)
-	$(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile -m "not timing"; parallel=$$?; \
+	REDLINE_EXPECT_COMPILED=1 $(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile -m "not timing"; \
+	parallel=$$?; \
 	$(PYTEST) -m timing; timing=$$?; \
 	REDLINE_PURE=1 $(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile -m "not timing" $(PURE_TESTS); \
 	pure=$$?; [ $$parallel = 0 ] && [ $$timing = 0 ] && exit $$pure; exit 1

@@ -162,3 +162,11 @@ for name in compiled.MYPYC_MODULES:
     assert all(file.endswith(".py") for file in files), files
     assert "StaleBuildWarning" in result.stderr
     assert compiled.source_of(edited).relative_to(ROOT).as_posix() in result.stderr
+
+
+@pytest.mark.skipif(os.environ.get("REDLINE_EXPECT_COMPILED") != "1",
+                    reason="only where the build is expected to compile (make pytest says so)")
+def test_make_test_runs_the_compiled_build() -> None:
+    """The build hook falls back to pure Python rather than fail an install; `make test` must
+    not pass on that fallback unnoticed, so it runs the suite with REDLINE_EXPECT_COMPILED=1."""
+    assert compiled.compiled_modules() == compiled.MYPYC_MODULES, compiled.describe()
