@@ -303,6 +303,8 @@ class Run:
     queries: bool = True
     history: bool = True
     timeout: float = 600
+    data: Path | None = None  # bench_rules.py's backfilled data of an earlier run, reused
+    at: float | None = None  # and the time that run started (its samples are around it)
 
 
 def run_size(services: int, work: Path, run: Run) -> dict[str, Any]:
@@ -314,7 +316,7 @@ def run_size(services: int, work: Path, run: Run) -> dict[str, Any]:
     for label, revision in run.rule_sets.items():
         result["rules"][label] = write_rules(services, work / "rules" / label, revision)
         files[label] = sorted((work / "rules" / label).glob("*.rules.yaml"))
-    now = time.time()
+    now = time.time() if run.at is None else run.at
     if "prometheus" in run.stores:
         prometheus(services, work, files, now, run, result)
     if "vmalert" in run.stores:
@@ -331,12 +333,13 @@ def prometheus(services: int, work: Path, files: dict[str, list[Path]], now: flo
                result: dict[str, Any]) -> None:
     """Each rule set in turn on a copy of the same backfilled data (`cp -al`: the blocks are
     never written to, and each run's records stay in its own copy)."""
-    pristine = work / "prom-data"
-    started = time.monotonic()
-    backfill(services, now, pristine, work)
-    if run.history:
-        backfill_history(services, now, pristine, work)
-    result["backfill_s"] = round(time.monotonic() - started, 1)
+    pristine = work / "prom-data" if run.data is None else run.data
+    if run.data is None:
+        started = time.monotonic()
+        backfill(services, now, pristine, work)
+        if run.history:
+            backfill_history(services, now, pristine, work)
+        result["backfill_s"] = round(time.monotonic() - started, 1)
     rounds: dict[str, list[dict[str, float]]] = {label: [] for label in files}
     for index in range(run.rounds):
         for label, rule_files in files.items():
@@ -352,8 +355,7 @@ def prometheus(services: int, work: Path, files: dict[str, list[Path]], now: flo
                     result["prometheus_queries"] = {k: time_query(url, e)
                                                     for k, e in dashboard_queries().items()}
             finally:
-                prom.terminate()
-                prom.wait(timeout=60)
+                stop(prom)
                 shutil.rmtree(data)
             print(json.dumps({"services": services, "prometheus": label, "round": index,
                               "groups": rounds[label][-1], "load": os.getloadavg()}),
@@ -389,6 +391,17 @@ def rule_times(url: str) -> dict[str, list[tuple[str, float]]]:
             for g in body["data"]["groups"]
             if g["name"] in ("redline-slo-recording", "redline-slo-budget",
                              "redline-red-recording")}
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL: a Prometheus in the middle of a long evaluation can take more
+    than a minute to stop (one did, and ended a 1,000-service run)."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=60)
 
 
 def start_prometheus(work: Path, data: Path, rule_files: list[Path]
@@ -521,12 +534,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per size")
     parser.add_argument("--no-history", action="store_true",
                         help="without the SLO records' 3 days of history")
+    parser.add_argument("--prom-data", type=Path, help="Prometheus data backfilled by an "
+                        "earlier run of one size (a copy: `cp -al` of its prom-data), reused")
+    parser.add_argument("--at", type=float, help="with --prom-data: when that run started")
     args = parser.parse_args()
     rule_sets: dict[str, str | None] = {"after": None}
     if args.before:
         rule_sets = {"before": args.before, "after": None}
     run = Run(rule_sets, rounds=args.rounds, stores=tuple(args.stores.split(",")),
-              queries=not args.no_queries, history=not args.no_history, timeout=args.timeout)
+              queries=not args.no_queries, history=not args.no_history, timeout=args.timeout,
+              data=args.prom_data, at=args.at)
     sizes = [int(n) for n in args.services.split(",")]
     known = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
     results = [r for r in known if r["services"] not in sizes]
