@@ -87,6 +87,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_kib(pid: int) -> int:
+    """The process's largest resident size so far (VmHWM)."""
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if row.startswith("VmHWM:"):
+            return int(row.split()[1])
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+
+
 def summary(took: list[float]) -> dict[str, float]:
     ordered = sorted(took)
     return {"p50_ms": round(statistics.median(ordered) * 1000, 2),
@@ -142,6 +150,7 @@ def main() -> None:
                     loop.kill()
                     loop.wait()
             scrapes = sum(len(loop.stdout.read()) for loop in loops if loop.stdout)
+            peak_rss_mb = peak_rss_kib(ambassador.pid) / 1024
         finally:
             ambassador.terminate()
             ambassador.wait(30)
@@ -151,7 +160,8 @@ def main() -> None:
                       "load_average": os.getloadavg()[0],
                       "duration_series": series,
                       "one_scrape_s": round(render_s, 2), "without_scrapes": quiet,
-                      "two_scrape_loops": scraped, "scrapes_answered": scrapes}))
+                      "two_scrape_loops": scraped, "scrapes_answered": scrapes,
+                      "ambassador_peak_rss_mb": round(peak_rss_mb, 1)}))
 
 
 if __name__ == "__main__":
