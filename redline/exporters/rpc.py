@@ -199,8 +199,7 @@ class _RpcCollector(InstrumentCollector):
         super().__init__([recorder.duration])
         self._recorder = recorder
 
-    def collect(self) -> Iterator[Metric]:
-        yield from super().collect()
+    def extra(self) -> Iterator[Metric]:
         overflow = CounterMetricFamily(
             METHOD_OVERFLOW.removesuffix("_total"),
             "gRPC calls recorded as {other} because the distinct-method cap was reached.",
