@@ -118,9 +118,10 @@ class RequestHead:
 _REQUEST_FIELDS = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection|upgrade|user-agent|traceparent|"
     rb"tracestate)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+# Read in the lowered head: a response's names and values are compared in lower case, so one
+# copy of the head replaces two per field (ASCII only, as re.IGNORECASE on bytes).
 _RESPONSE_FIELDS = re.compile(
-    rb"\r\n(content-length|transfer-encoding|connection|content-type)[ \t]*:[ \t]*([^\r\n]*)",
-    re.IGNORECASE)
+    rb"\r\n(content-length|transfer-encoding|connection|content-type)[ \t]*:[ \t]*([^\r\n]*)")
 
 
 def parse_request_head(head: bytes) -> RequestHead:
@@ -201,13 +202,13 @@ def parse_response_head(head: bytes) -> ResponseHead:
     match = _STATUS_LINE.match(head)
     if match is None:
         raise ProtocolError("malformed response status line", status=502)
-    close = match.group(1) == b"0"
+    minor, status = match.groups()
+    close = minor == b"0"
     lengths: list[bytes] = []
     transfer = b""
     event_stream = False
-    for raw_name, raw_value in _RESPONSE_FIELDS.findall(head):
-        name = raw_name.lower()
-        value = raw_value.rstrip(b" \t").lower()
+    for name, raw_value in _RESPONSE_FIELDS.findall(head.lower()):
+        value = raw_value.rstrip(b" \t")
         if name == b"content-length":
             lengths.append(value)
         elif name == b"transfer-encoding":
@@ -218,12 +219,12 @@ def parse_response_head(head: bytes) -> ResponseHead:
             event_stream = value.startswith(b"text/event-stream")
     if transfer:  # RFC 9112 6.3: chunked, or delimited by the close; Content-Length ignored
         chunked = transfer.endswith(b"chunked")
-        return ResponseHead(int(match.group(2)), close, None, chunked, event_stream)
+        return ResponseHead(int(status), close, None, chunked, event_stream)
     try:
         content_length = _content_length(lengths)
     except ProtocolError as exc:
         raise ProtocolError(str(exc), status=502) from exc
-    return ResponseHead(int(match.group(2)), close, content_length, False, event_stream)
+    return ResponseHead(int(status), close, content_length, False, event_stream)
 
 
 # --- bodies --------------------------------------------------------------------------------
