@@ -41,6 +41,13 @@ MYPYC_MODULES: tuple[str, ...] = (
     "redline.exporters.red",  # the RED recorders
     "redline.exporters.routes",  # the route templater
     "redline.sidecars.ambassador.http1",  # HTTP/1 framing
+    # the connection pair: its handlers' base, ClientSide in its three layers, the upstream side
+    "redline.sidecars.ambassador.handler",
+    "redline.sidecars.ambassador.http1_requests",
+    "redline.sidecars.ambassador.http1_upgrade",
+    "redline.sidecars.ambassador.http1_client",
+    "redline.sidecars.ambassador.http1_upstream",
+    "redline.sidecars.ambassador.replay",  # what a reconnect to the upstream sends again
     "redline.sidecars.adapter.formats",  # access-log lines to events
     "redline.sidecars.adapter.pipeline",  # events to observations, per block
 )
