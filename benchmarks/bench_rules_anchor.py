@@ -39,7 +39,7 @@ from types import ModuleType
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
-from bench_rules import backfill_history, spec  # noqa: E402
+from bench_rules_data import backfill_history, spec  # noqa: E402
 
 from redline.alerts import health_rules, slo_rules  # noqa: E402
 from redline.alerts.spec import Spec  # noqa: E402
