@@ -33,7 +33,8 @@ CHECKOV_VERSION := 3.3.30
 BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail haproxy:haproxy redis-server:redis-server \
                redis-benchmark:redis-tools cc:gcc
 
-.PHONY: demo test lint typecheck pytest system-tools bench-tools install-missing bench clean
+.PHONY: demo test install lint typecheck pytest system-tools bench-tools install-missing bench \
+        clean
 
 test: $(STAMP) system-tools lint typecheck pytest
 
@@ -50,6 +51,8 @@ demo: $(STAMP)
 # edited hot module is compiled again before the tests run (redline would run its source
 # instead, warning that the build is stale). The last line says which build is installed.
 COMPILED_SOURCES := $(shell $(PYTHON) tools/compile.py --list-sources)
+install: $(STAMP)
+
 $(STAMP): pyproject.toml hatch_build.py redline/sidecars/ambassador/_splice.c tools/compile.py \
           redline/compiled.py $(COMPILED_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
