@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 from redline.exporters.exposition import collectors_of, render, render_by_encoder
 from redline.exporters.sliced import pieces
@@ -131,6 +132,11 @@ class AdminServer:
         if method not in (b"GET", b"HEAD"):
             return 405, b"text/plain", [b"only GET and HEAD\n"]
         if path == b"/metrics":
+            # Renders are shared and reused by the format negotiated, not by the raw header:
+            # scrapers asking alike in different words (q-values, spacing) must not each cost a
+            # render and a body held in memory. The content type chosen selects that format
+            # again when given as the Accept header.
+            accept = choose_encoder(accept)[1]
             recent = self._recent.get(accept)
             if recent is not None and time.monotonic() < recent[0]:
                 return 200, recent[2].encode(), recent[1]

@@ -68,10 +68,11 @@ async def ready() -> tuple[bool, str]:
     return True, "ready"
 
 
-async def scrape(port: int) -> bytes:
+async def scrape(port: int, accept: bytes = b"") -> bytes:
     """One scrape on a connection of its own, answered whole."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 + (b"Accept: " + accept + b"\r\n" if accept else b"") + b"\r\n")
     answer = await asyncio.wait_for(reader.read(), 5)
     writer.close()
     return answer
@@ -161,6 +162,30 @@ def test_scrapes_arriving_during_a_render_share_it() -> None:
     assert [b"read_count 1.0" in answer for answer in answers] == [True, True, False]
     assert b"read_count 2.0" in answers[2]
     assert collector.calls == 2 and sys.getswitchinterval() == interval
+
+
+def test_scrapes_asking_for_one_format_in_other_words_share_its_render() -> None:
+    """Renders are shared by the format negotiated, not by the Accept header's words: eight
+    scrapers asking for the text format with different q-values cost one render (each one a
+    body of megabytes at a large registry), and OpenMetrics is still rendered apart."""
+    collector = CountingRegistry(0.3)
+
+    async def scenario() -> list[bytes]:
+        admin = AdminServer(new_registry("test", collector), ready, render_in_thread=True)
+        port = await admin.start("127.0.0.1", 0)
+        text = [b"text/plain;q=0.%d" % n for n in range(1, 9)]
+        answers = list(await asyncio.gather(
+            *(scrape(port, accept) for accept in text),
+            scrape(port, b"application/openmetrics-text;version=1.0.0")))
+        await admin.close()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert collector.calls == 2
+    assert all(b"read_count 1.0" in answer or b"read_count 2.0" in answer
+               for answer in answers)
+    assert len({answer.split(b"\r\n\r\n", 1)[1] for answer in answers[:8]}) == 1
+    assert b"application/openmetrics-text" in answers[8].split(b"\r\n\r\n", 1)[0]
 
 
 def test_a_slow_render_answers_the_scrapes_right_after_it() -> None:
