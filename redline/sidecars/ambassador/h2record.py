@@ -37,9 +37,8 @@ from redline.exporters.rpc import (
     RpcServerRecorder,
     grpc_error_type,
     grpc_status,
-    grpc_timeout,
 )
-from redline.sidecars.ambassador.h2streams import Stream
+from redline.sidecars.ambassador.h2streams import Stream, past_deadline
 
 GRPC_CONTENT_TYPE = b"application/grpc"
 HEALTH_SERVICE = b"/grpc.health.v1.Health/"
@@ -233,7 +232,7 @@ class StreamRecorder:
         call.recorded = True
         duration = now - stream.start
         if call.grpc:
-            if error == CLIENT_CLOSED and _past_deadline(stream, duration):
+            if error == CLIENT_CLOSED and past_deadline(stream, duration):
                 # The client gave up at its deadline (grpc-timeout) and reset the stream: the
                 # call ended DEADLINE_EXCEEDED for it, as when the server says so first.
                 error, stream.grpc_status = None, b"%d" % DEADLINE_EXCEEDED
@@ -277,10 +276,3 @@ class StreamRecorder:
         if stream.user_agent:
             attributes["user_agent.original"] = stream.user_agent.decode("latin-1")
         call.span, call.trace_id = tracer.start_span(parent, name, attributes)
-
-
-def _past_deadline(stream: Stream, duration: float) -> bool:
-    timeout = grpc_timeout(stream.timeout)
-    # The client's clock started before ours (its request was in flight, perhaps queued on a
-    # busy machine): allow a tenth of the deadline, at least 100 ms, for it.
-    return timeout is not None and duration >= timeout - max(timeout / 10, 0.1)

@@ -28,9 +28,11 @@ Two bounds stop observing the connection (its bytes still flow; ObservationLimit
 `max_streams_per_read` request blocks in one read of the client's, and rapid reset, Envoy's
 "premature reset" rule: the client reset `max_resets` streams within EARLY_RESET_S of their
 start and before their response began, and those are more than half of the streams it opened
-(a client cancelling a call now and then never gets there; one whose calls mostly time out
-in under a second does, and loses observation, not traffic). After the stop its bytes cost
-nothing more.
+(a client cancelling a call now and then never gets there; a call reset at its own deadline,
+grpc-timeout, is the app's DEADLINE_EXCEEDED and never counts). Streams past `max_streams` are
+not tracked, so a reset of one counts as early when the stream was opened in the same read
+(else holding max_streams open would let every later stream through unbounded). After the stop
+its bytes cost nothing more.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Protocol
 from hpack import HPACKError
 
 from redline.exporters.red import CLIENT_CLOSED, CONNECTION_REFUSED, CONNECTION_RESET
+from redline.exporters.rpc import grpc_timeout
 from redline.sidecars.ambassador import h2frames
 from redline.sidecars.ambassador.h2frames import Frame, FrameReader, FramingError
 from redline.sidecars.ambassador.h2hpack import MirroredDecoder
@@ -118,6 +121,7 @@ class Http2Streams:
         self.max_streams_per_read = max_streams_per_read
         self.max_resets = max_resets
         self.read_streams = 0  # request blocks in the client's current read
+        self.read_first_stream = 0  # the highest stream id opened before the current read
         self.opened = 0  # streams the client opened (tracked or not)
         self.early_resets = 0  # streams it reset before their response began
         self.limit: str | None = None  # the bound that stopped observation, if one did
@@ -145,6 +149,7 @@ class Http2Streams:
 
     def client_bytes(self, data: bytes, now: float) -> str | None:
         self.read_streams = 0
+        self.read_first_stream = self.last_client_stream  # streams above it opened in this read
         return self._feed("client", self.client, self._client_frame, data, now)
 
     def server_bytes(self, data: bytes, now: float) -> str | None:
@@ -200,11 +205,21 @@ class Http2Streams:
             self._request_headers(frame, now)
         elif kind == h2frames.RST_STREAM:
             h2frames.error_code(frame.payload)  # validated: a malformed one stops observation
-            stream = self.streams.get(frame.stream_id)
-            self._end(frame.stream_id, now, CLIENT_CLOSED)
-            if (stream is not None and stream.status is None
-                    and now - stream.start < EARLY_RESET_S):
-                self._early_reset()  # after the stream's end: it was recorded, as it was
+            stream_id = frame.stream_id
+            stream = self.streams.get(stream_id)
+            self._end(stream_id, now, CLIENT_CLOSED)
+            # After the stream's end (it was recorded, as it was). A call the client gave up at
+            # its own deadline (grpc-timeout) is the app's DEADLINE_EXCEEDED, not an attack: a
+            # slow app must not cost its connections their observation, and so the very errors
+            # its SLO alerts need. A stream not tracked (past max_streams) is early when it was
+            # opened in this same read: otherwise holding max_streams open would let every
+            # later stream be opened and reset unbounded.
+            if stream is not None:
+                if (stream.status is None and now - stream.start < EARLY_RESET_S
+                        and not past_deadline(stream, now - stream.start)):
+                    self._early_reset()
+            elif self.read_first_stream < stream_id <= self.last_client_stream and stream_id & 1:
+                self._early_reset()
         elif kind == h2frames.SETTINGS:
             self._settings(frame, self.client_settings, self.server_settings,
                            self.client_decoder)
@@ -333,3 +348,11 @@ class Http2Streams:
         stream = self.streams.pop(stream_id, None)
         if stream is not None:
             self.events.stream_ended(stream, now, error)
+
+
+def past_deadline(stream: Stream, duration: float) -> bool:
+    """Whether the stream lasted its client's deadline (grpc-timeout), give or take."""
+    timeout = grpc_timeout(stream.timeout)
+    # The client's clock started before ours (its request was in flight, perhaps queued on a
+    # busy machine): allow a tenth of the deadline, at least 100 ms, for it.
+    return timeout is not None and duration >= timeout - max(timeout / 10, 0.1)

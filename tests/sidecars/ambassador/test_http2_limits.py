@@ -34,8 +34,8 @@ class Counts:
 
 def connection(**limits: int) -> tuple[Http2Streams, Counts, Peer]:
     counts = Counts()
-    streams = Http2Streams(counts, max_block=65536, max_streams=1024, max_table_size=65536,
-                           **limits)
+    limits.setdefault("max_streams", 1024)
+    streams = Http2Streams(counts, max_block=65536, max_table_size=65536, **limits)
     assert streams.client_bytes(client_start(), 0.0) is None
     assert streams.server_bytes(settings_frame(), 0.0) is None
     return streams, counts, Peer()
@@ -83,6 +83,42 @@ def test_resets_long_after_the_start_or_after_the_response_do_not_count() -> Non
         streams.server_bytes(server.headers(sid, [(b":status", b"200")]), 3.0)
         streams.client_bytes(rst(sid, CANCEL), 3.0)
     assert streams.stopped is None and streams.early_resets == 0
+
+
+def test_calls_reset_at_their_own_deadline_while_the_app_is_slow_keep_observation() -> None:
+    """An app slowing down: gRPC clients with 250 ms deadlines cancel every call as it expires,
+    before any response. Those are the app's DEADLINE_EXCEEDED, the very errors its SLO alerts
+    need, not an attack: they never count as early resets."""
+    streams, counts, peer = connection(max_resets=100)
+    server = Peer()
+    sid = 1
+    for _ in range(300):  # healthy
+        streams.client_bytes(peer.headers(sid, request(grpc_timeout=b"250m")), 1.0)
+        streams.server_bytes(server.headers(sid, [(b":status", b"200")], end=True), 1.0)
+        sid += 2
+    for _ in range(400):  # slow: each call reset by its client at its deadline
+        streams.client_bytes(peer.headers(sid, request(grpc_timeout=b"250m")), 2.0)
+        streams.client_bytes(rst(sid, CANCEL), 2.25)
+        sid += 2
+    assert streams.stopped is None and streams.early_resets == 0
+    assert counts.started == counts.ended == 700
+    streams.client_bytes(opened_and_reset(peer, sid, 120), 3.0)  # no deadline: counted
+    assert streams.early_resets == 120
+
+
+def test_holding_the_tracked_streams_open_does_not_get_resets_past_the_bound() -> None:
+    """A client that keeps max_streams streams open has every later stream untracked; streams
+    it opens and resets in one read still count as early resets."""
+    streams, counts, peer = connection(max_streams=64, max_resets=100)
+    held = b"".join(peer.headers(sid, request()) for sid in range(1, 2 * 64, 2))
+    assert streams.client_bytes(held, 1.0) is None
+    sid = 2 * 64 + 1
+    for _ in range(20):  # 100 streams opened and reset per read, none tracked
+        if streams.client_bytes(opened_and_reset(peer, sid, 100), 1.5) is not None:
+            break
+        sid += 2 * 100
+    assert streams.limit == RAPID_RESET and streams.untracked <= 200
+    assert counts.started == 64
 
 
 def test_more_streams_in_one_read_than_the_bound_stop_observation() -> None:
