@@ -38,7 +38,7 @@ from redline.exporters.rpc import (
     grpc_error_type,
     grpc_status,
 )
-from redline.sidecars.ambassador.h2streams import Stream, past_deadline
+from redline.sidecars.ambassador.h2streams import Http2Streams, Stream, past_deadline
 
 GRPC_CONTENT_TYPE = b"application/grpc"
 HEALTH_SERVICE = b"/grpc.health.v1.Health/"
@@ -276,3 +276,23 @@ class StreamRecorder:
         if stream.user_agent:
             attributes["user_agent.original"] = stream.user_agent.decode("latin-1")
         call.span, call.trace_id = tracer.start_span(parent, name, attributes)
+
+
+class StreamCounts:
+    """What one connection's observer counted that the process's counters show (streams past
+    the tracked limit, streams the app pushed), added as they grow: the observer counts per
+    connection, the counters are the process's. One for each observed connection, h2c or
+    upgraded."""
+
+    def __init__(self, recorder: StreamRecorder) -> None:
+        self.recorder = recorder
+        self.untracked = 0  # already added
+        self.pushed = 0
+
+    def add(self, streams: Http2Streams) -> None:
+        if streams.untracked != self.untracked:
+            self.recorder.untracked.inc((), streams.untracked - self.untracked)
+            self.untracked = streams.untracked
+        if streams.pushed != self.pushed:
+            self.recorder.pushed.inc((), streams.pushed - self.pushed)
+            self.pushed = streams.pushed

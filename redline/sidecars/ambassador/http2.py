@@ -33,7 +33,7 @@ from redline.exporters.tcp import ConnectionMeter
 from redline.sidecars.ambassador.connector import H2_ALPN
 from redline.sidecars.ambassador.detect import HTTP2
 from redline.sidecars.ambassador.h2frames import goaway
-from redline.sidecars.ambassador.h2record import StreamRecorder
+from redline.sidecars.ambassador.h2record import StreamCounts, StreamRecorder
 from redline.sidecars.ambassador.h2streams import Http2Streams, Stream
 from redline.sidecars.ambassador.handler import ConnectionOwner
 from redline.sidecars.ambassador.observe import Exchange, InboundObserver, OutboundObserver
@@ -68,9 +68,7 @@ class Http2(PassThrough):
                 max_streams_per_read=limits.http2_max_streams_per_read,
                 max_resets=limits.http2_max_early_resets)
         self.goaway_sent = False
-        # The streams' counts already added to the process's counters.
-        self.untracked = 0
-        self.pushed = 0
+        self.counts = StreamCounts(self.recorder) if self.recorder is not None else None
 
     # --- the two directions ------------------------------------------------------------------
 
@@ -86,18 +84,8 @@ class Http2(PassThrough):
                 stopped = streams.stop("client: internal error")
             if stopped is not None:
                 self._stopped(stopped)
-            if streams.untracked != self.untracked:
-                self._count_untracked(streams)
-
-    def _count_untracked(self, streams: Http2Streams) -> None:
-        assert self.recorder is not None
-        self.recorder.untracked.inc((), streams.untracked - self.untracked)
-        self.untracked = streams.untracked
-
-    def _count_pushed(self, streams: Http2Streams) -> None:
-        assert self.recorder is not None
-        self.recorder.pushed.inc((), streams.pushed - self.pushed)
-        self.pushed = streams.pushed
+            assert self.counts is not None
+            self.counts.add(streams)
 
     def upstream_data(self, data: bytes) -> None:
         """The upstream's bytes, already written to the client."""
@@ -109,8 +97,8 @@ class Http2(PassThrough):
         except Exception:
             log.exception("HTTP/2 observation failed")
             stopped = streams.stop("server: internal error")
-        if streams.pushed != self.pushed:
-            self._count_pushed(streams)
+        assert self.counts is not None
+        self.counts.add(streams)
         if stopped is not None:
             self._stopped(stopped)
         elif self.owner.shutting_down:
@@ -264,6 +252,7 @@ class H2cUpgrade:
             max_table_size=limits.http2_max_table_size,
             max_streams_per_read=limits.http2_max_streams_per_read,
             max_resets=limits.http2_max_early_resets)
+        self.counts = StreamCounts(recorder)
         self.upgrade = Stream(1, exchange.start)
         self.upgrade.method = exchange.method
         self.streams.upgraded(self.upgrade)
@@ -294,6 +283,7 @@ class H2cUpgrade:
         except Exception:  # a bug of ours must not cost the app its traffic
             log.exception("HTTP/2 observation failed")
             stopped = streams.stop(f"{side}: internal error")
+        self.counts.add(streams)
         if stopped is not None:
             self.recorder.observation_stopped(stopped, streams.limit)
             if streams.limit is not None:

@@ -14,12 +14,13 @@ import pytest
 from redline.exporters.red import ServerRecorder
 from redline.exporters.routes import RouteTemplater
 from redline.exporters.rpc import RpcServerRecorder
+from redline.sidecars.ambassador import h2frames
 from redline.sidecars.ambassador.config import Limits
 from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.http2 import H2cUpgrade
 from redline.sidecars.ambassador.observe import Exchange
 from tests.sidecars.ambassador.conftest import AmbassadorProcess
-from tests.sidecars.ambassador.h2bytes import Peer, client_start, data, request
+from tests.sidecars.ambassador.h2bytes import Peer, client_start, data, frame, request
 from tests.sidecars.ambassador.h2bytes import settings as settings_frame
 from tests.sidecars.ambassador.h2c_app import H2cApp
 from tests.sidecars.ambassador.upstream import UpstreamServer, pattern_bytes
@@ -151,3 +152,20 @@ def test_the_upgrade_is_its_101_when_observation_stops_before_stream_1_ended() -
     assert finished == [(101, None, 6.0)]
     observer.ended("client_closed")
     assert len(finished) == 1
+
+
+def test_an_upgraded_connection_counts_pushed_streams_in_the_process_counter() -> None:
+    """As on an h2c port: the app's PUSH_PROMISEs are relayed, not recorded, and counted in
+    redline_ambassador_http2_pushed_streams_total (the process's counter), once each."""
+    observer, finished = upgraded()
+    app = Peer()
+    observer.client_bytes(client_start())
+    promise = app.encoder.encode([(b":method", b"GET"), (b":path", b"/style.css"),
+                                  (b":scheme", b"http"), (b":authority", b"shop")])
+    pushed = frame(h2frames.PUSH_PROMISE, h2frames.END_HEADERS, 1,
+                   (2).to_bytes(4, "big") + promise)
+    observer.server_bytes(settings_frame() + pushed + app.headers(1, [(b":status", b"200")],
+                                                                  end=True))
+    observer.server_bytes(app.headers(2, [(b":status", b"200")]) + data(2, b"css", end=True))
+    assert [status for status, _, _ in finished] == [200]
+    assert observer.recorder.pushed.value(()) == 1
