@@ -120,6 +120,14 @@ def add_parser(sub: SubParsers,
         metavar="N",
         help="label sets one metric family holds; past it new ones are recorded as the "
              f"family's _OTHER label set and counted (default {DEFAULT_MAX_SERIES})")
+    add("--http2-max-streams-per-read", type=flag_type(positive_integer), default=128,
+        metavar="N",
+        help="HTTP/2 request header blocks observed in one read of a client's; past it the "
+             "connection is relayed unobserved (rapid reset; default 128)")
+    add("--http2-max-early-resets", type=flag_type(positive_integer), default=100, metavar="N",
+        help="HTTP/2 streams a client may reset within 1 s of their start and before their "
+             "response, when more than half it opened; past it the connection is relayed "
+             "unobserved (rapid reset; default 100)")
     add("--min-average-chunk-bytes", type=flag_type(whole_bytes), default=256, metavar="N",
         help="400 for a chunked request body whose chunks average fewer data bytes than this "
              "after its first 1024 (default 256; 0: no minimum)")
@@ -183,7 +191,9 @@ def config_from_args(args: argparse.Namespace) -> AmbassadorConfig:
                         max_connections=args.max_connections,
                         min_average_chunk_bytes=args.min_average_chunk_bytes,
                         max_held_head_bytes=args.max_held_head_bytes,
-                        allow_connect=args.allow_connect, max_series=args.max_series)
+                        allow_connect=args.allow_connect, max_series=args.max_series,
+                        http2_max_streams_per_read=args.http2_max_streams_per_read,
+                        http2_max_early_resets=args.http2_max_early_resets)
     except ValueError as exc:  # limits that contradict each other
         raise ConfigError(f"ambassador limits: {exc}") from exc
     return AmbassadorConfig(

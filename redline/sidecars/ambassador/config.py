@@ -78,6 +78,13 @@ class Limits:
     # --max-series: label sets one metric family holds; past it new ones fold into the
     # family's `_OTHER` label set (instruments.py), counted as the limit `max_series`.
     max_series: int = DEFAULT_MAX_SERIES
+    # --http2-max-streams-per-read, --http2-max-early-resets: rapid reset (h2streams.py):
+    # request header blocks in one read of a client's, and streams it resets within a second
+    # and before their response (when more than half of those it opened), past which its
+    # connection stops being observed; counted as the limits `http2_streams_per_read` and
+    # `http2_rapid_reset`.
+    http2_max_streams_per_read: int = 128
+    http2_max_early_resets: int = 100
     held_heads: ByteBudget = field(init=False, compare=False, repr=False)
     # Fixed: no flag, as no app has needed another value.
     connect_queue_bytes: int = 256 * 1024  # client reading pauses above, while connecting
@@ -92,12 +99,6 @@ class Limits:
     # by --max-header-bytes.
     http2_max_streams: int = 1024
     http2_max_table_size: int = 65536
-    # Rapid reset (h2streams.py): request header blocks in one read of a client's, and
-    # streams it resets within a second and before their response (when more than half of
-    # those it opened), past which its connection stops being observed; counted as the
-    # limits `http2_streams_per_read` and `http2_rapid_reset`.
-    http2_max_streams_per_read: int = 128
-    http2_max_early_resets: int = 100
 
     def __post_init__(self) -> None:
         if self.max_header_bytes < MIN_HEADER_BYTES:

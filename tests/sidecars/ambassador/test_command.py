@@ -33,6 +33,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         ("--trace-sample-ratio", "all", "expected a ratio from 0 to 1, got 'all'"),
         ("--buckets", "0.1,x", "expected numbers separated by commas"),
         ("--buckets", "1,0.5", "expected strictly increasing values"),
+        ("--http2-max-early-resets", "0", "expected a whole number >= 1, got '0'"),
+        ("--http2-max-streams-per-read", "many", "expected a whole number >= 1, got 'many'"),
     ],
 )
 def test_a_bad_flag_value_exits_2_naming_the_flag(flag: str, value: str, expected: str) -> None:
@@ -100,3 +102,13 @@ def test_several_ports_from_the_environment_start() -> None:
         assert len(set(proc.ports)) == 2
     finally:
         assert proc.stop() == 0
+
+
+def test_the_http2_rapid_reset_limits_reach_the_ports_limits() -> None:
+    from redline.cli import build_parser
+    from redline.sidecars.ambassador.command import config_from_args
+
+    args = build_parser({"REDLINE_HTTP2_MAX_EARLY_RESETS": "7"}).parse_args(
+        [*BASE, "--http2-max-streams-per-read", "32"])
+    limits = config_from_args(args).limits
+    assert (limits.http2_max_streams_per_read, limits.http2_max_early_resets) == (32, 7)
