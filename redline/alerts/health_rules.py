@@ -34,8 +34,9 @@ def alert_rules(spec: Spec, *, job_regex: str, runbook_url: str) -> list[Alertin
         rules.append(alert(
             "RedlineREDMetricsAbsent", metrics_absent(spec), for_="15m", severity="ticket",
             summary=f"No RED metrics for {service}",
-            description=f"{service} has an SLO but no request metrics for 15 minutes: its "
-                        f"alerts cannot fire.", runbook_url=runbook_url))
+            description=f"{service} has an SLO but no request metrics for 15 minutes (or "
+                        f"redline-red.rules.yaml, whose records the SLO rules read, is not "
+                        f"loaded): its alerts cannot fire.", runbook_url=runbook_url))
     return rules
 
 

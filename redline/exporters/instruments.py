@@ -9,10 +9,11 @@ may come from any thread. Child creation and scrape snapshots hold a lock, so a 
 a dict changing size. A scrape racing an observation can see the bucket incremented before the
 sum, which Prometheus tolerates (both are still monotonic).
 
-Series cap: a family holds at most `SeriesCap.max_series` label sets. Past it, a new label set
-is recorded in the family's one folded label set (`fold_labels`: every value `_OTHER`, the
-service kept, `error_type` kept empty or set), so totals and error ratios stay right while the
-family's memory and scrape size stay bounded; each folded observation is counted.
+Series cap: a family admits `SeriesCap.max_series` label sets. Past it, a new label set is
+recorded in one of the family's folded label sets (`fold_labels`: every value `_OTHER`, the
+service kept, `error_type` kept empty or set to `_OTHER`: two at most), so totals and error
+ratios stay right while the family's memory and scrape size stay bounded; each folded
+observation is counted.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import threading
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr  # a dependency: it means something to mypyc only
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -34,15 +35,6 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.samples import Exemplar, Sample
-
-if TYPE_CHECKING:
-    from _typeshed import IdentityFunction
-
-try:
-    from mypy_extensions import mypyc_attr
-except ImportError:  # not a dependency: the decorator only means something to mypyc
-    def mypyc_attr(*attrs: str, **kwattrs: object) -> IdentityFunction:
-        return lambda cls: cls
 
 LabelValues = tuple[str, ...]
 

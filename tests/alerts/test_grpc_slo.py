@@ -116,7 +116,8 @@ def test_a_grpc_slo_without_calls_is_reported_absent(rule_dir: Path) -> None:
                 "exp_annotations": {
                     "summary": f"No RED metrics for {service}",
                     "description": f"{service} has an SLO but no request metrics for 15 "
-                                   f"minutes: its alerts cannot fire.",
+                                   f"minutes (or redline-red.rules.yaml, whose records the SLO "
+                                     "rules read, is not loaded): its alerts cannot fire.",
                     "runbook_url": "docs/alerts.md#redlineredmetricsabsent"}}
                 for service in ("payments", "checkout")]}],
     }])

@@ -51,7 +51,8 @@ def test_health_alerts(rule_dir: Path) -> None:
                   "exp_annotations": {
                       "summary": f"No RED metrics for {service}",
                       "description": f"{service} has an SLO but no request metrics for 15 "
-                                     f"minutes: its alerts cannot fire.",
+                                     f"minutes (or redline-red.rules.yaml, whose records the SLO "
+                                     "rules read, is not loaded): its alerts cannot fire.",
                       "runbook_url": "docs/alerts.md#redlineredmetricsabsent"}}
                   for service in ("checkout", "search")]},
          ]},
@@ -63,7 +64,8 @@ def test_health_alerts(rule_dir: Path) -> None:
                   "exp_annotations": {
                       "summary": "No RED metrics for search",
                       "description": "search has an SLO but no request metrics for 15 "
-                                     "minutes: its alerts cannot fire.",
+                                     "minutes (or redline-red.rules.yaml, whose records the SLO "
+                                     "rules read, is not loaded): its alerts cannot fire.",
                       "runbook_url": "docs/alerts.md#redlineredmetricsabsent"}}]},
          ]},
     ])
