@@ -10,6 +10,12 @@ from typing import TYPE_CHECKING
 from prometheus_client.registry import Collector
 
 from redline.exporters.exposition import new_registry, render
+from redline.exporters.instruments import (
+    DEFAULT_MAX_SERIES,
+    Counter,
+    InstrumentCollector,
+    SeriesCap,
+)
 from redline.exporters.red import ServerRecorder
 from redline.sidecars.adapter.config import AdapterConfig
 from redline.sidecars.adapter.logs import LogSource
@@ -20,12 +26,19 @@ if TYPE_CHECKING:  # imported when --statsd, --scrape or --json-url is given
     from redline.sidecars.adapter.statsd import StatsdSource
 
 log = logging.getLogger("redline.adapter")
+FOLDED_SERIES = "redline_adapter_folded_series"  # _total
+FOLDED_SERIES_HELP = ("Observations recorded in a RED family's _OTHER label set: past 2,000 label "
+                      "sets a family folds new ones (the ambassador's --max-series default).")
 
 
 class Adapter:
     def __init__(self, config: AdapterConfig) -> None:
         self.config = config
         self.recorder = ServerRecorder(config.service, config.buckets, routes=config.routes)
+        # The RED families' series cap (instruments.py), counted when it folds: the recorder
+        # is the process's, shared by every source, so the count is the process's too.
+        self.folded = Counter(FOLDED_SERIES, FOLDED_SERIES_HELP, ())
+        self.recorder.collector().cap_series(SeriesCap(DEFAULT_MAX_SERIES, self.folded, ()))
         self.log_sources = [LogSource(pattern, config, self.recorder)
                             for pattern in config.access_logs]
         self.sources: list[Source] = list(self.log_sources)
@@ -56,7 +69,8 @@ class Adapter:
             collectors += fetched
         else:
             collectors.insert(0, self.recorder.collector())
-        self.registry = new_registry("adapter", *collectors, SelfCollector(self.sources))
+        self.registry = new_registry("adapter", *collectors, SelfCollector(self.sources),
+                                     InstrumentCollector([self.folded]))
         self.stopping = False
 
     async def readiness(self) -> tuple[bool, str]:

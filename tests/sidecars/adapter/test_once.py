@@ -62,3 +62,25 @@ def test_once_with_a_directory_as_the_log_exits_2(tmp_path: Path) -> None:
     result = once("--access-log", str(tmp_path))
     assert (result.returncode, result.stdout) == (2, "")
     assert f"--access-log: cannot read {tmp_path}: {os.strerror(21)}" in result.stderr
+
+
+def test_label_sets_past_the_series_cap_fold_and_are_counted(tmp_path: Path) -> None:
+    """20 routes x 200 statuses are 4,000 label sets of the duration family: past the cap
+    (2,000) the rest are recorded in its _OTHER label set, every request still in the totals,
+    and each fold counted in redline_adapter_folded_series_total."""
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+             "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo",
+             "sierra", "tango"]
+    log = tmp_path / "access.log"
+    append(log, "".join(
+        f'10.1.1.1 - - [26/Nov/2026:16:00:00 +0000] "GET /{word}/list HTTP/1.1" {status} 5 '
+        f'"-" "curl" 0.010 -\n' for status in range(200, 400) for word in words))
+    result = once("--access-log", str(log))
+    assert result.returncode == 0, result.stderr
+    families = {family.name: family for family in text_string_to_metric_families(result.stdout)}
+    counts = [s for s in families["http_server_request_duration_seconds"].samples
+              if s.name.endswith("_count")]
+    folded = sum(s.value for s in counts if s.labels["http_route"] == "_OTHER")
+    assert sum(s.value for s in counts) == 4000
+    assert 2000 <= len(counts) <= 2002 and folded == 2000
+    assert families["redline_adapter_folded_series"].samples[0].value == folded
