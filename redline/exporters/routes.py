@@ -145,16 +145,17 @@ def strip_target(target: str) -> str:
 # The lookahead skips ordinary words (no digit, no '@', short) in one scan before any
 # alternative is tried: three times faster on typical paths.
 _ID_SEGMENTS = re.compile(
-    r"(?<=/)(?=[^/]*[\d@]|[^/]{65})(?:" + _ID_SEGMENT.pattern + r")(?=/|$)", re.VERBOSE)
+    r"(?<=/)(?=[^/]*[\d@]|[^/]{65})(?:" + _ID_SEGMENT.pattern + r")(?=/|\Z)", re.VERBOSE)
 _MAYBE_ID = re.compile(r"[\d@]|[^/]{65}")
 # The commonest id, a number, collapsed first by a pattern that starts with a literal '/' (the
 # regex engine skips to each '/' without trying anything) and needs no lookbehind: on typical
 # paths with numeric ids this is a fifth of the cost of _ID_SEGMENTS, which then runs only on
 # paths that still have a digit. '{id}' has none, so the two passes equal one of _ID_SEGMENTS.
-_NUMBER_SEGMENTS = re.compile(r"/[0-9]+(?=/|$)")
+# `\Z`, not `$`, ends a segment: `$` also matches before a final newline ('/0\n' is no id).
+_NUMBER_SEGMENTS = re.compile(r"/[0-9]+(?=/|\Z)")
 _SLASH_ID = "/" + ID
 # The same for paths joined by spaces (heuristic_templates): a space ends a path too.
-_NUMBER_SEGMENTS_JOINED = re.compile(r"/[0-9]+(?=[/ ]|$)")
+_NUMBER_SEGMENTS_JOINED = re.compile(r"/[0-9]+(?=[/ ]|\Z)")
 
 
 def heuristic_template(path: str) -> str:
