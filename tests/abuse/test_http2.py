@@ -105,8 +105,10 @@ class GrpcCall:
         self.channel.close()
 
 
-def attacked(ambassador: AmbassadorProcess, attack: str) -> tuple[dict[str, Any], Watch]:
-    """Run one attack against the ambassador's first h2c port under watch; what it did."""
+def attacked(ambassador: AmbassadorProcess, attack: str, module: str = "tests.abuse.h2_attacks",
+             port: int | None = None, timeout: float = 60) -> tuple[dict[str, Any], Watch]:
+    """Run one attack of `module` against `port` (the ambassador's first h2c port) under
+    watch, a gRPC probe on its second port; what the attack did."""
     call = GrpcCall(ambassador.ports[1])
     healthz = f"http://127.0.0.1:{ambassador.admin_port}/healthz"
     try:
@@ -114,9 +116,9 @@ def attacked(ambassador: AmbassadorProcess, attack: str) -> tuple[dict[str, Any]
                 "healthz": lambda: urllib.request.urlopen(healthz, timeout=2).read(),
                 "grpc call": call}) as watch:
             result = subprocess.run(
-                [*LOW_PRIORITY, sys.executable, "-m", "tests.abuse.h2_attacks", attack,
-                 str(ambassador.port), str(ATTACK_SECONDS)],
-                cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+                [*LOW_PRIORITY, sys.executable, "-m", module, attack,
+                 str(ambassador.port if port is None else port), str(ATTACK_SECONDS)],
+                cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
     finally:
         call.close()
     assert result.returncode == 0, result.stderr
