@@ -4,8 +4,8 @@ server over TLS directly, against the same client speaking h2c to an outbound am
 originates the TLS. Alternating rounds, medians; the ambassador's CPU per call.
 
     python benchmarks/bench_grpc_outbound.py [--rounds 3] [--duration 5]
-    python benchmarks/bench_grpc_outbound.py serve PORT CERT_DIR     (the echo server)
-    python benchmarks/bench_grpc_outbound.py call PORT [CERT_DIR] --concurrency N --seconds S
+
+The echo server and the client are grpc_echo.py's (TLS when given the certificates' directory).
 
 Certificates: a throwaway CA and a localhost certificate made with openssl.
 """
@@ -13,26 +13,20 @@ Certificates: a throwaway CA and a localhost certificate made with openssl.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import grpc
-from grpc import aio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_ambassador import cpu_seconds
+
 from redline.ports import free_port, wait_port
 
-SERVICE = "bench.Echo"
-METHOD = f"/{SERVICE}/Echo"
-PAYLOAD = b"x" * 32
-OPTIONS = [("grpc.enable_http_proxy", 0)]
+ECHO = str(Path(__file__).with_name("grpc_echo.py"))
 
 
 def make_certs(directory: Path) -> None:
@@ -48,56 +42,9 @@ def make_certs(directory: Path) -> None:
             "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "ext.cnf")
 
 
-async def _echo(request: bytes, context: aio.ServicerContext) -> bytes:
-    return request
-
-
-async def serve(port: int, certs: Path) -> None:
-    server = aio.server(options=OPTIONS)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}),))
-    credentials = grpc.ssl_server_credentials(
-        [((certs / "server.key").read_bytes(), (certs / "server.pem").read_bytes())])
-    server.add_secure_port(f"127.0.0.1:{port}", credentials)
-    await server.start()
-    await server.wait_for_termination()
-
-
-async def call(port: int, certs: Path | None, concurrency: int, seconds: float
-               ) -> dict[str, float]:
-    """Closed loop: `concurrency` calls in flight on one channel; TLS when `certs`."""
-    channel = (aio.insecure_channel(f"127.0.0.1:{port}", options=OPTIONS) if certs is None
-               else aio.secure_channel(f"localhost:{port}", grpc.ssl_channel_credentials(
-                   (certs / "ca.pem").read_bytes()), options=OPTIONS))
-    async with channel:
-        echo = channel.unary_unary(METHOD)
-        assert await echo(PAYLOAD, timeout=10) == PAYLOAD  # connected before the clock
-        latencies: list[float] = []
-        started = time.perf_counter()
-        deadline = started + seconds
-
-        async def loop() -> None:
-            while time.perf_counter() < deadline:
-                sent = time.perf_counter()
-                assert await echo(PAYLOAD, timeout=10) == PAYLOAD
-                latencies.append(time.perf_counter() - sent)
-
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
-        took = time.perf_counter() - started
-    latencies.sort()
-    return {"calls": len(latencies), "seconds": took,
-            "p50_ms": latencies[len(latencies) // 2] * 1e3,
-            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100
-
-
 def run_calls(port: int, certs: Path | None, concurrency: int, seconds: float
               ) -> dict[str, float]:
-    args = [sys.executable, __file__, "call", str(port), *([str(certs)] if certs else []),
+    args = [sys.executable, ECHO, "call", str(port), *([str(certs)] if certs else []),
             "--concurrency", str(concurrency), "--seconds", str(seconds)]
     output = subprocess.run(args, capture_output=True, text=True, check=True,
                             timeout=seconds + 60).stdout
@@ -110,7 +57,7 @@ def bench(rounds: int, duration: float) -> None:
         certs = Path(tmp)
         make_certs(certs)
         app_port, listen = free_port(), free_port()
-        app = subprocess.Popen([sys.executable, __file__, "serve", str(app_port), tmp])
+        app = subprocess.Popen([sys.executable, ECHO, "serve", str(app_port), tmp])
         ambassador = subprocess.Popen(
             [sys.executable, "-m", "redline.cli", "ambassador", "--mode", "outbound",
              "--protocol", "h2c", "--listen", f"127.0.0.1:{listen}", "--upstream",
@@ -155,20 +102,6 @@ def bench(rounds: int, duration: float) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        asyncio.run(serve(int(sys.argv[2]), Path(sys.argv[3])))
-        return
-    if len(sys.argv) > 1 and sys.argv[1] == "call":
-        parser = argparse.ArgumentParser()
-        parser.add_argument("mode")
-        parser.add_argument("port", type=int)
-        parser.add_argument("certs", nargs="?", type=Path)
-        parser.add_argument("--concurrency", type=int, default=1)
-        parser.add_argument("--seconds", type=float, default=5)
-        args = parser.parse_args()
-        print(json.dumps(asyncio.run(call(args.port, args.certs, args.concurrency,
-                                          args.seconds))))
-        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)

@@ -1,8 +1,9 @@
-"""gRPC unary calls for bench_h2.py: an echo server and a closed-loop client, each run as a
-process of its own (grpcio, no generated code: the messages are raw bytes).
+"""gRPC unary calls for bench_h2.py and bench_grpc_outbound.py: an echo server and a
+closed-loop client, each run as a process of its own (grpcio, no generated code: the messages
+are raw bytes); over TLS when given a directory with ca.pem, server.pem and server.key.
 
-    python benchmarks/grpc_echo.py serve PORT
-    python benchmarks/grpc_echo.py call PORT --concurrency N --seconds S
+    python benchmarks/grpc_echo.py serve PORT [CERT_DIR]
+    python benchmarks/grpc_echo.py call PORT [CERT_DIR] --concurrency N --seconds S
 The client prints one JSON line: calls, seconds, p50_ms, p99_ms.
 """
 
@@ -12,6 +13,7 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import grpc
 from grpc import aio
@@ -27,18 +29,28 @@ async def _echo(request: bytes, context: aio.ServicerContext) -> bytes:
     return request
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, certs: Path | None = None) -> None:
     server = aio.server(options=CHANNEL_OPTIONS)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
         SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}),))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    if certs is None:
+        server.add_insecure_port(f"127.0.0.1:{port}")
+    else:
+        server.add_secure_port(f"127.0.0.1:{port}", grpc.ssl_server_credentials(
+            [((certs / "server.key").read_bytes(), (certs / "server.pem").read_bytes())]))
     await server.start()
     await server.wait_for_termination()
 
 
-async def call(port: int, concurrency: int, seconds: float) -> dict[str, float]:
-    """`concurrency` calls in flight on one channel (one HTTP/2 connection) for `seconds`."""
-    async with aio.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) as channel:
+async def call(port: int, concurrency: int, seconds: float, certs: Path | None = None
+               ) -> dict[str, float]:
+    """`concurrency` calls in flight on one channel (one HTTP/2 connection) for `seconds`;
+    TLS to `localhost` verified with certs/ca.pem when `certs`."""
+    channel = (aio.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS)
+               if certs is None else aio.secure_channel(
+                   f"localhost:{port}", grpc.ssl_channel_credentials(
+                       (certs / "ca.pem").read_bytes()), options=CHANNEL_OPTIONS))
+    async with channel:
         echo = channel.unary_unary(METHOD)
         assert await echo(PAYLOAD, timeout=10) == PAYLOAD  # connected before the clock starts
         latencies: list[float] = []
@@ -64,13 +76,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=("serve", "call"))
     parser.add_argument("port", type=int)
+    parser.add_argument("certs", nargs="?", type=Path, help="TLS: ca.pem, server.pem/key")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
     if args.mode == "serve":
-        asyncio.run(serve(args.port))
+        asyncio.run(serve(args.port, args.certs))
     else:
-        print(json.dumps(asyncio.run(call(args.port, args.concurrency, args.seconds))))
+        print(json.dumps(asyncio.run(call(args.port, args.concurrency, args.seconds,
+                                          args.certs))))
 
 
 if __name__ == "__main__":
