@@ -6,13 +6,13 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from redline import compiled
+from tests.compiled.packages import source_and_broken_extension
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,18 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def package_with_both(tmp_path: Path) -> Iterator[Path]:
     """A package whose module `hot` is there as source and as a (broken) extension file."""
-    package = tmp_path / "both_builds"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "hot.py").write_text("FROM = 'source'\n")
-    (package / f"hot{sysconfig.get_config_var('EXT_SUFFIX')}").write_bytes(b"not an ELF file")
-    sys.path.insert(0, str(tmp_path))
-    try:
+    with source_and_broken_extension(tmp_path, "both_builds",
+                                     {"hot": "FROM = 'source'\n"}) as package:
         yield package
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in ("both_builds", "both_builds.hot"):
-            sys.modules.pop(name, None)
 
 
 def test_python_prefers_the_extension_file(package_with_both: Path) -> None:

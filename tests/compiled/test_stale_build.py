@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from redline import compiled
+from tests.compiled.packages import source_and_broken_extension
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("stalepkg.hot", "stalepkg.warm")
@@ -25,19 +26,9 @@ MODULES = ("stalepkg.hot", "stalepkg.warm")
 def tree(tmp_path: Path) -> Iterator[Path]:
     """A package of two modules, each there as source and as a (broken) extension file: an
     import that reaches an extension fails, so a successful one came from the source."""
-    package = tmp_path / "stalepkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    for name in ("hot", "warm"):
-        (package / f"{name}.py").write_text(f"NAME = {name!r}\n")
-        (package / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}").write_bytes(b"not ELF")
-    sys.path.insert(0, str(tmp_path))
-    try:
+    with source_and_broken_extension(tmp_path, "stalepkg", {
+            name: f"NAME = {name!r}\n" for name in ("hot", "warm")}):
         yield tmp_path
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in ("stalepkg", *MODULES, "stalepkg.gone"):
-            sys.modules.pop(name, None)
 
 
 def record(root: Path, modules: tuple[str, ...] = MODULES) -> Path:
