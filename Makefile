@@ -30,8 +30,10 @@ KUBECTL := $(TOOLS_DIR)/bin/kubectl
 CHECKOV := $(TOOLS_DIR)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 # The anchors the benchmarks run side by side, and a C compiler for benchmarks/openloop.c.
+# nginx-light has no stream module: benchmarks/bench_tcp.py loads Debian's, a file, no command.
 BENCH_TOOLS := nginx:nginx-light wrk:wrk mtail:mtail haproxy:haproxy redis-server:redis-server \
-               redis-benchmark:redis-tools cc:gcc
+               redis-benchmark:redis-tools cc:gcc \
+               /usr/lib/nginx/modules/ngx_stream_module.so:libnginx-mod-stream
 
 .PHONY: demo test install lint typecheck pytest system-tools bench-tools install-missing bench \
         clean
@@ -62,7 +64,8 @@ $(STAMP): pyproject.toml hatch_build.py redline/sidecars/ambassador/_splice.c to
 	@$(BIN)/redline --version
 	@echo "redline is installed in $(VENV); to run it yourself: . $(VENV)/bin/activate"
 
-# Each entry is command:package; the package is installed only when the command is missing.
+# Each entry is command:package, or /file:package for what a package ships that is no command
+# (nginx's stream module); the package is installed only when the command or file is missing.
 system-tools:
 	@$(MAKE) --no-print-directory install-missing TOOLS="$(TEST_TOOLS)"
 
@@ -70,8 +73,9 @@ bench-tools:
 	@$(MAKE) --no-print-directory install-missing TOOLS="$(BENCH_TOOLS)"
 
 install-missing:
-	@missing=""; for t in $(TOOLS); do \
-	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; done; \
+	@missing=""; for t in $(TOOLS); do needed=$${t%%:*}; \
+	  case $$needed in /*) test -e $$needed;; *) command -v $$needed >/dev/null 2>&1;; esac || \
+	  missing="$$missing $${t##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -q && \
