@@ -15,7 +15,9 @@ routes: a client's paths are its dependency's, and outbound HTTP/1 has none eith
 
 Tracing is parent-based as for HTTP/1 (`traceparent` read, one span per sampled stream, its
 trace id as the exemplar), but nothing is added to the request: the bytes are not rewritten,
-so the app's spans join the trace only if the caller sent `traceparent` itself.
+so the app's spans join the trace only if the caller sent `traceparent` itself. A span's
+attributes and outcome are tracing.py's, as for HTTP/1: outbound, CLIENT spans that name the
+dependency (`server.address`, `server.port`) and the scheme the ambassador speaks to it.
 """
 
 from __future__ import annotations
@@ -23,19 +25,12 @@ from __future__ import annotations
 from typing import Protocol
 
 from redline.exporters.instruments import Counter, InstrumentCollector
-from redline.exporters.red import (
-    CLIENT_CLOSED,
-    ClientRecorder,
-    ServerRecorder,
-    error_type,
-    normalize_method,
-)
-from redline.exporters.routes import RouteTemplater, strip_target
+from redline.exporters.red import CLIENT_CLOSED, ClientRecorder, ServerRecorder, normalize_method
+from redline.exporters.routes import RouteTemplater
 from redline.exporters.rpc import (
     DEADLINE_EXCEEDED,
     RpcClientRecorder,
     RpcServerRecorder,
-    grpc_error_type,
     grpc_status,
 )
 from redline.sidecars.ambassador.h2streams import Http2Streams, Stream, past_deadline
@@ -51,15 +46,25 @@ STOP_REASONS = ("client_framing", "server_framing", "client_limit")
 
 
 class StreamTracer(Protocol):
-    """The part of tracing.OtelTracer that streams use (no header is ever added)."""
+    """The part of tracing.OtelTracer that streams use (no header is ever added): the span
+    attributes and outcomes are HTTP/1's, inbound and outbound alike."""
 
     def sampled(self, traceparent: bytes | None, tracestate: bytes | None) -> object | None: ...
 
     def start_span(self, parent: object, name: str, attributes: dict[str, str | int]
                    ) -> tuple[object, str]: ...
 
-    def end_span(self, span: object, attributes: dict[str, str | int], error: str, *,
-                 failed: bool = False) -> None: ...
+    def http_attributes(self, method: str, target: bytes, route: str,
+                        user_agent: bytes | None) -> dict[str, str | int]: ...
+
+    def rpc_attributes(self, service: str, method: str,
+                       user_agent: bytes | None) -> dict[str, str | int]: ...
+
+    def end_http_span(self, span: object, status: int | None, error: str | None) -> None: ...
+
+    def end_rpc_span(self, span: object, status: int | None, error: str | None) -> None: ...
+
+    def end_span(self, span: object, attributes: dict[str, str | int], error: str) -> None: ...
 
 
 class HttpSide(Protocol):
@@ -241,9 +246,7 @@ class StreamRecorder:
             self.rpc.call_finished(service, method, status, duration, error=error,
                                    trace_id=call.trace_id)
             if self.tracer is not None and call.span is not None:
-                self.tracer.end_span(
-                    call.span, {} if status is None else {"rpc.grpc.status_code": status},
-                    grpc_error_type(status, error))
+                self.tracer.end_rpc_span(call.span, status, error)
             return
         status = stream.status
         # Bodies have a size once the response ended: not when it failed, nor at the head
@@ -251,30 +254,23 @@ class StreamRecorder:
         sized = error is None and status is not None and not call.streaming
         self.http.finished(stream, call.name[0], status, duration, error, call.trace_id, sized)
         if self.tracer is not None and call.span is not None:
-            self.tracer.end_span(
-                call.span, {} if status is None else {"http.response.status_code": status},
-                error_type(status, error))
+            self.tracer.end_http_span(call.span, status, error)
 
     def _start_span(self, tracer: StreamTracer, stream: Stream, call: _Call) -> None:
         parent = tracer.sampled(stream.traceparent, stream.tracestate)
         if parent is None:
             return
-        attributes: dict[str, str | int]
         if call.grpc:
             service, method = call.name
             name = f"{service}/{method}"
-            attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+            attributes = tracer.rpc_attributes(service, method, stream.user_agent)
         else:
             http_method = normalize_method(stream.method)
-            route = call.name[0]
+            route = call.name[0]  # outbound streams have none
             name = f"{http_method} {route}" if route else http_method
-            attributes = {"http.request.method": http_method,
-                          "url.path": strip_target(stream.path.decode("latin-1")),
-                          "url.scheme": "http", "network.protocol.version": "2"}
-            if route:  # outbound streams have none
-                attributes["http.route"] = route
-        if stream.user_agent:
-            attributes["user_agent.original"] = stream.user_agent.decode("latin-1")
+            attributes = tracer.http_attributes(http_method, stream.path, route,
+                                                stream.user_agent)
+            attributes["network.protocol.version"] = "2"
         call.span, call.trace_id = tracer.start_span(parent, name, attributes)
 
 

@@ -37,6 +37,7 @@ from opentelemetry.trace import (
 from redline import __version__
 from redline.exporters.red import error_type, normalize_method
 from redline.exporters.routes import strip_target
+from redline.exporters.rpc import STATUS_NAMES, grpc_error_type
 from redline.sidecars.ambassador.http1 import RequestHead
 from redline.sidecars.ambassador.observe import Exchange
 
@@ -100,17 +101,7 @@ class OtelTracer:
             return
         method = normalize_method(head.method)
         route = exchange.template
-        attributes: dict[str, str | int] = {
-            "http.request.method": method,
-            "url.path": strip_target(head.target.decode("latin-1")),
-            "url.scheme": self.scheme,
-        }
-        if route:
-            attributes["http.route"] = route
-        if self.server is not None:
-            attributes["server.address"], attributes["server.port"] = self.server
-        if head.user_agent:
-            attributes["user_agent.original"] = head.user_agent.decode("latin-1")
+        attributes = self.http_attributes(method, head.target, route, head.user_agent)
         name = f"{method} {route}" if route else method
         span, exchange.trace_id = self.start_span(parent, name, attributes)
         exchange.span = span
@@ -122,27 +113,66 @@ class OtelTracer:
                 % (context.trace_id, context.span_id))
 
     def finish(self, exchange: Exchange, status: int | None, error: str | None) -> None:
-        span = exchange.span
-        if not isinstance(span, Span):
-            return
-        kind = error_type(status, error)
-        # Client spans: 4xx are errors too.
-        failed = bool(kind) or (self.kind is SpanKind.CLIENT and status is not None
-                                and status >= 400)
-        self.end_span(span, {} if status is None else {"http.response.status_code": status},
-                      kind, failed=failed)
+        self.end_http_span(exchange.span, status, error)
 
-    def end_span(self, span: object, attributes: dict[str, str | int], error: str, *,
-                 failed: bool = False) -> None:
+    # --- what HTTP/1 exchanges and HTTP/2 streams share ----------------------------------------
+
+    def http_attributes(self, method: str, target: bytes, route: str,
+                        user_agent: bytes | None) -> dict[str, str | int]:
+        """An HTTP span's attributes at its start (`method` normalized; `route` "" for none):
+        OpenTelemetry's HTTP server or, outbound, client span."""
+        attributes: dict[str, str | int] = {
+            "http.request.method": method,
+            "url.path": strip_target(target.decode("latin-1")),
+            "url.scheme": self.scheme,
+        }
+        if route:
+            attributes["http.route"] = route
+        self._add_peer(attributes, user_agent)
+        return attributes
+
+    def rpc_attributes(self, service: str, method: str,
+                       user_agent: bytes | None) -> dict[str, str | int]:
+        """A gRPC call's span attributes at its start (OpenTelemetry's RPC conventions)."""
+        attributes: dict[str, str | int] = {
+            "rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+        self._add_peer(attributes, user_agent)
+        return attributes
+
+    def _add_peer(self, attributes: dict[str, str | int], user_agent: bytes | None) -> None:
+        if self.server is not None:  # a client span names the dependency it called
+            attributes["server.address"], attributes["server.port"] = self.server
+        if user_agent:
+            attributes["user_agent.original"] = user_agent.decode("latin-1")
+
+    def end_http_span(self, span: object, status: int | None, error: str | None) -> None:
+        """An HTTP span's outcome. A server's span failed on a 5xx or a transport error; a
+        client's on a 4xx too, which is then its error.type (OpenTelemetry's HTTP span
+        status rules: a 4xx is the client's own failure)."""
+        kind = error_type(status, error)
+        if not kind and self.kind is SpanKind.CLIENT and status is not None and status >= 400:
+            kind = str(status)
+        self.end_span(span, {} if status is None else {"http.response.status_code": status},
+                      kind)
+
+    def end_rpc_span(self, span: object, status: int | None, error: str | None) -> None:
+        """A gRPC call's outcome. A server's span failed on a server-fault status (UNKNOWN,
+        DEADLINE_EXCEEDED, ...) or a transport error, as the metrics' error_type; a client's
+        on every status but OK (OpenTelemetry's gRPC conventions), named in error.type."""
+        kind = grpc_error_type(status, error)
+        if not kind and self.kind is SpanKind.CLIENT and status:
+            kind = STATUS_NAMES[status]
+        self.end_span(span, {} if status is None else {"rpc.grpc.status_code": status}, kind)
+
+    def end_span(self, span: object, attributes: dict[str, str | int], error: str) -> None:
         """End a span from `start_span` with its outcome: `error` is its error.type ("" for
-        none); it failed when it has one, or when `failed`."""
+        none), and a span with one failed."""
         if not isinstance(span, Span):
             return
         if attributes:
             span.set_attributes(attributes)
         if error:
             span.set_attribute("error.type", error)
-        if error or failed:
             span.set_status(Status(StatusCode.ERROR))
         span.end()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 
 from hpack import Decoder, Encoder
@@ -162,7 +163,12 @@ class _Connection:
 class H2cApp:
     """Listens on a port of its own, in this process, a thread per connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: serve HTTP/2 over TLS with that server context (offering ALPN h2) instead
+        of h2c."""
+        self.tls = tls
+        if tls is not None:
+            tls.set_alpn_protocols(["h2"])
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._accept, daemon=True)
@@ -175,10 +181,13 @@ class H2cApp:
                 return
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
-    @staticmethod
-    def _serve(sock: socket.socket) -> None:
-        with sock, contextlib.suppress(OSError):  # the client went away (ConnectionError too)
-            _Connection(sock).serve()
+    def _serve(self, sock: socket.socket) -> None:
+        # The client went away (ConnectionError), or its TLS failed (SSLError): both OSErrors.
+        with contextlib.suppress(OSError), sock:
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            with sock:
+                _Connection(sock).serve()
 
     def __enter__(self) -> H2cApp:
         self.thread.start()

@@ -98,6 +98,7 @@ class OtlpReceiver(ThreadingHTTPServer):
                                 "service": service, "name": span.name, "kind": span.kind,
                                 "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(),
                                 "parent_id": span.parent_span_id.hex(),
+                                "failed": span.status.code == span.status.STATUS_CODE_ERROR,
                                 "attributes": {a.key: a.value.string_value or a.value.int_value
                                                for a in span.attributes}})
                 self.send_response(200)
