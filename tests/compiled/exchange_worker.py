@@ -97,8 +97,10 @@ def samples(collectors: Iterable[Collector]) -> list[list[object]]:
 
 def run_exchanges(exchanges: list[list[list[str]]]) -> dict[str, object]:
     """Each exchange: the client's chunks, then the upstream's, fed in that order."""
+    # Body sizes recorded too (--record-sizes), so that their counting is compared as well.
     proxy = Ambassador(AmbassadorConfig(
-        ports=(PortConfig(("127.0.0.1", 0), Upstream("127.0.0.1", 1), "http1"),), admin=None))
+        ports=(PortConfig(("127.0.0.1", 0), Upstream("127.0.0.1", 1), "http1"),), admin=None,
+        record_sizes=True))
     port = proxy.ports[0]
     client_transport, upstream_transport = RecordingTransport(), RecordingTransport()
     client = ClientSide(port)

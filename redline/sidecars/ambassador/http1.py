@@ -229,14 +229,16 @@ def parse_response_head(head: bytes) -> ResponseHead:
 
 # --- bodies --------------------------------------------------------------------------------
 # Each body reader counts bytes over the caller's buffer: consume(data, pos) returns the
-# position after what belongs to this body, and sets `done` once the body ended.
+# position after what belongs to this body, and sets `done` once the body ended. `size` is the
+# body's length as its framing gives it (--record-sizes): the Content-Length, the chunk sizes
+# read so far, or the bytes read so far of a body delimited by the close.
 
 
 class LengthBody:
-    __slots__ = ("done", "remaining")
+    __slots__ = ("done", "remaining", "size")
 
     def __init__(self, length: int) -> None:
-        self.remaining = length
+        self.size = self.remaining = length
         self.done = length == 0
 
     def consume(self, data: bytes, pos: int) -> int:
@@ -249,13 +251,16 @@ class LengthBody:
 class UntilCloseBody:
     """A response delimited by the connection closing (no length, not chunked)."""
 
-    __slots__ = ("done",)
+    __slots__ = ("done", "size")
 
     def __init__(self) -> None:
         self.done = False
+        self.size = 0
 
     def consume(self, data: bytes, pos: int) -> int:
-        return len(data)
+        end = len(data)
+        self.size += end - pos
+        return end
 
 
 _SIZE, _DATA, _DATA_END, _TRAILER = range(4)
@@ -269,8 +274,8 @@ class ChunkedBody:
     chunks, their average data size must stay at least this many bytes, so that framing costs
     per byte, not per chunk (a 13 MiB body of 1-byte chunks took 2.8 s of CPU)."""
 
-    __slots__ = ("_chunks", "_data_bytes", "_line", "_min_average", "_partial", "_remaining",
-                 "_state", "_trailer_bytes", "done")
+    __slots__ = ("_chunks", "_line", "_min_average", "_partial", "_remaining", "_state",
+                 "_trailer_bytes", "done", "size")
 
     def __init__(self, min_average: int = 0) -> None:
         self._state = _SIZE
@@ -280,7 +285,7 @@ class ChunkedBody:
         self._trailer_bytes = 0
         self._min_average = min_average
         self._chunks = 0
-        self._data_bytes = 0
+        self.size = 0  # the chunk sizes read so far: the data bytes, without the framing
         self.done = False
 
     def consume(self, data: bytes, pos: int) -> int:
@@ -320,13 +325,13 @@ class ChunkedBody:
             raise ProtocolError(f"bad chunk size line {line[:40]!r}")
         size = self._remaining = int(match.group(1), 16)
         self._state = _DATA if size else _TRAILER
+        self.size += size
         if self._min_average:
             self._chunks += 1
-            self._data_bytes += size
             if self._chunks > FREE_CHUNKS and size and \
-                    self._data_bytes < self._chunks * self._min_average:
+                    self.size < self._chunks * self._min_average:
                 raise LimitError(
-                    f"chunks average {self._data_bytes // self._chunks} bytes after "
+                    f"chunks average {self.size // self._chunks} bytes after "
                     f"{self._chunks}, below --min-average-chunk-bytes {self._min_average}",
                     "small_chunks")
 
@@ -349,6 +354,8 @@ class ChunkedBody:
 
 
 Body = LengthBody | ChunkedBody | UntilCloseBody
+# The body of a response that has none (to HEAD, a 204, a 304): framed, and 0 bytes long.
+NO_BODY = LengthBody(0)
 
 
 def request_body(head: RequestHead, min_average_chunk: int = 0) -> Body | None:

@@ -238,7 +238,8 @@ class RequestFraming(Handler):
             self._pause_pipeline()
         if head.method not in IDEMPOTENT or head.upgrade:
             self.replay.forbid()
-        self.body = request_body(head, self.limits.min_average_chunk_bytes)
+        self.body = exchange.request_body = request_body(head,
+                                                         self.limits.min_average_chunk_bytes)
         if head.upgrade:
             self.upgrade_to = head.upgrade_to or head.method
             if self.body is None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from redline.exporters.red import INVALID_RESPONSE
 from redline.sidecars.ambassador.handler import ConnectionOwner
 from redline.sidecars.ambassador.http1 import (
+    NO_BODY,
     Body,
     ProtocolError,
     UntilCloseBody,
@@ -184,11 +185,14 @@ class UpstreamSide(asyncio.Protocol):
                 client.upgrade_declined(now)
             exchange.status = status
             exchange.close = exchange.close or head.close
+            body = self.body = response_body(head, exchange.method)
             if (exchange.streaming or head.event_stream) and exchange.record:
-                # Streaming routes are timed to the first byte; the exchange stays in line.
+                # Streaming routes are timed to the first byte, with no body size; the
+                # exchange stays in line.
                 self.observer.finish(exchange, status, None, now)
-            self.body = response_body(head, exchange.method)
-            if self.body is None:
+            else:
+                exchange.response_body = body if body is not None else NO_BODY
+            if body is None:
                 self.answered = True
                 if not client.response_complete(now):
                     return

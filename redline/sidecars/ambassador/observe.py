@@ -13,12 +13,13 @@ from typing import Protocol
 from redline.exporters.red import ClientRecorder, ServerRecorder
 from redline.exporters.routes import RouteTemplater
 from redline.sidecars.ambassador.h2record import StreamRecorder
-from redline.sidecars.ambassador.http1 import RequestHead
+from redline.sidecars.ambassador.http1 import Body, RequestHead
 
 
 class Exchange:
-    __slots__ = ("close", "head_rewrite", "method", "record", "recorded", "span", "start",
-                 "status", "streaming", "template", "trace_id", "upgrade")
+    __slots__ = ("close", "head_rewrite", "method", "record", "recorded", "request_body",
+                 "response_body", "span", "start", "status", "streaming", "template",
+                 "trace_id", "upgrade")
 
     def __init__(self, method: bytes, start: float, upgrade: bool) -> None:
         self.method = method
@@ -33,6 +34,11 @@ class Exchange:
         self.head_rewrite: bytes | None = None  # the request head to forward instead
         self.span: object | None = None
         self.trace_id: str | None = None
+        # The body readers, which count their bytes (--record-sizes): the request's (None: it
+        # has none) once its head was framed, the response's once its final head was (None
+        # until then, and for a response the HTTP/1 framing never read: an upgrade's).
+        self.request_body: Body | None = None
+        self.response_body: Body | None = None
 
 
 class Tracer(Protocol):
@@ -61,6 +67,7 @@ class InboundObserver:
         self.routes = routes
         self.tracer = tracer
         self.http2 = http2  # HTTP/2 streams' recorder; None: h2c is relayed, not observed
+        self.record_sizes = recorder.request_size is not None  # --record-sizes
 
     def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange:
         exchange = Exchange(head.method, now, head.upgrade)
@@ -84,10 +91,23 @@ class InboundObserver:
             return
         if self.tracer is not None and exchange.span is not None:
             self.tracer.finish(exchange, status, error)
+        if self.record_sizes and error is None and exchange.response_body is not None:
+            self._finish_sized(exchange, status, now)
+            return
         self.recorder.request_finished(
             exchange.method, exchange.template, status, now - exchange.start,
             error=error, trace_id=exchange.trace_id,
         )
+
+    def _finish_sized(self, exchange: Exchange, status: int | None, now: float) -> None:
+        """A response that ended as framed, with its body sizes: as for HTTP/2 streams, not
+        for a failed exchange nor at the head of a streaming one (timed to its first byte)."""
+        response = exchange.response_body
+        request = exchange.request_body
+        self.recorder.request_finished(
+            exchange.method, exchange.template, status, now - exchange.start,
+            trace_id=exchange.trace_id, request_bytes=0 if request is None else request.size,
+            response_bytes=0 if response is None else response.size)
 
     def rejected(self, method: bytes, status: int, error: str) -> None:
         # Never reached the app and has no trustworthy route: recorded with an empty route.
