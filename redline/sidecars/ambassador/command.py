@@ -86,7 +86,7 @@ def add_parser(sub: SubParsers,
         metavar="NAME", help="service_name label (default $OTEL_SERVICE_NAME or unknown_service)")
     add("--mode", choices=("inbound", "outbound"), default="inbound",
         help="inbound records http_server_* with routes; outbound records http_client_* "
-             "(and rpc_client_* on an h2c port) (default inbound)")
+             "(and rpc_client_* for h2c, declared or detected) (default inbound)")
     add("--routes", metavar="FILE", help="routes file: patterns, ignores, cap (docs/metrics.md)")
     add("--buckets", type=flag_type(buckets), default=DEFAULT_BUCKETS, metavar="LIST",
         help="duration buckets in seconds, comma-separated (default: OpenTelemetry's advice, "
@@ -163,17 +163,18 @@ def ports_from_args(args: argparse.Namespace) -> tuple[PortConfig, ...]:
     if args.mode == "outbound" and (len(listens) > 1
                                     or protocols[0] not in (AUTO, HTTP1, H2C)):
         raise ConfigError("--mode outbound: expected one --listen/--upstream pair of HTTP/1 "
-                          "(--protocol http1 or auto) or of h2c (--protocol h2c: gRPC)")
+                          "(--protocol http1), h2c (--protocol h2c: gRPC) or either (auto)")
     ports = []
     for listen, upstream, declared in zip(listens, upstreams, protocols, strict=True):
         protocol = declared
-        if (upstream.tls or args.mode == "outbound") and declared != H2C:
-            # Originating TLS makes no sense for bytes that are TLS already or not HTTP:
-            # such a port is HTTP/1 or h2c (ALPN h2), and `auto` means HTTP/1 there.
-            if declared not in (AUTO, HTTP1):
-                raise ConfigError(f"--protocol {declared}: --upstream https://... originates "
-                                  f"TLS, which only HTTP/1 and h2c ports do (--protocol "
-                                  f"http1, auto or h2c)")
+        if upstream.tls and declared not in (AUTO, HTTP1, H2C):
+            # Originating TLS makes no sense for bytes that are TLS already or not HTTP.
+            raise ConfigError(f"--protocol {declared}: --upstream https://... originates "
+                              f"TLS, which only HTTP/1 and h2c ports do (--protocol "
+                              f"http1, auto or h2c)")
+        if upstream.tls and declared == AUTO and args.mode != "outbound":
+            # `auto` means HTTP/1 there; an outbound `auto` port detects h2c from HTTP/1
+            # (detector.py), TLS or not.
             protocol = HTTP1
         ports.append(PortConfig(listen, upstream, protocol))
     return tuple(ports)

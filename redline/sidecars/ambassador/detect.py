@@ -42,9 +42,29 @@ def detect(data: bytes) -> str | None:
         return None
     if data[0] == TLS_HANDSHAKE:
         return _detect_tls(data)
-    if data[:24] == H2_PREFACE[:len(data)]:
-        return HTTP2 if len(data) >= len(H2_PREFACE) else None
+    preface = _h2_preface(data)
+    if preface is not False:
+        return HTTP2 if preface else None
     return _detect_http1(data)
+
+
+def detect_http(data: bytes) -> str | None:
+    """What an app speaks to an outbound port, which carries its HTTP calls only: HTTP2 from
+    the prior-knowledge preface, HTTP1 from anything else (bytes that are not HTTP/1 are then
+    answered 400 by the HTTP/1 handler, as on an `http1` port); None while `data` may still
+    become the preface."""
+    preface = _h2_preface(data)
+    if preface is not False:
+        return HTTP2 if preface else None
+    return HTTP1
+
+
+def _h2_preface(data: bytes) -> bool | None:
+    """True: `data` starts with the whole HTTP/2 preface; None: it is the start of one;
+    False: it is not."""
+    if data[:24] != H2_PREFACE[:len(data)]:
+        return False
+    return True if len(data) >= len(H2_PREFACE) else None
 
 
 def _detect_tls(data: bytes) -> str | None:
