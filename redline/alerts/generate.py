@@ -45,6 +45,8 @@ def build_groups(spec: Spec | None, options: RuleOptions) -> dict[str, list[Grou
     if spec is not None:
         files["redline-slo"] = [
             group("redline-slo-recording", slo_rules.recording_rules(spec, grouping)),
+            # Each tile group's interval is its tiles' step: a tile is the mean over it.
+            *(group(tile.group, tile.rules(), interval=tile.step) for tile in slo_rules.TILES),
             group("redline-slo-budget", slo_rules.budget_rules(spec),
                   interval=options.budget_interval),
             group("redline-slo-alerts", slo_rules.alert_rules(

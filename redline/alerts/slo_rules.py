@@ -10,11 +10,18 @@ evaluation, over 5 minutes, for the dashboards and the SLOs alike. Every record 
   a route filter), one rule per SLI for all the services that read the same requests
   (`service_name=~"a|b|..."`): `slo:sli_requests:rate5m` and `slo:sli_errors:rate5m` (bad
   events per second: requests with an `error_type`, or slower than the latency threshold).
-- **Windows**, from the base records alone, one rule each for every SLO:
-  `slo:sli_error:ratio_rate<W>` (5m, 30m, 1h, 2h, 6h, 1d, 3d) as sum_over_time of the 5m
-  numerator over sum_over_time of the 5m denominator (a ratio of sums, never an average of
-  ratios), and `slo:sli_requests:rate<W>` for the alerts' long windows. They need the base
-  records' history: docs/alerts.md#after-the-first-deploy says how long, and how to backfill.
+- **Tiles**, in groups of their own that are evaluated once per tile (`interval: 5m`,
+  `interval: 1h`): `slo:sli_requests:tile<T>` and `slo:sli_errors:tile<T>`, the mean of the
+  base records over the tile's own time T. Consecutive tiles cover consecutive stretches of
+  time, each base sample in one tile, so a window sums 72 tiles (6h of 5m tiles) instead of
+  720 samples of the base records, and still divides a sum by a sum.
+- **Windows**, one rule each for every SLO: `slo:sli_error:ratio_rate<W>` (5m, 30m, 1h, 2h,
+  6h, 1d, 3d) as sum_over_time of the numerator over sum_over_time of the denominator (a
+  ratio of sums, never an average of ratios), and `slo:sli_requests:rate<W>` for the alerts'
+  long windows. Up to 2h they read the base records; 6h reads the 5m tiles, 1d, 3d and the
+  period the hourly ones (`window_source`): such a window ends at its newest tile, up to one
+  tile (5m, 1h) before now. They need history: docs/alerts.md#after-the-first-deploy says how
+  long, and how to backfill.
 - **Objectives**, one rule per SLI and objective: `slo:objective:ratio`; and, in a group of
   their own (they read the whole period: `--budget-interval` evaluates them less often), the
   period's error ratio and `slo:error_budget:remaining_ratio`.
@@ -168,14 +175,68 @@ def any_of(branches: list[str]) -> str:
     return "\nor\n".join(f"(\n{branch}\n)" for branch in branches)
 
 
-# --- windows: from the base records, for every SLO at once ---------------------------------
+# --- tiles: the base records once per 5 minutes and once per hour ---------------------------
+
+@dataclass(frozen=True)
+class Tile:
+    """The base records' mean over `step`, written once per `step` by a group of that
+    interval, for the windows of `shortest` and longer (that `step` divides).
+
+    A mean over exactly the group's interval takes each base sample into one tile: tiles of
+    one group cover consecutive stretches of time without overlap, so a window's sum over
+    tiles divided by another such sum is the ratio of sums over the base records, as of the
+    newest tile. A mean, not a copy of the newest sample: a copy would count one sample twice,
+    or none, whenever the base group's evaluation was late; and a mean is the same whatever
+    the number of samples in it (promtool evaluates every group every minute)."""
+
+    step: str
+    shortest: str
+
+    @property
+    def requests(self) -> str:
+        return f"slo:sli_requests:tile{self.step}"
+
+    @property
+    def errors(self) -> str:
+        return f"slo:sli_errors:tile{self.step}"
+
+    @property
+    def group(self) -> str:
+        return f"redline-slo-tiles-{self.step}"
+
+    def serves(self, window: str) -> bool:
+        seconds, step = parse_duration(window), parse_duration(self.step)
+        return seconds >= parse_duration(self.shortest) and seconds % step == 0
+
+    def rules(self) -> list[RecordingRule]:
+        return [recording(tile, f"avg_over_time({base}[{self.step}])")
+                for tile, base in ((self.requests, REQUESTS), (self.errors, ERRORS))]
+
+
+# 6h from 5m tiles (72 a window, not 720 base samples at a 30 s interval); 1d, 3d and the
+# period from hourly ones (24, 72, 720 for 30d). The windows up to 2h, which confirm that a
+# burn still goes on, keep reading the base records: they end at the last evaluation.
+TILES = (Tile("5m", shortest="6h"), Tile("1h", shortest="1d"))
+
+
+def window_source(window: str) -> tuple[str, str]:
+    """(requests, errors) that `window` sums: the coarsest tiles that serve it, or the base
+    records."""
+    for tile in reversed(TILES):
+        if tile.serves(window):
+            return tile.requests, tile.errors
+    return REQUESTS, ERRORS
+
+
+# --- windows: from the base records and the tiles, for every SLO at once -------------------
 
 def error_ratio(window: str) -> str:
-    """Bad events over all events in `window`, from the 5m records: their sums over the
-    window, so each 5m rate weighs by its traffic."""
+    """Bad events over all events in `window`: sums of the 5m rates (or of their tiles) over
+    the window, so each rate weighs by its traffic."""
     if window == "5m":
         return f"{ERRORS}\n/\n{REQUESTS}"
-    return f"sum_over_time({ERRORS}[{window}])\n/\nsum_over_time({REQUESTS}[{window}])"
+    requests, errors = window_source(window)
+    return f"sum_over_time({errors}[{window}])\n/\nsum_over_time({requests}[{window}])"
 
 
 def window_rules() -> list[RecordingRule]:
@@ -184,9 +245,11 @@ def window_rules() -> list[RecordingRule]:
     for window in DERIVED_WINDOWS:
         rules.append(recording(f"slo:sli_error:ratio_rate{window}", error_ratio(window)))
         if window in long_windows:  # the alerts' minimum traffic
+            requests, _ = window_source(window)
             rules.append(recording(f"slo:sli_requests:rate{window}",
-                                   f"avg_over_time({REQUESTS}[{window}])"))
+                                   f"avg_over_time({requests}[{window}])"))
     return rules
+
 
 
 # --- objectives: SLOs that share an objective share its rules ------------------------------

@@ -137,7 +137,8 @@ def test_operator_object(tmp_path: Path) -> None:
     assert document["metadata"] == {"name": "redline", "labels": {"release": "kps"},
                                     "namespace": "monitoring"}
     names = [group["name"] for group in document["spec"]["groups"]]
-    assert names == ["redline-slo-recording", "redline-slo-budget", "redline-slo-alerts",
+    assert names == ["redline-slo-recording", "redline-slo-tiles-5m", "redline-slo-tiles-1h",
+                     "redline-slo-budget", "redline-slo-alerts",
                      "redline-red-recording",
                      "redline-use-recording", "redline-use-alerts",
                      "redline-use-containers-recording", "redline-use-containers-alerts",
@@ -149,14 +150,14 @@ def test_operator_object(tmp_path: Path) -> None:
 
 
 def test_budget_interval_sets_the_budget_groups_own() -> None:
-    """The period's records read every sample of the period: --budget-interval evaluates
-    them less often, and only them."""
+    """--budget-interval evaluates the period's records less often, and only them (the tile
+    groups have their tiles' step)."""
     result = redline("alerts", "--slo", str(DEPLOY / "slo.yaml"), "--budget-interval", "5m")
     assert result.returncode == 0, result.stderr
     groups = [group for document in yaml.safe_load_all(result.stdout)
               for group in document["groups"]]
     assert {g["name"]: g.get("interval") for g in groups if "interval" in g} == {
-        "redline-slo-budget": "5m"}
+        "redline-slo-tiles-5m": "5m", "redline-slo-tiles-1h": "1h", "redline-slo-budget": "5m"}
     bad = redline("alerts", "--slo", str(DEPLOY / "slo.yaml"), "--budget-interval", "5x")
     assert bad.returncode == 2
     assert "argument --budget-interval: expected a duration such as 30d, 4w or 12h, got " \
