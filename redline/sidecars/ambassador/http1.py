@@ -99,6 +99,13 @@ def _content_length(values: list[bytes]) -> int | None:
     return int(length)
 
 
+# A connection remembers the last head it parsed (each direction) up to this size, so that a
+# head repeated byte for byte (a client polling one URL, a probe, a load generator; an app's
+# identical answers) is parsed once: the same bytes give the same parse, which is never
+# changed after parsing. Bounded so that idle connections hold little (2 KiB each way).
+REPEATED_HEAD_BYTES = 2048
+
+
 @dataclass(slots=True)
 class RequestHead:
     method: bytes

@@ -25,9 +25,11 @@ from redline.exporters.tcp import ConnectionMeter
 from redline.sidecars.ambassador.detect import HTTP1
 from redline.sidecars.ambassador.handler import ConnectionOwner, Handler
 from redline.sidecars.ambassador.http1 import (
+    REPEATED_HEAD_BYTES,
     Body,
     LimitError,
     ProtocolError,
+    RequestHead,
     error_response,
     parse_request_head,
     request_body,
@@ -63,6 +65,8 @@ class RequestFraming(Handler):
         self.head_since = 0.0  # when the held head (or empty lines before it) started arriving
         self.empty_line_bytes = 0  # before the head being waited for; counted from head_since
         self.body: Body | None = None  # the request body being forwarded
+        self.last_head = b""  # the last request head parsed, and its parse (REPEATED_HEAD_BYTES)
+        self.last_parsed: RequestHead | None = None
         # An upgrade asked (Upgrade, or CONNECT): once its head (and body) went upstream, the
         # client's next bytes wait unframed in `backlog`, and its reading pauses, until the
         # app answers: a 101 makes them the tunnel's, anything else HTTP again.
@@ -226,7 +230,11 @@ class RequestFraming(Handler):
 
     def _start_exchange(self, raw_head: bytes, now: float) -> Exchange:
         self.head_since = 0.0  # the head is whole: its clock stops
-        head = parse_request_head(raw_head)
+        head = self.last_parsed
+        if head is None or raw_head != self.last_head:
+            head = parse_request_head(raw_head)
+            if len(raw_head) <= REPEATED_HEAD_BYTES:
+                self.last_head, self.last_parsed = raw_head, head
         if head.upgrade and head.method == b"CONNECT" and not self.limits.allow_connect:
             raise ProtocolError("CONNECT is not allowed (the ambassador is no forward proxy; "
                                 "see --allow-connect)", 405)

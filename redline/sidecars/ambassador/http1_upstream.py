@@ -20,8 +20,10 @@ from redline.exporters.red import INVALID_RESPONSE
 from redline.sidecars.ambassador.handler import ConnectionOwner
 from redline.sidecars.ambassador.http1 import (
     NO_BODY,
+    REPEATED_HEAD_BYTES,
     Body,
     ProtocolError,
+    ResponseHead,
     UntilCloseBody,
     parse_response_head,
     response_body,
@@ -85,6 +87,8 @@ class UpstreamSide(asyncio.Protocol):
         self.queued = 0
         self.held = b""  # an incomplete response head (already forwarded; kept to parse)
         self.body: Body | None = None
+        self.last_head = b""  # the last response head parsed, and its parse (REPEATED_HEAD_BYTES)
+        self.last_parsed: ResponseHead | None = None
         self.response_bytes_seen = False  # bytes of the current response reached the client
         self.answered = False  # a whole response came over this connection
         self.tunnel = False  # an upgrade was granted: bytes go through unframed from now on
@@ -168,7 +172,12 @@ class UpstreamSide(asyncio.Protocol):
             head_end += 4
             if not pending:
                 raise ProtocolError("response without a request", 502)
-            head = parse_response_head(data[pos:head_end])
+            raw_head = data[pos:head_end]
+            head = self.last_parsed
+            if head is None or raw_head != self.last_head:
+                head = parse_response_head(raw_head)
+                if head_end - pos <= REPEATED_HEAD_BYTES:
+                    self.last_head, self.last_parsed = raw_head, head
             pos = head_end
             exchange = pending[0]
             status = head.status
