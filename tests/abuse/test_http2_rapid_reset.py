@@ -27,8 +27,8 @@ from tests.process import wait_port
 from tests.sidecars.ambassador.conftest import AmbassadorProcess
 
 
-def _start(module: str, prefix: list[str]) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([*prefix, sys.executable, "-m", module], cwd=ROOT,
+def _start(module: str, prefix: list[str], *args: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", module, *args], cwd=ROOT,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None

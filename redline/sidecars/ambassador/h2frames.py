@@ -13,8 +13,10 @@ rules, `feed` raises FramingError and the caller stops reading that connection.
 
 from __future__ import annotations
 
+import base64
+import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from typing import NamedTuple
 
@@ -52,6 +54,9 @@ CANCEL = 0x8
 _HEADER = struct.Struct(">HBBBL")
 # The flags that make a HEADERS frame more than a whole header block by itself.
 _WHOLE_BLOCK = END_HEADERS | PADDED | PRIORITY_FLAG
+
+# The base64url alphabet (RFC 4648 section 5), with the padding HTTP2-Settings may keep.
+_BASE64URL = re.compile(rb"[A-Za-z0-9_-]*={0,2}")
 
 # Frames whose payload is read; every other type is skipped as it streams past.
 _KEPT = frozenset({HEADERS, PUSH_PROMISE, CONTINUATION, RST_STREAM, SETTINGS, GOAWAY})
@@ -269,6 +274,23 @@ def settings(payload: bytes) -> list[tuple[int, int]]:
                            f"of 6)")
     return [(int.from_bytes(payload[i:i + 2], "big"), int.from_bytes(payload[i + 2:i + 6], "big"))
             for i in range(0, len(payload), 6)]
+
+
+def upgrade_settings(values: Sequence[bytes]) -> list[tuple[int, int]]:
+    """The client's first settings, from the values of an h2c upgrade request's HTTP2-Settings
+    header (RFC 7540 section 3.2.1): exactly one, a SETTINGS payload in base64url (the
+    trailing `=` omitted, or not). No header: none (the defaults). FramingError for more than
+    one, or for one that is not such a payload."""
+    if not values:
+        return []
+    if len(values) > 1:
+        raise FramingError(f"{len(values)} HTTP2-Settings headers (expected one)")
+    if not _BASE64URL.fullmatch(values[0]):
+        raise FramingError("an HTTP2-Settings header that is not base64url")
+    text = values[0].rstrip(b"=")
+    if len(text) % 4 == 1:  # six bits left over: no whole byte
+        raise FramingError("an HTTP2-Settings header that is not base64url")
+    return settings(base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4)))
 
 
 def goaway_fields(payload: bytes) -> tuple[int, int]:

@@ -38,7 +38,7 @@ its bytes cost nothing more.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from hpack import HPACKError
@@ -170,14 +170,25 @@ class Http2Streams:
             return self.stop(f"{side}: {exc}")
         return None
 
-    def upgraded(self, stream: Stream) -> None:
+    def upgraded(self, stream: Stream, http2_settings: Sequence[bytes] = ()) -> str | None:
         """An h2c upgrade (RFC 7540 section 3.2; RFC 9113 deprecates it, curl and nghttp2
         still send it): the HTTP/1.1 request that asked for it is stream 1, half closed by
         the client (its body went as HTTP/1); its response comes as stream 1's frames after
-        the server's SETTINGS. The caller's sink knows the stream: no request_started."""
+        the server's SETTINGS. The caller's sink knows the stream: no request_started.
+        `http2_settings`: the request's HTTP2-Settings values, the client's first settings,
+        which the 101 acknowledged: its SETTINGS_HEADER_TABLE_SIZE bounds the server's
+        encoder from then on, so the decoder of its blocks. Why observation stopped, if
+        those settings cannot be read or allow a table past `max_table_size`."""
         self.streams[stream.stream_id] = stream
         self.last_client_stream = stream.stream_id
         self.opened += 1
+        try:
+            for identifier, value in h2frames.upgrade_settings(http2_settings):
+                if identifier == h2frames.SETTINGS_HEADER_TABLE_SIZE:
+                    self._table_size(self.server_decoder, value)
+        except FramingError as exc:
+            return self.stop(f"client: {exc}")
+        return None
 
     def connection_lost(self, now: float, error: str) -> None:
         """The connection ended: streams still open end with `error`."""

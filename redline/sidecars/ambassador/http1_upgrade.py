@@ -9,7 +9,8 @@ the connection.
 An h2c upgrade (`Upgrade: h2c`) granted with the default `Upgraded` is a tunnel too, watched
 by an HTTP/2 observer (http2.H2cUpgrade, `h2c`) where the port observes HTTP/2: the tunnel's
 bytes on both sides are shown to it, and the upgrade request is recorded as stream 1 when its
-HTTP/2 response ends instead of at the 101.
+HTTP/2 response ends instead of at the 101. The request's HTTP2-Settings (the client's first
+settings) go to the observer with it: they are in force from the 101 on.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from typing import Protocol
 from redline.exporters.tcp import ConnectionMeter
 from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.handler import ConnectionOwner
+from redline.sidecars.ambassador.http1 import header_values
 from redline.sidecars.ambassador.http1_requests import RequestFraming
 from redline.sidecars.ambassador.http2 import H2cUpgrade
-from redline.sidecars.ambassador.observe import InboundObserver, OutboundObserver
+from redline.sidecars.ambassador.observe import Exchange, InboundObserver, OutboundObserver
 
 
 class Upgraded(Protocol):
@@ -48,10 +50,18 @@ class Upgrading(RequestFraming):
         self.upgraded: Upgraded = upgraded if upgraded is not None else tunnel
         self.tunnel = False  # upgrade granted: both directions are raw for good
         self.h2c: H2cUpgrade | None = None  # the observer of a granted h2c upgrade
+        # The HTTP2-Settings values of the upgrade request awaiting its answer (h2c).
+        self.http2_settings: list[bytes] = []
 
     @abc.abstractmethod
     def response_complete(self, now: float) -> bool:
         """The oldest exchange's response ended; False once the client takes no more."""
+
+    def _start_exchange(self, raw_head: bytes, now: float) -> Exchange:
+        exchange = super()._start_exchange(raw_head, now)
+        if exchange.upgrade:  # read here, the one place with the head: upgrades only
+            self.http2_settings = header_values(raw_head.lower(), raw_head, b"http2-settings:")
+        return exchange
 
     def _await_upgrade(self) -> None:
         """The upgrade request went whole: hold what the client sends next until the app
@@ -79,7 +89,8 @@ class Upgrading(RequestFraming):
             exchange.recorded = False
             self.observer.finish(exchange, exchange.status, None, now)
             return
-        self.h2c = H2cUpgrade(self.owner, recorder, exchange, self.observer.finish, now)
+        self.h2c = H2cUpgrade(self.owner, recorder, exchange, self.observer.finish, now,
+                              self.http2_settings)
         self.start_tunnel(held)
         if held:
             self.h2c.client_bytes(held)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import cast
 
@@ -236,10 +236,14 @@ class H2cUpgrade:
     recorded when stream 1's response ends, with that response's status, by the HTTP/1
     observer as any exchange (`finish`); the other streams are recorded by the process's
     StreamRecorder as on an h2c port. If observation stops before stream 1 ended, the
-    exchange is recorded as it would be without observation: its 101, at the 101's time."""
+    exchange is recorded as it would be without observation: its 101, at the 101's time.
+
+    `http2_settings` are the upgrade request's HTTP2-Settings values: the client's first
+    settings, in force from the 101 on (h2streams.Http2Streams.upgraded); a header that cannot
+    be read stops observation at once (client_framing), the bytes flowing as ever."""
 
     def __init__(self, owner: ConnectionOwner, recorder: StreamRecorder, exchange: Exchange,
-                 finish: Finish, answered: float) -> None:
+                 finish: Finish, answered: float, http2_settings: Sequence[bytes] = ()) -> None:
         self.owner = owner
         self.recorder = recorder
         self.exchange = exchange
@@ -255,7 +259,9 @@ class H2cUpgrade:
         self.counts = StreamCounts(recorder)
         self.upgrade = Stream(1, exchange.start)
         self.upgrade.method = exchange.method
-        self.streams.upgraded(self.upgrade)
+        stopped = self.streams.upgraded(self.upgrade, http2_settings)
+        if stopped is not None:
+            self._stopped(stopped)
 
     # --- the bytes, as the tunnel relays them --------------------------------------------
 
@@ -285,11 +291,15 @@ class H2cUpgrade:
             stopped = streams.stop(f"{side}: internal error")
         self.counts.add(streams)
         if stopped is not None:
-            self.recorder.observation_stopped(stopped, streams.limit)
-            if streams.limit is not None:
-                self.owner.count_limit(streams.limit)
-            log.info("upgraded h2c connection no longer observed; its bytes still flow",
-                     extra={"reason": stopped})
+            self._stopped(stopped)
+
+    def _stopped(self, reason: str) -> None:
+        limit = self.streams.limit
+        self.recorder.observation_stopped(reason, limit)
+        if limit is not None:
+            self.owner.count_limit(limit)
+        log.info("upgraded h2c connection no longer observed; its bytes still flow",
+                 extra={"reason": reason})
 
     # --- StreamEvents: stream 1 is the HTTP/1 exchange's, the others the recorder's -------
 

@@ -6,14 +6,19 @@ thread per connection, requests answered in turn, flow control kept exactly (it 
 - `GET /bytes/N`: N bytes of `pattern_bytes`;
 - `POST /echo`: the request body;
 - `GET /status/NNN`: an empty response with that status;
+- `GET /headers/N`: an empty 200 with a header `x-filler` of N bytes, new on each stream (its
+  HPACK entry fills the table the client allowed);
 - anything else: 404.
 
 A connection may also start in HTTP/1.1 with `Upgrade: h2c` (RFC 7540 section 3.2, as
-`curl --http2` sends it): the app answers 101, its SETTINGS, and the request as stream 1.
+`curl --http2` sends it): the app answers 101, its SETTINGS, and the request as stream 1, and
+applies the request's `HTTP2-Settings` (the client's first settings: a larger HPACK table
+there is used by its encoder from then on).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import socket
 import ssl
@@ -78,8 +83,14 @@ class _Connection:
 
     def upgrade(self, head: bytes) -> list[tuple[bytes, bytes]]:
         """The HTTP/1.1 request (without a body, as curl sends it) that asks for h2c: 101."""
-        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ")
+        request_line, *fields = head.split(b"\r\n")
+        method, target, _ = request_line.split(b" ")
         assert b"upgrade: h2c" in head.lower(), head
+        for field in fields:
+            name, _, value = field.partition(b":")
+            if name.lower() == b"http2-settings":  # base64url, its padding left out
+                token = value.strip()
+                self.apply_settings(base64.urlsafe_b64decode(token + b"=" * (-len(token) % 4)))
         self.sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
                           b"Upgrade: h2c\r\n\r\n")
         return [(b":method", method), (b":path", target)]
@@ -87,11 +98,7 @@ class _Connection:
     def handle(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
         """One frame from the client; a request that ended is answered at once."""
         if kind == h2frames.SETTINGS and not flags & h2frames.ACK:
-            for identifier, value in h2frames.settings(payload):
-                if identifier == 0x4:  # SETTINGS_INITIAL_WINDOW_SIZE
-                    for sid in self.stream_windows:
-                        self.stream_windows[sid] += value - self.initial_window
-                    self.initial_window = value
+            self.apply_settings(payload)
             self.sock.sendall(settings(ack=True))
         elif kind == h2frames.WINDOW_UPDATE:
             increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
@@ -115,6 +122,16 @@ class _Connection:
         elif kind == h2frames.GOAWAY:
             raise ConnectionError("goaway")
 
+    def apply_settings(self, payload: bytes) -> None:
+        """The client's SETTINGS (a frame's payload, or HTTP2-Settings)."""
+        for identifier, value in h2frames.settings(payload):
+            if identifier == h2frames.SETTINGS_HEADER_TABLE_SIZE:
+                self.encoder.header_table_size = value
+            elif identifier == 0x4:  # SETTINGS_INITIAL_WINDOW_SIZE
+                for sid in self.stream_windows:
+                    self.stream_windows[sid] += value - self.initial_window
+                self.initial_window = value
+
     def headers(self, flags: int, stream_id: int, payload: bytes) -> None:
         if flags & h2frames.PADDED:
             payload = payload[1:len(payload) - payload[0]]
@@ -135,14 +152,18 @@ class _Connection:
         fields = dict(headers)
         method, path = fields[b":method"], fields[b":path"]
         status, content = 404, b""
-        if method == b"GET" and path.startswith(b"/bytes/"):
+        extra: list[tuple[bytes, bytes]] = []
+        if method == b"GET" and path.startswith(b"/headers/"):
+            status = 200
+            extra.append((b"x-filler", (b"%d:" % stream_id).ljust(int(path[9:]), b"f")))
+        elif method == b"GET" and path.startswith(b"/bytes/"):
             status, content = 200, pattern_bytes(int(path[7:]))
         elif method == b"POST" and path == b"/echo":
             status, content = 200, bytes(body)
         elif path.startswith(b"/status/"):
             status = int(path[8:])
         head = self.encoder.encode([(b":status", b"%d" % status),
-                                    (b"content-length", b"%d" % len(content))])
+                                    (b"content-length", b"%d" % len(content)), *extra])
         end = h2frames.END_STREAM if not content else 0
         self.sock.sendall(frame(h2frames.HEADERS, h2frames.END_HEADERS | end, stream_id, head))
         sent = 0

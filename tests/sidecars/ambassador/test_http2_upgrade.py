@@ -5,11 +5,14 @@ ignores the Upgrade header is recorded as HTTP/1, as before."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import socket
 import subprocess
 from collections.abc import Iterator
 
 import pytest
+from hpack import Decoder
 
 from redline.exporters.red import ServerRecorder
 from redline.exporters.routes import RouteTemplater
@@ -19,6 +22,7 @@ from redline.sidecars.ambassador.config import Limits
 from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.http2 import H2cUpgrade
 from redline.sidecars.ambassador.observe import Exchange
+from tests.abuse.h2frames import Response, take_frames
 from tests.sidecars.ambassador.conftest import AmbassadorProcess
 from tests.sidecars.ambassador.h2bytes import Peer, client_start, data, frame, request
 from tests.sidecars.ambassador.h2bytes import settings as settings_frame
@@ -116,7 +120,9 @@ class Owner:
         self.counted.append(limit)
 
 
-def upgraded() -> tuple[H2cUpgrade, list[tuple[int | None, str | None, float]]]:
+def upgraded(*http2_settings: bytes
+             ) -> tuple[H2cUpgrade, list[tuple[int | None, str | None, float]]]:
+    """An observer of a connection upgraded by a request with these HTTP2-Settings values."""
     finished: list[tuple[int | None, str | None, float]] = []
 
     def finish(exchange: Exchange, status: int | None, error: str | None, now: float) -> None:
@@ -128,7 +134,8 @@ def upgraded() -> tuple[H2cUpgrade, list[tuple[int | None, str | None, float]]]:
     H2cUpgrade.hold(exchange)
     recorder = StreamRecorder(ServerRecorder("shop"), RpcServerRecorder("shop"),
                               RouteTemplater())
-    observer = H2cUpgrade(Owner(), recorder, exchange, finish, 6.0)  # type: ignore[arg-type]
+    observer = H2cUpgrade(Owner(), recorder, exchange, finish, 6.0,  # type: ignore[arg-type]
+                          http2_settings)
     return observer, finished
 
 
@@ -169,3 +176,116 @@ def test_an_upgraded_connection_counts_pushed_streams_in_the_process_counter() -
     observer.server_bytes(app.headers(2, [(b":status", b"200")]) + data(2, b"css", end=True))
     assert [status for status, _, _ in finished] == [200]
     assert observer.recorder.pushed.value(()) == 1
+
+
+def http2_settings(*pairs: tuple[int, int]) -> bytes:
+    """An HTTP2-Settings value: the SETTINGS payload in base64url, its padding left out."""
+    payload = b"".join(k.to_bytes(2, "big") + v.to_bytes(4, "big") for k, v in pairs)
+    return base64.urlsafe_b64encode(payload).rstrip(b"=")
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ((), []),  # no header (RFC 7540 says no upgrade then; an app that upgrades: defaults)
+    ((b"",), []),  # an empty SETTINGS
+    ((http2_settings((1, 65536), (4, 1 << 20)),), [(1, 65536), (4, 1 << 20)]),
+    ((base64.urlsafe_b64encode(bytes((0, 1, 0, 1, 0, 0))),), [(1, 65536)]),  # padding kept
+])
+def test_http2_settings_are_the_clients_settings_payload_in_base64url(
+        values: tuple[bytes, ...], expected: list[tuple[int, int]]) -> None:
+    assert h2frames.upgrade_settings(values) == expected
+
+
+@pytest.mark.parametrize("values", [
+    (b"AAEAAQAA!",),  # not base64url
+    (b"AAEAAQAA+/",),  # base64, not base64url
+    (base64.urlsafe_b64encode(b"\x00\x01\x00\x01\x00").rstrip(b"="),),  # 5 bytes
+    (b"AAEAAQAAA",),  # a length no base64 has
+    (http2_settings((1, 8192)), http2_settings((1, 8192))),  # two headers
+])
+def test_an_http2_settings_header_that_cannot_be_read_is_a_framing_error(
+        values: tuple[bytes, ...]) -> None:
+    with pytest.raises(h2frames.FramingError):
+        h2frames.upgrade_settings(values)
+
+
+def test_the_clients_http2_settings_bound_the_apps_encoder_from_the_101_on() -> None:
+    """The 101 acknowledged them: the app's first block may already use the larger table."""
+    observer, finished = upgraded(http2_settings((h2frames.SETTINGS_HEADER_TABLE_SIZE, 65536)))
+    app = Peer()
+    app.encoder.header_table_size = 65536
+    observer.client_bytes(client_start())
+    observer.server_bytes(settings_frame() + app.headers(1, [(b":status", b"503"),
+                                                             (b"x-filler", b"f" * 5000)],
+                                                         end=True))
+    assert [(status, error) for status, error, _ in finished] == [(503, None)]
+    assert observer.recorder.stopped.value(("server_framing",)) == 0
+
+
+def test_an_http2_settings_header_that_cannot_be_read_stops_observation_at_once() -> None:
+    observer, finished = upgraded(b"AAEAAQAA!")
+    assert finished == [(101, None, 6.0)]  # the upgrade, as an unobserved one
+    assert observer.recorder.stopped.value(("client_framing",)) == 1
+    observer.client_bytes(client_start())  # not looked at any more
+    observer.server_bytes(settings_frame() + Peer().headers(1, [(b":status", b"200")],
+                                                            end=True))
+    assert len(finished) == 1 and observer.streams.stopped is not None
+
+
+def upgrade(port: int, table_size: int) -> tuple[socket.socket, bytearray]:
+    """A connection upgraded to h2c by a client whose HTTP2-Settings allow an HPACK table of
+    `table_size`, its preface sent; what was read past the 101."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"GET /status/503 HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade, "
+                 b"HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: " + http2_settings(
+                     (h2frames.SETTINGS_HEADER_TABLE_SIZE, table_size)) + b"\r\n\r\n")
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, received
+        received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    sock.sendall(h2frames.PREFACE + settings_frame())
+    return sock, bytearray(rest)
+
+
+def response(sock: socket.socket, buffer: bytearray, decoder: Decoder, stream: int) -> Response:
+    answer = Response()
+    while not answer.ended:
+        for item in take_frames(buffer):
+            if item.stream == stream:
+                answer.feed(item, decoder)
+        if not answer.ended:
+            chunk = sock.recv(65536)
+            assert chunk, "closed before the response ended"
+            buffer += chunk
+    return answer
+
+
+def test_an_app_encoding_with_the_larger_table_the_client_allowed_is_read_right(
+        ambassador: AmbassadorProcess) -> None:
+    """The client announces a 64 KiB table in HTTP2-Settings (and nowhere else); the app's
+    hpack Encoder uses it: entries of 3 KB each, and `:status 503` named by its index
+    beyond the first 4,096 bytes of the table. Every status is still recorded right."""
+    before = {status: ambassador.requests_recorded(http_response_status_code=status)
+              for status in ("200", "418", "503")}
+    decoder = Decoder()
+    decoder.max_allowed_table_size = 65536
+    client, rounds = Peer(), 8
+    sock, buffer = upgrade(ambassador.port, 65536)
+    with sock:
+        statuses = [response(sock, buffer, decoder, 1).header(":status")]
+        for index in range(rounds * 3):
+            path = (b"/headers/3000", b"/status/503", b"/status/418")[index % 3]
+            stream = 3 + 2 * index
+            sock.sendall(client.headers(stream, request(b"GET", path, b""), end=True))
+            statuses.append(response(sock, buffer, decoder, stream).header(":status"))
+    assert statuses == ["503"] + ["200", "503", "418"] * rounds
+    # The app did use more than the default 4,096 bytes of table.
+    assert sum(32 + len(n) + len(v) for n, v in decoder.header_table.dynamic_entries) > 20_000
+    expected = {"200": rounds, "418": rounds, "503": rounds + 1}
+    for status, count in expected.items():
+        assert ambassador.wait_recorded(before[status] + count,
+                                        http_response_status_code=status) == \
+            before[status] + count
+    assert ambassador.value("redline_ambassador_http2_unobserved_connections_total") == 0
