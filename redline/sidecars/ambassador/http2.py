@@ -45,6 +45,17 @@ log = logging.getLogger("redline.ambassador")
 Finish = Callable[[Exchange, int | None, str | None, float], None]
 
 
+def observation_stopped(owner: ConnectionOwner, recorder: StreamRecorder, streams: Http2Streams,
+                        reason: str, message: str) -> None:
+    """A connection's streams stopped being observed (`reason`, from `streams`): counted, with
+    the limit that stopped them if one did, and logged."""
+    limit = streams.limit
+    recorder.observation_stopped(reason, limit)
+    if limit is not None:
+        owner.count_limit(limit)
+    log.info(message, extra={"reason": reason})
+
+
 class Http2(PassThrough):
     """An h2c client connection and, through `upstream`, its connection to the app."""
 
@@ -106,12 +117,8 @@ class Http2(PassThrough):
 
     def _stopped(self, reason: str) -> None:
         assert self.recorder is not None and self.streams is not None
-        limit = self.streams.limit
-        self.recorder.observation_stopped(reason, limit)
-        if limit is not None:
-            self.owner.count_limit(limit)
-        log.info("HTTP/2 connection no longer observed; its bytes still flow",
-                 extra={"reason": reason})
+        observation_stopped(self.owner, self.recorder, self.streams, reason,
+                            "HTTP/2 connection no longer observed; its bytes still flow")
 
     # --- endings -------------------------------------------------------------------------------
 
@@ -294,12 +301,9 @@ class H2cUpgrade:
             self._stopped(stopped)
 
     def _stopped(self, reason: str) -> None:
-        limit = self.streams.limit
-        self.recorder.observation_stopped(reason, limit)
-        if limit is not None:
-            self.owner.count_limit(limit)
-        log.info("upgraded h2c connection no longer observed; its bytes still flow",
-                 extra={"reason": reason})
+        observation_stopped(
+            self.owner, self.recorder, self.streams, reason,
+            "upgraded h2c connection no longer observed; its bytes still flow")
 
     # --- StreamEvents: stream 1 is the HTTP/1 exchange's, the others the recorder's -------
 
