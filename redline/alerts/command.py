@@ -78,8 +78,9 @@ def add_parser(sub: SubParsers,
              "long window (default: 0.02, 72 an hour)")
     add("--budget-interval", type=flag_type(_interval), metavar="DURATION",
         help="how often the SLO period's records (the error ratio over the whole period and "
-             "the budget left) are evaluated; they read every sample of the period, so with "
-             "many SLOs 5m spares the ruler (default: the evaluation interval of the others)")
+             "the budget left) are evaluated; they read the period's hourly tiles, and with "
+             "many SLOs 5m spares the ruler that too (default: the evaluation interval of "
+             "the others)")
     add("--runbook-url", default="docs/alerts.md", metavar="URL",
         help="base of the runbook_url annotations; #alertname is appended "
              "(default: docs/alerts.md)")
