@@ -7,9 +7,11 @@ service (availability and latency), as redline generates its rules, and the SLO 
 3 days of history (bench_rules_data.py), so that the windows read what they read after 3 days:
 
 - Prometheus: the samples backfilled (`promtool tsdb create-blocks-from openmetrics`), the rule
-  files loaded; per group `prometheus_rule_group_last_duration_seconds` after two evaluations;
+  files loaded; per group `prometheus_rule_group_last_duration_seconds` after two evaluations
+  (one of the 5m tile group; the hourly one, which may first evaluate an hour after the start,
+  run as instant queries instead);
 - VictoriaMetrics: the same samples imported (`/api/v1/import/prometheus`), vmalert evaluating
-  the same files; per group the mean of `vmalert_iteration_duration_seconds`;
+  the same files; per group the mean of `vmalert_iteration_duration_seconds` (as often);
 - the RED overview's raw queries (the Services table, top routes by errors and by p99), timed
   on both (median of 3, a 5m rate window).
 
@@ -45,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # redline and the central store's helpers (tests/scale)
 sys.path.insert(0, str(REPO / "benchmarks"))  # bench_rules_data, also when loaded by path
 
+import yaml  # noqa: E402
 from bench_rules_data import (  # noqa: E402
     LE,
     ROUTES,
@@ -60,6 +63,7 @@ from bench_rules_data import (  # noqa: E402
 )
 
 from redline.alerts import slo_rules  # noqa: E402
+from redline.alerts.spec import parse_duration  # noqa: E402
 from redline.dashboards import overview  # noqa: E402
 from redline.ports import free_port, wait_port  # noqa: E402
 from tests.scale.central import Notifier, VictoriaMetrics, VMAlert, get_json  # noqa: E402
@@ -78,25 +82,49 @@ def metric_values(text: str, name: str, label: str) -> dict[str, float]:
     return found
 
 
-def prometheus_groups(url: str, timeout: float) -> dict[str, float]:
-    """Each group's last evaluation time, once every group has evaluated twice."""
+GLOBAL_INTERVAL = 30  # seconds: the evaluation interval of groups without their own
+
+
+def group_intervals(rule_files: list[Path]) -> dict[str, float]:
+    """Each group's evaluation interval in seconds (the tile groups have their own)."""
+    return {group["name"]: parse_duration(group["interval"]) if "interval" in group
+            else GLOBAL_INTERVAL for path in rule_files
+            for group in yaml.safe_load(path.read_text())["groups"]}
+
+
+def evaluations_needed(intervals: dict[str, float]) -> dict[str, int]:
+    """Two evaluations of every group at the global interval (the first one can be
+    incomplete), one of a 5m tile group (its first comes within 5 minutes of the start), none
+    of the hourly one (its first can come an hour after the start: its rules are timed as
+    queries instead, `query_times`)."""
+    return {group: 2 if interval <= GLOBAL_INTERVAL else 1
+            for group, interval in intervals.items() if interval <= 300}
+
+
+def prometheus_groups(url: str, timeout: float, needed: dict[str, int]) -> dict[str, float]:
+    """Each group's last evaluation time, once each group has evaluated as often as `needed`
+    says (groups it does not name: if they did evaluate)."""
     deadline = time.monotonic() + timeout
     while True:
         text = urllib.request.urlopen(f"{url}/metrics", timeout=60).read().decode()
-        done = metric_values(text, "prometheus_rule_group_iterations_total", "rule_group")
-        missed = metric_values(text, "prometheus_rule_group_iterations_missed_total",
-                               "rule_group")
-        if (done and all(n - missed.get(g, 0) >= 2 for g, n in done.items())) \
+        done = {g.rsplit(";", 1)[-1]: n for g, n in metric_values(
+            text, "prometheus_rule_group_iterations_total", "rule_group").items()}
+        missed = {g.rsplit(";", 1)[-1]: n for g, n in metric_values(
+            text, "prometheus_rule_group_iterations_missed_total", "rule_group").items()}
+        if (done and all(done.get(g, 0) - missed.get(g, 0) >= n for g, n in needed.items())) \
                 or time.monotonic() > deadline:
             durations = metric_values(text, "prometheus_rule_group_last_duration_seconds",
                                       "rule_group")
-            return {g.rsplit(";", 1)[-1]: d for g, d in durations.items()}
+            return {g.rsplit(";", 1)[-1]: d for g, d in durations.items()
+                    if done.get(g.rsplit(";", 1)[-1], 0) > missed.get(g.rsplit(";", 1)[-1], 0)}
         time.sleep(1)
 
 
-def vmalert_groups(vmalert: VMAlert, timeout: float, groups: list[str]) -> dict[str, float]:
-    """Each group's mean evaluation time, once every group has evaluated twice (a group
-    appears in vmalert's metrics only after its first evaluation: wait for each by name)."""
+def vmalert_groups(vmalert: VMAlert, timeout: float, needed: dict[str, int]
+                   ) -> dict[str, float]:
+    """Each group's mean evaluation time, once each group has evaluated as often as `needed`
+    says (a group appears in vmalert's metrics only after its first evaluation: wait for each
+    by name)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -106,10 +134,28 @@ def vmalert_groups(vmalert: VMAlert, timeout: float, groups: list[str]) -> dict[
                 raise
             continue
         counts = metric_values(text, "vmalert_iteration_duration_seconds_count", "group")
-        if all(counts.get(g, 0) >= 2 for g in groups) or time.monotonic() > deadline:
+        if all(counts.get(g, 0) >= n for g, n in needed.items()) \
+                or time.monotonic() > deadline:
             sums = metric_values(text, "vmalert_iteration_duration_seconds_sum", "group")
             return {g: sums[g] / counts[g] for g in counts if counts[g]}
         time.sleep(1)
+
+
+def query_times(url: str, rule_files: list[Path], groups: set[str]) -> dict[str, float]:
+    """Seconds of each of `groups` run as instant queries, rule after rule, now: what an
+    evaluation of a group that did not evaluate during the run costs."""
+    found = {}
+    for path in rule_files:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            if group["name"] in groups:
+                started = time.perf_counter()
+                for rule in group["rules"]:
+                    body = urllib.parse.urlencode({"query": rule["expr"]}).encode()
+                    with urllib.request.urlopen(f"{url}/api/v1/query", data=body,
+                                                timeout=600) as reply:
+                        reply.read()
+                found[group["name"]] = round(time.perf_counter() - started, 4)
+    return found
 
 
 def dashboard_queries() -> dict[str, str]:
@@ -192,8 +238,13 @@ def prometheus(services: int, work: Path, files: dict[str, list[Path]], now: flo
             data = work / f"prom-{label}-{index}"
             subprocess.run(["cp", "-al", str(pristine), str(data)], check=True)
             url, prom = start_prometheus(work, data, rule_files)
+            intervals = group_intervals(rule_files)
             try:
-                rounds[label].append(prometheus_groups(url, run.timeout))
+                rounds[label].append(prometheus_groups(url, run.timeout,
+                                                       evaluations_needed(intervals)))
+                late = set(intervals) - set(rounds[label][-1])
+                result.setdefault("prometheus_query_times", {})[label] = query_times(
+                    url, rule_files, late)
                 result.setdefault("history_vs_live", {})[label] = history_vs_live(
                     url, services)
                 result.setdefault("prometheus_rule_times", {})[label] = rule_times(url)
@@ -235,8 +286,8 @@ def rule_times(url: str) -> dict[str, list[tuple[str, float]]]:
     body = get_json(f"{url}/api/v1/rules", timeout=300)
     return {g["name"]: [(r["name"], round(r["evaluationTime"], 4)) for r in g["rules"]]
             for g in body["data"]["groups"]
-            if g["name"] in ("redline-slo-recording", "redline-slo-budget",
-                             "redline-red-recording")}
+            if (g["name"].startswith("redline-slo-") and g["name"] != "redline-slo-alerts")
+            or g["name"] == "redline-red-recording"}
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -293,8 +344,9 @@ def victoria_metrics(services: int, work: Path, files: dict[str, list[Path]], no
             try:
                 vmalert = VMAlert(work, rule_files, vm, notifier.url, interval="30s")
                 try:
-                    rounds[label].append(vmalert_groups(vmalert, run.timeout,
-                                                        list(result["rules"][label])))
+                    rounds[label].append(vmalert_groups(
+                        vmalert, run.timeout,
+                        evaluations_needed(group_intervals(rule_files))))
                 finally:
                     vmalert.stop()
             finally:

@@ -39,7 +39,7 @@ from types import ModuleType
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
-from bench_rules_data import backfill_history, spec  # noqa: E402
+from bench_rules_data import spec  # noqa: E402
 
 from redline.alerts import health_rules, slo_rules  # noqa: E402
 from redline.alerts.spec import Spec  # noqa: E402
@@ -110,26 +110,11 @@ def matcher_queries(whole: Spec) -> dict[str, str]:
             "no matcher": sum_rate(name, [], SERVICE, "5m")}
 
 
-# The next design's long windows, tried here: the 5m records written every 5 minutes (a group
-# with a 5m interval; its rates tile time) under another name, read by the 6h, 1d and 3d
-# windows instead of the records written every interval.
-TILE, TILE_STEP, TILED = ("rate5m", "tile5m"), 300, ("6h", "1d", "3d")
-
-
-def tiled(expr: str) -> str:
-    """`expr` with its windows of 6h and more reading the 5-minute tiles."""
-    for window in TILED:
-        for name in (slo_rules.REQUESTS, slo_rules.ERRORS):
-            expr = expr.replace(f"{name}[{window}]", f"{name.replace(*TILE)}[{window}]")
-    return expr
-
-
-def window_queries() -> dict[str, list[str]]:
-    """The SLO group's window rules as they are, and with the windows of 6h and more reading
-    the 5-minute tiles."""
-    exprs = [rule["expr"] for rule in slo_rules.window_rules()]
-    return {"windows (30 s records)": exprs,
-            "windows, 6h+ from 5m tiles": [tiled(e) for e in exprs]}
+def window_queries(before: ModuleType, rev: str) -> dict[str, list[str]]:
+    """The SLO group's window rules as slo_rules.py wrote them at `rev` and as it writes them
+    now (the long windows from tiles: bench_rules.py's history holds them)."""
+    return {f"windows at {rev}": [rule["expr"] for rule in before.window_rules()],
+            "windows now": [rule["expr"] for rule in slo_rules.window_rules()]}
 
 
 def data_time(data: Path) -> float:
@@ -176,19 +161,18 @@ def main() -> int:
                         help="time one sum over the _count series selected three ways instead")
     parser.add_argument("--windows", type=float, metavar="EPOCH",
                         help="time the SLO window rules at EPOCH (the end of bench_rules.py's "
-                        "record history: its run's start) as they are and reading 5m tiles "
-                        "for 6h and more, after backfilling the tiles' 3 days into DIR")
+                        "record history: its run's start) as --before wrote them (a revision "
+                        "with shared window rules) and as they are now")
     args = parser.parse_args()
     whole = spec(args.services)
-    before = before_queries(before_module(args.before), whole, args.sample)
+    module = before_module(args.before)
+    before = [] if args.windows is not None else before_queries(module, whole, args.sample)
     scale = args.services / min(args.sample, args.services)
     after = after_queries(whole)
     floor = floor_queries(whole)
     at = data_time(args.data) if args.windows is None else args.windows
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="anchor-") as tmp:
-        if args.windows is not None:
-            backfill_history(args.services, args.windows, args.data, Path(tmp), TILE_STEP, TILE)
         config = Path(tmp) / "prometheus.yml"
         config.write_text("global: {}\n")
         prom = subprocess.Popen([shutil.which("prometheus") or "prometheus",
@@ -202,7 +186,7 @@ def main() -> int:
             timed(url, after[:1], at)  # the first query loads the index into memory
             sets = ({k: ([e], 1.0) for k, e in matcher_queries(whole).items()}
                     if args.matchers else
-                    {k: (e, 1.0) for k, e in window_queries().items()}
+                    {k: (e, 1.0) for k, e in window_queries(module, args.before).items()}
                     if args.windows is not None else
                     {"after": (after, 1.0), "floor": (floor, 1.0),
                      "before (scaled)": (before, scale)})

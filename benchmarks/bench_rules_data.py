@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ sys.path.insert(0, str(REPO))  # redline and the central store's helpers (tests/
 from redline.alerts import slo_rules  # noqa: E402
 from redline.alerts.generate import RuleOptions, build_groups  # noqa: E402
 from redline.alerts.render import prometheus_file  # noqa: E402
-from redline.alerts.spec import build_spec  # noqa: E402
+from redline.alerts.spec import build_spec, parse_duration  # noqa: E402
 from redline.config import Node  # noqa: E402
 from redline.exporters.instruments import format_bound  # noqa: E402
 from redline.exporters.red import DEFAULT_BUCKETS  # noqa: E402
@@ -37,8 +38,9 @@ LE = [format_bound(b) for b in DEFAULT_BUCKETS] + ["+Inf"]
 
 THRESHOLD = 0.25  # the SLOs' latency threshold: a bucket boundary
 # The SLO records' history: every window the rules read (the longest alert window, 3d) has
-# recorded samples, one per 30 s evaluation (the interval the goal names), as after 3 days of
-# running. Without it the windows read a few minutes of records and cost almost nothing.
+# recorded samples, one per 30 s evaluation (the interval the goal names), and tiles, as after
+# 3 days of running. Without it the windows read a few minutes of records and cost almost
+# nothing.
 HISTORY_STEP, BLOCK = 30, 2 * 3600
 
 
@@ -154,26 +156,49 @@ def record_values(services: int) -> list[tuple[str, float]]:
     return values
 
 
-def history(services: int, now: float, milliseconds: bool, step: int = HISTORY_STEP,
-            rename: tuple[str, str] = ("", "")) -> Iterator[list[str]]:
-    """The records' samples over the 3 days before the run, one every `step` seconds, one
-    list of lines per 2 h block (promtool reads its whole input once per block it writes: one
-    input per block). Each value varies by +-5%, as measured rates do, so that chunks
-    compress as real ones. `rename`: (old, new) in the records' names."""
+def history(services: int, now: float, milliseconds: bool) -> Iterator[list[str]]:
+    """The base records' samples over the 3 days before the run, one every HISTORY_STEP, and
+    their tiles as the tile groups write them (slo_rules.TILES): one every `step`, at its
+    multiples (a group's phase), the mean of the base samples of the step that ends there.
+    One list of lines per 2 h block (promtool reads its whole input once per block it writes:
+    one input per block). Each base value varies by +-5%, as measured rates do, so that
+    chunks compress as real ones."""
     values, rng = record_values(services), random.Random(21)
-    end = int(now) - int(now) % step
+    end = int(now) - int(now) % HISTORY_STEP
     start = end - 3 * 86400
+    tiles = [(tile, parse_duration(tile.step) // HISTORY_STEP) for tile in slo_rules.TILES]
+    recent = {selector: deque(maxlen=max(n for _, n in tiles)) for selector, _ in values}
     for block in range(start - start % BLOCK, end, BLOCK):
-        stamps = range(max(start, block), min(end, block + BLOCK), step)
-        yield [f"{selector.replace(*rename)} {value * (0.95 + 0.1 * rng.random()):.6g} "
-               f"{t * 1000 if milliseconds else t}\n"
-               for selector, value in values for t in stamps]
+        stamps = range(max(start, block), min(end, block + BLOCK), HISTORY_STEP)
+        lines = []
+        for selector, value in values:
+            last, written = recent[selector], []
+            for t in stamps:
+                sample = value * (0.95 + 0.1 * rng.random())
+                last.append(sample)
+                lines.append(f"{selector} {sample:.6g} {stamp(t, milliseconds)}\n")
+                for tile, count in tiles:
+                    if t % (count * HISTORY_STEP) == 0 and t - start >= count * HISTORY_STEP:
+                        mean = sum(list(last)[-count:]) / count
+                        written.append((tile, t, mean))
+            lines += [f"{tiled(selector, tile)} {mean:.6g} {stamp(t, milliseconds)}\n"
+                      for tile, t, mean in sorted(written, key=lambda w: (w[0].step, w[1]))]
+        yield lines
 
 
-def backfill_history(services: int, now: float, data: Path, work: Path,
-                     step: int = HISTORY_STEP, rename: tuple[str, str] = ("", "")) -> None:
+def stamp(t: int, milliseconds: bool) -> str:
+    return f"{t * 1000 if milliseconds else t}"
+
+
+def tiled(selector: str, tile: slo_rules.Tile) -> str:
+    """The tile series of a base record's series."""
+    return (selector.replace(slo_rules.REQUESTS, tile.requests)
+            .replace(slo_rules.ERRORS, tile.errors))
+
+
+def backfill_history(services: int, now: float, data: Path, work: Path) -> None:
     text = work / "history.om"
-    for lines in history(services, now, False, step, rename):
+    for lines in history(services, now, False):
         text.write_text("".join(lines) + "# EOF\n")
         subprocess.run([shutil.which("promtool") or "promtool", "tsdb", "create-blocks-from",
                         "openmetrics", "-q", str(text), str(data)], check=True,
