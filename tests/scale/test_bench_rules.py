@@ -65,3 +65,29 @@ def test_the_backfill_makes_a_block_promtool_reads(bench: ModuleType, tmp_path: 
     series = bench.ROUTES * len(bench.STATUSES) * (1 + len(bench.LE))
     assert {int(block[6]) for block in blocks} == {series}
     assert sum(int(block[4]) for block in blocks) == series * bench.SAMPLES
+
+
+def test_the_history_holds_tiles_as_the_tile_groups_write_them(bench: ModuleType) -> None:
+    """Each tile of the 3-day history is the mean of the 30 s records' samples of the step
+    that ends at it, one every step, as the tile groups of the rules write them."""
+    from redline.alerts.slo_rules import REQUESTS, TILES
+    from redline.alerts.spec import parse_duration
+
+    data = sys.modules["bench_rules_data"]
+    by_series: dict[str, dict[int, float]] = {}
+    for lines in data.history(1, 1_800_000_000.0, milliseconds=False):
+        for line in lines:
+            name, value, stamp = line.rsplit(" ", 2)
+            by_series.setdefault(name, {})[int(stamp)] = float(value)
+    labels = '{service_name="svc-0",slo="availability"}'
+    base = by_series[REQUESTS + labels]
+    assert len(base) == 3 * 86400 // data.HISTORY_STEP
+    for tile in TILES:
+        step = parse_duration(tile.step)
+        written = by_series[tile.requests + labels]
+        assert len(written) == 3 * 86400 // step - 1  # the first step has no whole tile
+        assert {t % step for t in written} == {0}
+        for t, value in written.items():
+            samples = [base[u] for u in range(t - step + data.HISTORY_STEP, t + 1,
+                                              data.HISTORY_STEP)]
+            assert value == pytest.approx(sum(samples) / len(samples), rel=1e-5)
