@@ -167,7 +167,8 @@ def history(services: int, now: float, milliseconds: bool) -> Iterator[list[str]
     end = int(now) - int(now) % HISTORY_STEP
     start = end - 3 * 86400
     tiles = [(tile, parse_duration(tile.step) // HISTORY_STEP) for tile in slo_rules.TILES]
-    recent = {selector: deque(maxlen=max(n for _, n in tiles)) for selector, _ in values}
+    recent: dict[str, deque[float]] = {selector: deque(maxlen=max(n for _, n in tiles))
+                                       for selector, _ in values}
     for block in range(start - start % BLOCK, end, BLOCK):
         stamps = range(max(start, block), min(end, block + BLOCK), HISTORY_STEP)
         lines = []
