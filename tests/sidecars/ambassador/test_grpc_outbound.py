@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import promtool_check_metrics
 from tests.sidecars.ambassador.conftest import AmbassadorProcess
 from tests.sidecars.ambassador.grpc_app import SERVICE, Client, GrpcApp
+from tests.sidecars.ambassador.test_grpc import closed_connections
 from tests.sidecars.ambassador.upstream import UpstreamServer
 
 COUNT = "rpc_client_duration_seconds_count"
@@ -194,7 +195,7 @@ def test_16_mib_each_way(app: GrpcApp, ambassador: AmbassadorProcess, client: Cl
 
 
 def test_1000_calls_on_one_connection(app: GrpcApp, ambassador: AmbassadorProcess) -> None:
-    connections = ambassador.tcp("connections", "http2")
+    connections = closed_connections(ambassador)
     before = calls(ambassador, app, "Unary")
     with Client(ambassador.port) as channel:
         answers = [channel.unary(b"%d" % i, timeout=10) for i in range(1000)]
