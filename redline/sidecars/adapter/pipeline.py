@@ -48,17 +48,18 @@ class LogPipeline:
 
     def _feed_rows(self, text: str, fmt: RegexFormat) -> None:
         # The adapter's hot loop: per line a templater lookup, a series lookup, an observation.
-        rows, errors = fmt.rows(text)
+        # Probes are looked for per line only in blocks that have one at all; only then are
+        # the rows' agents read.
+        probes = self.routes.ignore_user_agents
+        if probes and not any(agent in text for agent in probes):
+            probes = ()
+        rows, errors = fmt.rows(text, agents=bool(probes))
         self._count(len(rows) + errors, errors)
         route_of = self.routes.route
         cached_route = self.routes.cached  # a dict lookup instead of a call on cache hits
         known = self._series
         m, p, s, d, b, a, scale = (fmt.method_at, fmt.path_at, fmt.status_at, fmt.duration_at,
                                    fmt.bad_at, fmt.agent_at, fmt.scale)
-        # Probes are looked for per line only in blocks that have one at all.
-        probes = self.routes.ignore_user_agents
-        if probes and not any(agent in text for agent in probes):
-            probes = ()
         # Template the block's new paths in one pass first (most paths with ids are new): the
         # loop below then finds every route in the cache. Probes are left out, as below.
         if probes:
