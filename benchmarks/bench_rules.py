@@ -102,21 +102,25 @@ def evaluations_needed(intervals: dict[str, float]) -> dict[str, int]:
 
 
 def prometheus_groups(url: str, timeout: float, needed: dict[str, int]) -> dict[str, float]:
-    """Each group's last evaluation time, once each group has evaluated as often as `needed`
-    says (groups it does not name: if they did evaluate)."""
+    """Each group's last evaluation time, once each group has finished as many evaluations as
+    `needed` says (groups it does not name: if they finished one). An evaluation is counted
+    when it ends (a new `prometheus_rule_group_last_evaluation_timestamp_seconds`): the
+    iterations counter counts it at its start, when the duration is still the last one's."""
     deadline = time.monotonic() + timeout
+    ends: dict[str, set[float]] = {}
     while True:
         text = urllib.request.urlopen(f"{url}/metrics", timeout=60).read().decode()
-        done = {g.rsplit(";", 1)[-1]: n for g, n in metric_values(
-            text, "prometheus_rule_group_iterations_total", "rule_group").items()}
-        missed = {g.rsplit(";", 1)[-1]: n for g, n in metric_values(
-            text, "prometheus_rule_group_iterations_missed_total", "rule_group").items()}
-        if (done and all(done.get(g, 0) - missed.get(g, 0) >= n for g, n in needed.items())) \
+        for group, stamp in metric_values(
+                text, "prometheus_rule_group_last_evaluation_timestamp_seconds",
+                "rule_group").items():
+            if stamp > 0:
+                ends.setdefault(group.rsplit(";", 1)[-1], set()).add(stamp)
+        if (ends and all(len(ends.get(g, ())) >= n for g, n in needed.items())) \
                 or time.monotonic() > deadline:
             durations = metric_values(text, "prometheus_rule_group_last_duration_seconds",
                                       "rule_group")
             return {g.rsplit(";", 1)[-1]: d for g, d in durations.items()
-                    if done.get(g.rsplit(";", 1)[-1], 0) > missed.get(g.rsplit(";", 1)[-1], 0)}
+                    if g.rsplit(";", 1)[-1] in ends}
         time.sleep(1)
 
 
