@@ -13,7 +13,9 @@ medians are reported.
   not wrk2 or h2load), 50 keep-alive connections; latency counts from when a request was due,
   so a proxy that falls behind shows its queue; CPU per 1,000 req/s of each proxy at each
   rate, from /proc; the curves drawn to `--plot` (matplotlib, the `bench` extra);
-- RSS of the ambassador after 1,000,000 requests.
+- RSS of the ambassador after 1,000,000 requests, with redline's bytecode compiled first as
+  the image does (`compileall`): where PYTHONDONTWRITEBYTECODE is set, a module edited since its
+  `.pyc` was written is compiled again at every start, which cost the process ~1 MB.
 
     .venv/bin/python benchmarks/bench_ambassador.py [--rounds 3] [--duration 10]
         [--latency-seconds 10] [--ladder 1000,5000,10000,20000] [--plot FILE | --no-plot]
@@ -147,6 +149,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 OPENLOOP_SOURCE = Path(__file__).with_name("openloop.c")
+REDLINE_PACKAGE = Path(__file__).resolve().parent.parent / "redline"
 LATENCY_CONNECTIONS = 50
 PROXIES = ("nginx", "ambassador")  # the latency curves' proxies, beside direct
 ISTIO_VCPU_PER_1K = 0.35  # Envoy sidecar, Istio 1.12-1.15 performance pages
@@ -241,6 +244,8 @@ def main() -> None:
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed; `make bench` installs it")
+    # The image's bytecode (Dockerfile: compileall), whatever the tree's caches hold.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REDLINE_PACKAGE)], check=True)
     ports = {name: free_port() for name in
              ("upstream", "nginx", "ambassador", "admin", "http1", "http1_admin", "traced",
               "traced_admin", "sink")}
