@@ -48,6 +48,7 @@ MYPYC_MODULES: tuple[str, ...] = (
     "redline.sidecars.ambassador.http1_client",
     "redline.sidecars.ambassador.http1_upstream",
     "redline.sidecars.ambassador.replay",  # what a reconnect to the upstream sends again
+    "redline.exporters.tcp",  # the TCP meter each connection counts its bytes in
     "redline.sidecars.ambassador.observe",  # the exchange and its observers (begin, finish)
     "redline.sidecars.adapter.formats",  # access-log lines to events
     "redline.sidecars.adapter.pipeline",  # events to observations, per block
