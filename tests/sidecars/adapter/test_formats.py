@@ -64,3 +64,12 @@ def test_a_well_formed_block_is_read_by_the_line_bound_pattern_alone() -> None:
     rows, errors = fmt.rows(text, agents=False)
     assert errors == 0 and [row[fmt.agent_at] for row in rows] == ["", "", ""]
     assert [row[fmt.agent_at] for row in fmt.rows(text)[0]] == ["kube-probe/1.29"] * 3
+
+
+def test_after_a_block_with_a_line_not_read_the_reference_reads_first_until_a_clean_block() -> None:
+    # A log with a bad line in every block would otherwise be read twice per block.
+    fmt = nginx_format()
+    clean, dirty = (GOOD + "\n") * 2, "garbage\n" + (GOOD + "\n") * 2
+    for text, lately in ((dirty, True), (dirty, True), (clean, False), (clean, False)):
+        assert fmt.rows(text, agents=False)[1] == reference(fmt, text)[1]
+        assert fmt.unread_lines_lately is lately
