@@ -24,7 +24,7 @@ from redline.sidecars.ambassador.handler import ConnectionOwner
 from redline.sidecars.ambassador.http1 import header_values
 from redline.sidecars.ambassador.http1_requests import RequestFraming
 from redline.sidecars.ambassador.http2 import H2cUpgrade
-from redline.sidecars.ambassador.observe import Exchange, InboundObserver, OutboundObserver
+from redline.sidecars.ambassador.observe import InboundObserver, OutboundObserver
 
 
 class Upgraded(Protocol):
@@ -57,11 +57,8 @@ class Upgrading(RequestFraming):
     def response_complete(self, now: float) -> bool:
         """The oldest exchange's response ended; False once the client takes no more."""
 
-    def _start_exchange(self, raw_head: bytes, now: float) -> Exchange:
-        exchange = super()._start_exchange(raw_head, now)
-        if exchange.upgrade:  # read here, the one place with the head: upgrades only
-            self.http2_settings = header_values(raw_head.lower(), raw_head, b"http2-settings:")
-        return exchange
+    def _upgrade_requested(self, raw_head: bytes) -> None:
+        self.http2_settings = header_values(raw_head.lower(), raw_head, b"http2-settings:")
 
     def _await_upgrade(self) -> None:
         """The upgrade request went whole: hold what the client sends next until the app
