@@ -58,6 +58,7 @@ class LogPipeline:
         route_of = self.routes.route
         cached_route = self.routes.cached  # a dict lookup instead of a call on cache hits
         known = self._series
+        miss, other = MISS, OTHER  # locals: compiled, a module's global is a dict lookup per use
         m, p, s, d, b, a, scale = (fmt.method_at, fmt.path_at, fmt.status_at, fmt.duration_at,
                                    fmt.bad_at, fmt.agent_at, fmt.scale)
         # Template the block's new paths in one pass first (most paths with ids are new): the
@@ -72,8 +73,8 @@ class LogPipeline:
             if probes and row[a].startswith(probes):
                 continue  # kubelet probes hit the app directly; ignored as the ambassador does
             if path:
-                route = cached_route(path, MISS)
-                if route is MISS or route is OTHER:  # OTHER: the templater counts overflows
+                route = cached_route(path, miss)
+                if route is miss or route is other:  # OTHER: the templater counts overflows
                     route = route_of(path)
                 if route is None:
                     continue  # health checks, /metrics: ignored as the ambassador does
