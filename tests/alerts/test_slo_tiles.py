@@ -59,15 +59,27 @@ def raw(per_minute: float, error_share: float, minutes: int, errors_from: int = 
 
 
 def test_a_tile_is_the_mean_of_the_5m_records_over_its_step(rule_dir: Path) -> None:
-    """With the tile groups loaded: 1 request per second, 1 in 60 failing."""
-    promtool_test(rule_dir, [{
-        "interval": "1m", "input_series": availability_series(60, 1 / 60),
-        "promql_expr_test": [
-            {"expr": f"{name}{{{AVAILABILITY}}}", "eval_time": "70m",
-             "exp_samples": [{"labels": f"{name}{{{AVAILABILITY}}}", "value": value}]}
-            for tile in TILES for name, value in ((tile.requests, 1.0),
-                                                  (tile.errors, 1 / 60))],
-    }])
+    """With the tile groups loaded: at a steady 1 request per second, 1 in 60 failing, every
+    tile holds those rates; once the errors stop (at 70m), the 5m tiles are clean 5 minutes
+    later while the hourly ones still hold the errors of the hour (a copy of the newest 5m
+    record would not)."""
+    def value(expr: str, at: str, exp: float, labels: str) -> dict[str, object]:
+        return {"expr": expr, "eval_time": at, "exp_samples": [{"labels": labels,
+                                                                "value": exp}]}
+
+    promtool_test(rule_dir, [
+        {"interval": "1m", "input_series": availability_series(60, 1 / 60),
+         "promql_expr_test": [
+             value(f"{name}{{{AVAILABILITY}}}", "70m", exp, f"{name}{{{AVAILABILITY}}}")
+             for tile in TILES for name, exp in ((tile.requests, 1.0),
+                                                 (tile.errors, 1 / 60))]},
+        {"interval": "1m", "input_series": availability_series(60, 1 / 60, until=70),
+         "promql_expr_test": [
+             value(f"{TILE_5M.errors}{{{AVAILABILITY}}}", "80m", 0.0,
+                   f"{TILE_5M.errors}{{{AVAILABILITY}}}"),
+             value(f"{TILE_1H.errors}{{{AVAILABILITY}}} > bool 0", "80m", 1.0,
+                   f"{{{AVAILABILITY}}}")]},
+    ])
 
 
 def test_a_burn_rate_alert_fires_from_the_tiles(rule_dir: Path, tmp_path: Path) -> None:
