@@ -255,6 +255,9 @@ def prometheus(services: int, work: Path, files: dict[str, list[Path]], now: flo
                 result.setdefault("history_vs_live", {})[label] = history_vs_live(
                     url, services)
                 result.setdefault("prometheus_rule_times", {})[label] = rule_times(url)
+                # The alert group's cost grows with the alerts firing (each description runs
+                # a query at every evaluation): how many there were.
+                result.setdefault("prometheus_firing_alerts", {})[label] = firing(url)
                 if run.queries and index == 0 and label == next(iter(files)):
                     result["prometheus_queries"] = {k: time_query(url, e)
                                                     for k, e in dashboard_queries().items()}
@@ -285,6 +288,12 @@ def history_vs_live(url: str, services: int) -> float | None:
             diff = abs(value - expected[key]) / max(expected[key], 1e-9)
             worst = diff if worst is None else max(worst, diff)
     return worst
+
+
+def firing(url: str) -> int:
+    body = get_json(f"{url}/api/v1/query?" + urllib.parse.urlencode(
+        {"query": 'count(ALERTS{alertstate="firing"})'}), timeout=300)
+    return int(float(body["data"]["result"][0]["value"][1])) if body["data"]["result"] else 0
 
 
 def rule_times(url: str) -> dict[str, list[tuple[str, float]]]:
