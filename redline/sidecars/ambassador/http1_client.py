@@ -221,6 +221,10 @@ class ClientSide(Upgrading):
             self._refuse(408, "request head not received in time", "header_timeout")
             return
         if self.tunnel:
+            h2c = self.h2c
+            if self.owner.shutting_down and h2c is not None and h2c.drain(self.write):
+                self.close()  # an observed h2c upgrade drains as an h2c port's connection
+                return
             # Nothing is a request any more; a tunnel with no byte either way for
             # --idle-timeout holds two connections for nobody.
             if now - max(self.last_read, self.last_upstream_read) > limits.idle_timeout:

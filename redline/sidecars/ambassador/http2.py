@@ -17,7 +17,8 @@ logged) and its bytes keep flowing exactly as before.
 Draining (SIGTERM): the ambassador sends the client one GOAWAY of its own, between two frames
 of the server's, naming the last stream the client opened; the streams open then finish, and
 the connection closes when none is left (or at the drain timeout). A GOAWAY changes neither
-HPACK nor flow-control state, so the two peers stay in step.
+HPACK nor flow-control state, so the two peers stay in step. A connection upgraded to h2c from
+HTTP/1.1 drains the same way (H2cUpgrade.drain).
 """
 
 from __future__ import annotations
@@ -179,14 +180,24 @@ class Http2(PassThrough):
     def _send_goaway(self) -> None:
         """A GOAWAY to the client, if one can be written between two frames of the app's."""
         streams, transport = self.streams, self.transport
-        if (self.goaway_sent or streams is None or streams.stopped is not None
-                or transport is None or transport.is_closing()
-                or not streams.server.at_boundary):
+        if (self.goaway_sent or streams is None or transport is None
+                or transport.is_closing()):
+            return
+        frame = draining_goaway(streams)
+        if frame is None:
             return
         self.goaway_sent = True
-        frame = goaway(streams.last_client_stream)
         transport.write(frame)
         self.meter.sent += len(frame)
+
+
+def draining_goaway(streams: Http2Streams) -> bytes | None:
+    """The GOAWAY a draining ambassador may send the client now, naming the last stream the
+    client opened: only between two frames of the app's (inside one, the client would read
+    it as the frame's bytes), and only while observed (else where frames end is unknown)."""
+    if streams.stopped is not None or not streams.server.at_boundary:
+        return None
+    return goaway(streams.last_client_stream)
 
 
 class _Http2Upstream(_Upstream):
@@ -264,6 +275,7 @@ class H2cUpgrade:
             max_streams_per_read=limits.http2_max_streams_per_read,
             max_resets=limits.http2_max_early_resets)
         self.counts = StreamCounts(recorder)
+        self.goaway_sent = False
         self.upgrade = Stream(1, exchange.start)
         self.upgrade.method = exchange.method
         stopped = self.streams.upgraded(self.upgrade, http2_settings)
@@ -287,6 +299,19 @@ class H2cUpgrade:
             except Exception:  # the HTTP/1 handler's own ending must still run
                 log.exception("HTTP/2 observation failed")
                 streams.stop("client: internal error")
+
+    def drain(self, write: Callable[[bytes], None]) -> bool:
+        """SIGTERM, as on an h2c port: one GOAWAY to the client (`write`) between two of the
+        app's frames; True once it went and no stream is open (the connection may close).
+        Never True once observation stopped: the drain timeout ends such a connection."""
+        streams = self.streams
+        if not self.goaway_sent:
+            frame = draining_goaway(streams)
+            if frame is None:
+                return False
+            self.goaway_sent = True
+            write(frame)
+        return streams.stopped is None and not streams.open_streams
 
     def _observe(self, feed: Callable[[bytes, float], str | None], data: bytes,
                  side: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -289,3 +290,29 @@ def test_an_app_encoding_with_the_larger_table_the_client_allowed_is_read_right(
                                         http_response_status_code=status) == \
             before[status] + count
     assert ambassador.value("redline_ambassador_http2_unobserved_connections_total") == 0
+
+
+def test_sigterm_tells_an_upgraded_client_goaway_then_closes(app: H2cApp) -> None:
+    """An upgraded h2c connection drains as an h2c port's does: a GOAWAY naming the last
+    stream the client opened, then the close, well before the drain timeout (a connection
+    still open at the timeout is aborted and counted in `aborted_connections`)."""
+    proc = AmbassadorProcess("--upstream", f"127.0.0.1:{app.port}", "--drain-delay", "0",
+                             "--drain-timeout", "30", "--protocol", "auto")
+    try:
+        sock, buffer = upgrade(proc.port, 4096)
+        with sock:
+            decoder = Decoder()
+            assert response(sock, buffer, decoder, 1).header(":status") == "503"
+            sock.sendall(Peer().headers(3, request(b"GET", b"/bytes/10", b""), end=True))
+            assert response(sock, buffer, decoder, 3).header(":status") == "200"
+            proc.proc.send_signal(signal.SIGTERM)
+            while chunk := sock.recv(65536):  # until the ambassador closes (socket timeout)
+                buffer += chunk
+        goaways = [h2frames.goaway_fields(item.payload) for item in take_frames(buffer)
+                   if item.kind == h2frames.GOAWAY]
+        assert goaways == [(3, h2frames.NO_ERROR)]
+        assert proc.proc.wait(timeout=40) == 0
+        drained = next(entry for entry in proc.logs if entry.get("msg") == "drained")
+        assert drained["aborted_connections"] == 0
+    finally:
+        proc.stop()
