@@ -33,6 +33,18 @@ def _interval(text: str) -> str:
     return text
 
 
+def _tile_interval(text: str) -> str:
+    from redline.alerts.slo_rules import TILES
+    from redline.alerts.spec import parse_duration
+
+    shortest = min(TILES, key=lambda tile: parse_duration(tile.step))
+    if parse_duration(text) > parse_duration(shortest.step):
+        # A tile is the mean over its step: written less often, tiles would leave gaps.
+        raise ValueError(f"expected at most {shortest.step} (the shortest tile's step), "
+                         f"got {text!r}")
+    return text
+
+
 def _label(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -81,6 +93,11 @@ def add_parser(sub: SubParsers,
              "the budget left) are evaluated; they read the period's hourly tiles, and with "
              "many SLOs 5m spares the ruler that too (default: the evaluation interval of "
              "the others)")
+    add("--tile-interval", type=flag_type(_tile_interval), metavar="DURATION",
+        help="evaluate the tile groups this often instead of once per tile (5m, 1h): tiles "
+             "then overlap, the long windows stay ratios of sums but cost what they did "
+             "without tiles; for demos and tests whose Prometheus runs for minutes, where "
+             "hourly tiles would not exist yet (default: each tile's step)")
     add("--runbook-url", default="docs/alerts.md", metavar="URL",
         help="base of the runbook_url annotations; #alertname is appended "
              "(default: docs/alerts.md)")
@@ -124,7 +141,8 @@ def config(args: argparse.Namespace) -> AlertsConfig:
                             runbook_url=args.runbook_url,
                             sidecar_job_regex=args.sidecar_job_regex,
                             cluster_label=args.cluster_label.cluster,
-                            budget_interval=args.budget_interval),
+                            budget_interval=args.budget_interval,
+                            tile_interval=args.tile_interval),
         output=Output(format=args.format, name=args.name, namespace=args.namespace,
                       labels=dict(args.rule_label) or {"role": "alert-rules"},
                       grafana_datasource_uid=args.grafana_datasource_uid,

@@ -23,6 +23,9 @@ class RuleOptions:
     cluster_label: str = CLUSTER_LABEL
     # How often the SLO period's records are evaluated (None: as every other group).
     budget_interval: str | None = None
+    # How often the tile groups are evaluated (None: once per tile, their step; shorter for
+    # demos and tests that run for minutes: tiles then overlap, windows stay ratios).
+    tile_interval: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ def build_groups(spec: Spec | None, options: RuleOptions) -> dict[str, list[Grou
         files["redline-slo"] = [
             group("redline-slo-recording", slo_rules.recording_rules(spec, grouping)),
             # Each tile group's interval is its tiles' step: a tile is the mean over it.
-            *(group(tile.group, tile.rules(), interval=tile.step) for tile in slo_rules.TILES),
+            *(group(tile.group, tile.rules(), interval=options.tile_interval or tile.step)
+              for tile in slo_rules.TILES),
             group("redline-slo-budget", slo_rules.budget_rules(spec),
                   interval=options.budget_interval),
             group("redline-slo-alerts", slo_rules.alert_rules(

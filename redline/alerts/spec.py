@@ -28,8 +28,8 @@ from redline.config import ConfigError, Node, load_yaml
 from redline.exporters.instruments import format_bound
 from redline.exporters.red import DEFAULT_BUCKETS
 
-_DURATION = re.compile(r"(\d+)([mhdw])")
-_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str) -> int:

@@ -89,7 +89,10 @@ def _fetch(url: str) -> str:
 def _generate(workdir: Path) -> None:
     """The rules Prometheus evaluates and the dashboards to import, by redline's own commands."""
     (workdir / "slo.yaml").write_text(topology.DEMO_SLO)
-    for args in (("alerts", "--slo", str(workdir / "slo.yaml"), "--out", str(workdir / "rules")),
+    # Tiles at the demo's evaluation interval: a demo runs minutes, hourly tiles would come
+    # too late for its ticket alerts and its error budget.
+    for args in (("alerts", "--slo", str(workdir / "slo.yaml"), "--out", str(workdir / "rules"),
+                  "--tile-interval", topology.EVALUATION_INTERVAL),
                  ("dashboards", "--out", str(workdir / "grafana"))):
         done = subprocess.run([sys.executable, "-m", "redline.cli", *args], check=False,
                               capture_output=True, text=True, timeout=120)

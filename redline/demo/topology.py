@@ -113,12 +113,15 @@ def alertmanager_child(binary: str, ports: dict[str, int], workdir: Path) -> Chi
                  ports["alertmanager"], False)
 
 
+EVALUATION_INTERVAL = "2s"  # the demo's Prometheus; its tile groups too (run.py)
+
+
 def prometheus_config(children: list[Child], workdir: Path,
                       alertmanager_port: int | None) -> dict[str, Any]:
     """Scrape every redline part every 2 s (a demo wants lines to move), evaluate the rules
     written into workdir/rules, send alerts to Alertmanager when one runs."""
     config: dict[str, Any] = {
-        "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+        "global": {"scrape_interval": "2s", "evaluation_interval": EVALUATION_INTERVAL},
         "rule_files": [str(workdir / "rules" / "*.rules.yaml")],
         "scrape_configs": [
             {"job_name": f"redline-{child.name}",

@@ -164,6 +164,22 @@ def test_budget_interval_sets_the_budget_groups_own() -> None:
            "'5x'" in bad.stderr
 
 
+def test_tile_interval_sets_the_tile_groups_own() -> None:
+    """--tile-interval (demos, tests) evaluates both tile groups more often; past the
+    shortest tile's step it would leave gaps between tiles, so it is refused."""
+    result = redline("alerts", "--slo", str(DEPLOY / "slo.yaml"), "--tile-interval", "30s")
+    assert result.returncode == 0, result.stderr
+    groups = [group for document in yaml.safe_load_all(result.stdout)
+              for group in document["groups"]]
+    assert {g["name"]: g.get("interval") for g in groups if "interval" in g} == {
+        "redline-slo-tiles-5m": "30s", "redline-slo-tiles-1h": "30s"}
+    bad = redline("alerts", "--slo", str(DEPLOY / "slo.yaml"), "--tile-interval", "10m")
+    assert bad.returncode == 2
+    assert "argument --tile-interval: expected at most 5m (the shortest tile's step), got " \
+           "'10m'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_without_a_spec_only_use_and_health(tmp_path: Path) -> None:
     result = redline("alerts", "--out", str(tmp_path))
     assert result.returncode == 0

@@ -104,7 +104,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     spec = directory / "slo.yaml"
     spec.write_text("slos:\n  - service: shop\n    availability: 99\n"
                     "    latency: {threshold: 0.25, target: 95}\n")
-    for stem, groups in build_groups(load_spec(spec), RuleOptions()).items():
+    # Tiles every second: this Prometheus runs a minute, its hourly tiles would not exist yet.
+    for stem, groups in build_groups(load_spec(spec), RuleOptions(tile_interval="1s")).items():
         (directory / f"{stem}.rules.yaml").write_text(prometheus_file(groups))
     log = directory / "access.log"
     log.touch()
