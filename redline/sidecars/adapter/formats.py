@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 Event = tuple[str, str, int, float | None, bool]
 
+
+
+# CPython before 3.11.5 could match a possessive quantifier on a group wrongly (gh-106052,
+# gh-100061: Debian 12's 3.11.2 read `... 0.` as a duration of "0."); the line-bound variants
+# use them, so there the format's own pattern reads every block (slower, the same rows).
+POSSESSIVE_GROUPS_MATCH_RIGHT = sys.version_info >= (3, 11, 5)
 
 class _Variant(NamedTuple):
     """How a built-in format's pattern is spelled; the three variants are below."""
@@ -126,7 +133,7 @@ class RegexFormat:
         # groups where the reference has its own: rows of either read alike.
         self.line_bound: tuple[re.Pattern[str], re.Pattern[str]] | None = None
         self.unread_lines_lately = False  # whether the last block had a line not read
-        if line_bound is not None:
+        if line_bound is not None and POSSESSIVE_GROUPS_MATCH_RIGHT:
             with_agent, without_agent = (re.compile(p, re.MULTILINE) for p in line_bound)
             if not (self.regex.groupindex == with_agent.groupindex == without_agent.groupindex
                     and self.regex.groups == with_agent.groups == without_agent.groups):
