@@ -17,12 +17,13 @@ import pytest
 # ambassador tests bound a wall-clock time (a detection within 0.1 s, an abort within 3 s); a busy
 # loop in a cgroup with a CPU quota is throttled only when it gets the CPU to exceed it. Other
 # tests running beside them on a small machine would fail them for the wrong reason, so they are
-# marked `timing` and `make pytest` runs them after the parallel run, on their own. (The demo
-# without Prometheus is not one: it asserts which rows its 10 s show, not how fast, and its
-# children start as in test_demo_killed_outright, which runs in parallel.)
+# marked `timing` and `make pytest` runs them after the parallel run, on their own. The demo
+# without Prometheus asserts rows certain within its 10 s, and the demo killed outright its
+# children gone within 20 s: both failed beside other workers at load 5-7 (this session's
+# clean-clone runs; never alone), so they run alone too until that is understood.
 TIMING_TESTS = (
     "tests/abuse/",
-    "tests/demo/test_demo.py::test_demo_with_prometheus",
+    "tests/demo/test_demo.py::test_demo_",
     "tests/sidecars/ambassador/test_drain.py::test_drain_timeout_aborts_what_is_left",
     "tests/sidecars/ambassador/test_tcp_passthrough.py::"
     "test_a_server_that_speaks_first_waits_for_detection_once_and_not_when_declared",

@@ -76,7 +76,8 @@ def add_parser(sub: SubParsers,
              "omitted: all auto, else once per pair")
     add("--detect-timeout", type=flag_type(positive_seconds), default=0.3, metavar="S",
         help="auto ports: a client silent this long is passed through as TCP, for protocols "
-             "where the server speaks first (default 0.3)")
+             "where the server speaks first; on outbound auto ports it is HTTP/1 "
+             "(default 0.3)")
     add("--tcp-idle-timeout", type=flag_type(non_negative_seconds), default=0.0, metavar="S",
         help="close TCP pass-through connections with no bytes either way for this long "
              "(default 0: never)")

@@ -114,6 +114,7 @@ def closed_connections(ambassador: AmbassadorProcess) -> float:
     deadline = time.monotonic() + 20
     while ambassador.tcp("active_connections", "http2") and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert ambassador.tcp("active_connections", "http2") == 0, "a connection stayed open"
     return ambassador.tcp("connections", "http2")
 
 
