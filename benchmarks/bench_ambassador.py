@@ -433,7 +433,9 @@ def plot_curves(steps: list[Step], medians: dict[tuple[str, str], Rung], path: P
     axes.set_yscale("symlog", linthresh=0.1)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(ncol=2, fontsize="small")
-    axes.set_title("HTTP/1 reverse proxy latency added, 1 process each, loopback, busy 2-core host")
+    # The host's load when drawn: the curves mean little on a busy machine.
+    axes.set_title("HTTP/1 reverse proxy latency added, 1 process each, loopback, "
+                   f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, metadata={"Date": None} if path.suffix == ".svg" else None)
