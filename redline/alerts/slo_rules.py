@@ -251,7 +251,6 @@ def window_rules() -> list[RecordingRule]:
     return rules
 
 
-
 # --- objectives: SLOs that share an objective share its rules ------------------------------
 
 @dataclass(frozen=True)

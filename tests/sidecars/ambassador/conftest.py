@@ -24,6 +24,13 @@ class AmbassadorProcess(SidecarProcess):
         self.port = self.ports[0]
         self.protocol = ports[0]["protocol"]
 
+    def aborted_at_drain(self, timeout: float) -> object:
+        """After a SIGTERM: the process exits 0 within `timeout`; the connections its drain
+        timeout had to abort (its `drained` log line: 0 when every one closed by itself)."""
+        assert self.proc.wait(timeout=timeout) == 0
+        drained = next(entry for entry in self.logs if entry.get("msg") == "drained")
+        return drained["aborted_connections"]
+
     def tcp(self, metric: str, protocol: str, **labels: str) -> float:
         """A TCP metric (`connections`, `received_bytes`, ...) of one network protocol."""
         suffix = "" if metric.startswith("active") or metric.endswith("_count") else "_total"

@@ -165,9 +165,7 @@ def test_sigterm_tells_an_idle_client_goaway_then_closes(app: H2cApp) -> None:
             rest = read_frames(sock, reader)
         goaways = [h2frames.goaway_fields(f.payload) for f in rest if f.type == h2frames.GOAWAY]
         assert goaways == [(1, h2frames.NO_ERROR)]
-        assert proc.proc.wait(timeout=20) == 0
-        drained = next(entry for entry in proc.logs if entry.get("msg") == "drained")
-        assert drained["aborted_connections"] == 0
+        assert proc.aborted_at_drain(timeout=20) == 0
     finally:
         proc.stop()
 
@@ -184,9 +182,7 @@ def test_sigterm_lets_an_open_stream_finish(app: H2cApp) -> None:
                 time.sleep(0.5)  # the call reaches the app (it answers after 2 s)
                 proc.proc.send_signal(signal.SIGTERM)
                 assert call.result(timeout=15) == b"2000"
-            assert proc.proc.wait(timeout=20) == 0
-            drained = next(entry for entry in proc.logs if entry.get("msg") == "drained")
-            assert drained["aborted_connections"] == 0
+            assert proc.aborted_at_drain(timeout=20) == 0
             assert any(entry.get("msg") == "draining" for entry in proc.logs)
         finally:
             proc.stop()
