@@ -41,3 +41,11 @@ def stop_flag() -> threading.Event:
     for signum in STOP_SIGNALS:
         signal.signal(signum, on_signal)
     return stop
+
+
+def wait_for_stop(stop: threading.Event) -> None:
+    """Block the main thread until `stop` is set, waking twice a second: Python runs a
+    signal's handler in the main thread only, and when the kernel delivers SIGTERM to another
+    thread (grpcio's, cheroot's), an untimed wait is not interrupted and never returns."""
+    while not stop.wait(0.5):
+        pass

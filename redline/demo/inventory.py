@@ -17,6 +17,7 @@ from typing import Any
 
 from redline.config import ConfigError
 from redline.demo.behaviour import INVENTORY_METHODS, INVENTORY_SERVICE, latency, outcome
+from redline.signals import wait_for_stop
 
 CALL_TIMEOUT_S = 2.0
 MISSING = "grpcio is not installed (pip install grpcio)"
@@ -64,7 +65,7 @@ def serve(host: str, port: int, stop: threading.Event, seed: int | None = None,
         raise ConfigError(f"--listen: cannot listen on {host}:{port}")
     server.start()
     listening()
-    stop.wait()
+    wait_for_stop(stop)  # not stop.wait(): SIGTERM may reach one of grpcio's threads
     server.stop(grace=1.0).wait()
 
 

@@ -36,7 +36,7 @@ from cheroot.wsgi import Server
 from redline.config import ConfigError
 from redline.kubernetes.settings import ServerSettings
 from redline.kubernetes.webhook import WebhookMetrics
-from redline.signals import stop_flag
+from redline.signals import stop_flag, wait_for_stop
 
 log = logging.getLogger("redline.webhook")
 
@@ -157,7 +157,7 @@ def serve(app: Any, context: ssl.SSLContext, settings: ServerSettings,
 
     thread = threading.Thread(target=run, name="webhook-serve")
     thread.start()
-    stop.wait()
+    wait_for_stop(stop)  # not stop.wait(): SIGTERM may reach the server's thread
     # The server only returns before server.stop() if it failed.
     failed = ended.is_set()
     log.info("webhook stopping", extra={"drain_timeout": settings.drain_timeout})
