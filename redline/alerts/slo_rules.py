@@ -318,14 +318,22 @@ def recording_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingR
     return [*base_rules(spec, grouping), *window_rules(), *objective_rules(spec)]
 
 
+def spelled_duration(seconds: float) -> str:
+    """`2d 2h`, `11h 40m`: how long a budget lasts at an alert's factor, fixed when the rules
+    are written. The duration at the current rate would need a `query` in the template (they
+    have no arithmetic), run for every firing alert at every evaluation: 2.3 s of a 30 s
+    interval with 5,171 alerts firing (benchmarks/RESULTS.md, #21)."""
+    minutes = round(seconds / 60)
+    parts = zip((minutes // 1440, minutes // 60 % 24, minutes % 60), "dhm")
+    return " ".join(f"{n}{unit}" for n, unit in parts if n) or "0m"
+
+
 def alert_rules(spec: Spec, *, min_request_rate: float, runbook_url: str,
                 grouping: Grouping = DEFAULT) -> list[AlertingRule]:
     rules: list[AlertingRule] = []
     # The cluster label too: joined on the service alone, another cluster's traffic would let
     # this cluster's burn through the minimum request rate.
     joined = queries.on((*grouping.service, "slo"))
-    lasts = (template(f'with printf "%f / %f" {float(spec.period_seconds)} $value | query')
-             + template(". | first | value | humanizeDuration") + template("end"))
     for o in shared_objectives(spec):
         what = ("Requests fail" if o.threshold is None else
                 f"Requests take longer than {o.threshold:g}s")
@@ -348,8 +356,9 @@ def alert_rules(spec: Spec, *, min_request_rate: float, runbook_url: str,
                     f"{o.ratio * 100:g}% objective allows, over the last "
                     f"{window.long} and {window.short}. At {factor:g}x, "
                     f"{window.budget_share * 100:g}% of the {spec.period} error budget "
-                    f"is spent in {window.long}; at the current rate the whole budget "
-                    f"lasts {lasts}."),
+                    f"is spent in {window.long} and the whole budget in "
+                    f"{spelled_duration(spec.period_seconds / factor)} (sooner at the "
+                    f"current rate)."),
                 runbook_url=runbook_url, slo=o.sli, **o.labels,
                 long_window=window.long, short_window=window.short))
     return rules

@@ -16,29 +16,17 @@ from tests.alerts.conftest import (
 )
 
 
-def humanize_duration(seconds: float) -> str:
-    """Prometheus' humanizeDuration for durations of a second or more."""
-    whole = int(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h {minutes}m {secs}s"
-    if hours:
-        return f"{hours}h {minutes}m {secs}s"
-    return f"{minutes}m {secs}s"
-
-
-WINDOWS = [("page", "1h", "5m", 14.4, 2), ("page", "6h", "30m", 6, 5),
-           ("ticket", "1d", "2h", 3, 10), ("ticket", "3d", "6h", 1, 10)]
+# (severity, long, short, factor, share of a 30d budget, how long the whole budget lasts)
+WINDOWS = [("page", "1h", "5m", 14.4, 2, "2d 2h"), ("page", "6h", "30m", 6, 5, "5d"),
+           ("ticket", "1d", "2h", 3, 10, "10d"), ("ticket", "3d", "6h", 1, 10, "30d")]
 
 
 def burn_alerts(service: str, sli: str, objective: float, burn: float, what: str,
-                windows: list[tuple[str, str, str, float, int]], threshold: float | None = None
+                windows: list[tuple[str, str, str, float, int, str]],
+                threshold: float | None = None
                 ) -> list[dict[str, Any]]:
     name = {"availability": "RedlineAvailabilityBurnRate",
             "latency": "RedlineLatencyBurnRate"}[sli]
-    lasts = humanize_duration(30 * 86400 / burn)
     # The objective's own labels: SLOs that share an objective share its alert rules.
     shared = {"objective": f"{objective:g}"} | (
         {} if threshold is None else {"threshold": f"{threshold:g}"})
@@ -49,10 +37,10 @@ def burn_alerts(service: str, sli: str, objective: float, burn: float, what: str
             "summary": f"{service} is spending its {objective:g}% {sli} error budget too fast",
             "description": f"{what} at {burn:.1f}x the rate the {objective:g}% objective "
                            f"allows, over the last {long} and {short}. At {factor:g}x, "
-                           f"{share:g}% of the 30d error budget is spent in {long}; at the "
-                           f"current rate the whole budget lasts {lasts}.",
+                           f"{share:g}% of the 30d error budget is spent in {long} and the "
+                           f"whole budget in {lasts} (sooner at the current rate).",
             "runbook_url": f"docs/alerts.md#{name.lower()}"},
-    } for severity, long, short, factor, share in windows]
+    } for severity, long, short, factor, share, lasts in windows]
 
 
 
