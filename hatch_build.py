@@ -50,6 +50,9 @@ EXTENSIONS = (
     # The ambassador's opaque relay: splice(2) and epoll, Linux only.
     Extension("redline.sidecars.ambassador._splice",
               ("redline/sidecars/ambassador/_splice.c",)),
+    # The adapter's reader of `combined` access log lines: portable C, any platform.
+    Extension("redline.sidecars.adapter._logscan", ("redline/sidecars/adapter/_logscan.c",),
+              platforms=("",)),
 )
 
 

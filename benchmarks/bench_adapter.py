@@ -8,6 +8,11 @@ come from wait4(2). Both tools' request totals are checked, so both did the whol
 
     .venv/bin/python benchmarks/bench_adapter.py [--rounds 3] [--lines 1000000]
 Needs mtail (`make bench` installs it).
+
+`--callgrind` counts instead the machine instructions per line of the adapter's own work
+(valgrind's callgrind, load-independent): the same log read in the tailer's 1 MiB blocks,
+decoded and fed to a LogPipeline as `redline adapter` does, for `--lines` lines and for a tenth
+of them; the difference over the difference in lines cancels start-up and imports.
 """
 
 from __future__ import annotations
@@ -66,6 +71,57 @@ def measure(command: list[str]) -> tuple[float, float, float, bytes]:
         return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout.read()
 
 
+def feed(log: Path) -> None:
+    """`log` through the adapter's pipeline in blocks of complete lines of at most READ_SIZE
+    bytes, decoded as logs.py decodes them (the tailer's reads, without its IO)."""
+    from redline.exporters.red import ServerRecorder
+    from redline.exporters.routes import RouteTemplater
+    from redline.sidecars.adapter.formats import nginx_format
+    from redline.sidecars.adapter.pipeline import LogPipeline
+    from redline.sidecars.adapter.tailer import READ_SIZE
+
+    routes = RouteTemplater()
+    pipeline = LogPipeline(nginx_format(), ServerRecorder("bench", routes=routes), routes)
+    data = log.read_bytes()
+    start = 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + READ_SIZE) + 1 or len(data)
+        pipeline.feed(data[start:end].decode("utf-8", "replace"))
+        start = end
+    if pipeline.lines != data.count(b"\n") or pipeline.parse_errors:
+        raise RuntimeError(f"read {pipeline.lines} lines, {pipeline.parse_errors} of them bad")
+
+
+def instructions(log: Path) -> int:
+    """Machine instructions of one process feeding `log` (PYTHONHASHSEED fixed: the same dict
+    layouts every run)."""
+    result = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         __file__, "--feed", str(log)],
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    found = re.search(r"Collected : (\d+)", result.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from callgrind:\n{result.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def callgrind(lines: int) -> None:
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed")
+    from redline import build
+
+    few, many = lines // 10, lines
+    with tempfile.TemporaryDirectory() as tmp:
+        counts = []
+        for n in (few, many):  # the same seed: the shorter log is the longer one's start
+            log = Path(tmp) / f"access-{n}.log"
+            generate(log, n)
+            counts.append(instructions(log))
+    print(f"built: {build.describe()}")
+    print(f"{few:,} lines: {counts[0]:,} instructions; {many:,} lines: {counts[1]:,}")
+    print(f"per line: {(counts[1] - counts[0]) / (many - few):,.0f} instructions")
+
+
 def mtail_total(output: bytes) -> float:
     return sum(float(line.rsplit(b" ", 1)[1]) for line in output.splitlines()
                if line.startswith(b"http_requests_total{"))
@@ -80,7 +136,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--callgrind", action="store_true",
+                        help="count instructions per line under callgrind instead")
+    parser.add_argument("--feed", type=Path, help=argparse.SUPPRESS)  # callgrind's process
     args = parser.parse_args()
+    if args.feed is not None:
+        feed(args.feed)
+        return
+    if args.callgrind:
+        callgrind(args.lines)
+        return
     if shutil.which("mtail") is None:
         sys.exit("mtail is not installed; `make bench` installs it")
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,13 +13,18 @@ import importlib.util
 from redline import compiled
 
 # The modules hatch_build.py's EXTENSIONS may build (tests/test_build.py keeps both lists equal).
-OPTIONAL_MODULES = ("redline.sidecars.ambassador._splice",)
+OPTIONAL_MODULES = ("redline.sidecars.ambassador._splice", "redline.sidecars.adapter._logscan")
+# Those REDLINE_PURE=1 turns off with the mypyc modules (the adapter's formats.py reads every
+# block with its regexes then, the path the pure build's tests must run).
+PURE_OFF = ("redline.sidecars.adapter._logscan",)
 
 
 def compiled_modules() -> tuple[str, ...]:
-    """The optional modules built into this installation (found, not imported)."""
+    """The optional modules built into this installation and used (found, not imported)."""
+    pure = compiled.pure_forced()
     return tuple(module for module in OPTIONAL_MODULES
-                 if importlib.util.find_spec(module) is not None)
+                 if not (pure and module in PURE_OFF)
+                 and importlib.util.find_spec(module) is not None)
 
 
 def describe() -> str:

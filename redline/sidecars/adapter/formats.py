@@ -19,7 +19,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from redline.compiled import pure_forced
+
 Event = tuple[str, str, int, float | None, bool]
+
+# The C reader of the built-in formats' lines (_logscan.c): where it is sure of every line of
+# a block, it gives the reference regex's rows without running a regex (bench_adapter.py
+# --callgrind: 18,261 -> 11,676 instructions per line of the whole pipeline, pure Python). Not
+# built (no C compiler at install), or REDLINE_PURE=1 (the pure build, whose tests must run the
+# regex path): the regexes read every block.
+Scan = Callable[[str, int, bool], list[tuple[str, ...]] | None]
+# _logscan's `kind` of the duration after the agent; and the groups of its rows, in order (the
+# duration's last).
+SCAN_NGINX, SCAN_APACHE = 0, 1
+SCAN_GROUPS = ("method", "path", "bad", "status", "agent")
+
+
+def _load_scan() -> Scan | None:
+    if pure_forced():
+        return None
+    try:
+        from redline.sidecars.adapter import _logscan
+    except ImportError:
+        return None
+    return _logscan.scan
+
+
+SCAN = _load_scan()
 
 
 
@@ -102,8 +128,8 @@ class RegexFormat:
     are appended as empty groups, so every row has every field.
     """
 
-    def __init__(self, name: str, pattern: str,
-                 line_bound: tuple[str, str] | None = None) -> None:
+    def __init__(self, name: str, pattern: str, line_bound: tuple[str, str] | None = None,
+                 scan_kind: int | None = None) -> None:
         self.name = name
         try:
             groups = set(re.compile(pattern).groupindex)
@@ -139,17 +165,31 @@ class RegexFormat:
                     and self.regex.groups == with_agent.groups == without_agent.groups):
                 raise ValueError(f"{name}: the line-bound patterns' groups differ")
             self.line_bound = with_agent, without_agent
+        # A built-in format's C reader (SCAN_NGINX or SCAN_APACHE), where it is built.
+        self.scan: Scan | None = None
+        self.scan_kind = SCAN_NGINX
+        if scan_kind is not None and SCAN is not None:
+            if order != [*SCAN_GROUPS, duration_group]:
+                raise ValueError(f"{name}: the groups are not in the C reader's order")
+            self.scan, self.scan_kind = SCAN, scan_kind
 
     def rows(self, text: str, agents: bool = True) -> tuple[list[tuple[str, ...]], int]:
         """findall's rows for a block of complete lines, and how many lines did not match.
         With `agents` false, a row's agent may be empty.
 
-        A line-bound pattern reads the block first when the format has one. If it made one
-        row per line, each row is one line whole (rows start at a line's start, end at one's
-        end, and do not overlap), matched as the reference matches it (see _Variant).
-        Otherwise (a line not read, an empty line, a match run on into the next line) the
-        reference reads the block again; and the blocks after it first, until one has every
-        line read: a log with a bad line in every block reads each once, not twice."""
+        The C reader reads the block first where the format has one; it gives findall's rows
+        or nothing (a line it is not sure of: see _logscan.c). Else a line-bound pattern reads
+        the block when the format has one. If it made one row per line, each row is one line
+        whole (rows start at a line's start, end at one's end, and do not overlap), matched as
+        the reference matches it (see _Variant). Otherwise (a line not read, an empty line, a
+        match run on into the next line) the reference reads the block again; and the blocks
+        after it first, until one has every line read: a log with a bad line in every block
+        reads each once, not twice."""
+        if self.scan is not None:
+            scanned = self.scan(text, self.scan_kind, agents)
+            if scanned is not None:
+                self.unread_lines_lately = False  # every line read
+                return scanned, 0
         lines = text.count("\n")
         if self.line_bound is not None and not self.unread_lines_lately:
             rows = self.line_bound[0 if agents else 1].findall(text)
@@ -178,27 +218,29 @@ class RegexFormat:
         return events, errors
 
 
-def _combined_format(name: str, ending: Callable[[str], str]) -> RegexFormat:
-    """`combined` followed by what `ending` spells (given `once`), in the three variants."""
+def _combined_format(name: str, ending: Callable[[str], str], scan_kind: int) -> RegexFormat:
+    """`combined` followed by what `ending` spells (given `once`), in the three variants, and
+    the C reader's `scan_kind` of that ending."""
     def spelled(variant: _Variant) -> str:
         return _combined(variant) + ending(variant.once)
 
     return RegexFormat(name, spelled(_REFERENCE),
-                       (spelled(_LINE_BOUND), spelled(_LINE_BOUND_NO_AGENT)))
+                       (spelled(_LINE_BOUND), spelled(_LINE_BOUND_NO_AGENT)), scan_kind)
 
 
 def nginx_format() -> RegexFormat:
     """nginx `combined`, optionally followed by `$request_time` and `$upstream_response_time`."""
     return _combined_format("nginx", lambda once: (
         rf"(?: (?P<duration>[0-9]+{once}(?:\.[0-9]+{once})?{once}|-)(?: [^\n]*{once})?{once})?"
-        rf"{once}[ \t\r]*{once}$"))
+        rf"{once}[ \t\r]*{once}$"), SCAN_NGINX)
 
 
 def apache_format(time_unit: str = "us") -> RegexFormat:
     """Apache `combined`, optionally followed by `%D` (microseconds) or `%T` (seconds)."""
     group = {"us": "duration_us", "s": "duration", "ms": "duration_ms"}[time_unit]
     return _combined_format("apache", lambda once: (
-        rf"(?: (?P<{group}>[0-9]+{once})(?: [^\n]*{once})?{once})?{once}[ \t\r]*{once}$"))
+        rf"(?: (?P<{group}>[0-9]+{once})(?: [^\n]*{once})?{once})?{once}[ \t\r]*{once}$"),
+        SCAN_APACHE)
 
 
 def custom_format(pattern: str) -> RegexFormat:

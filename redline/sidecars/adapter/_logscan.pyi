@@ -1,0 +1,3 @@
+# The C reader of `combined` access log lines (_logscan.c), built where a C compiler exists.
+
+def scan(text: str, kind: int, agents: bool, /) -> list[tuple[str, ...]] | None: ...
