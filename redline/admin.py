@@ -14,19 +14,21 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from typing import TYPE_CHECKING
 
 from redline.exporters.exposition import collectors_of, render, render_by_encoder
+from redline.exporters.negotiate import negotiate
 from redline.exporters.sliced import pieces
 from redline.exporters.textformat import FallbackError
 from redline.sidecars.ambassador.http1 import ProtocolError, header_values, parse_request_head
 
+if TYPE_CHECKING:  # the ambassador imports prometheus_client's package only to fall back on it
+    from prometheus_client.registry import Collector
+
 log = logging.getLogger("redline.admin")
 Readiness = Callable[[], Awaitable[tuple[bool, str]]]
 Body = list[bytes]  # a response body in pieces, written without joining them first
-Renderer = Callable[[CollectorRegistry, str], tuple[bytes, str]]
+Renderer = Callable[["Collector", str], tuple[bytes, str]]
 READ_TIMEOUT = 30.0
 # /metrics renders on the event loop, which also carries the sidecar's traffic (the
 # ambassador's proxied requests): a render yields to the loop after this much work, so a
@@ -52,7 +54,7 @@ RENDER_SWITCH_INTERVAL_S = 0.0005
 
 
 class AdminServer:
-    def __init__(self, registry: CollectorRegistry, readiness: Readiness, *,
+    def __init__(self, registry: Collector, readiness: Readiness, *,
                  render_in_thread: bool = False) -> None:
         self.registry = registry
         self.readiness = readiness
@@ -136,7 +138,7 @@ class AdminServer:
             # scrapers asking alike in different words (q-values, spacing) must not each cost a
             # render and a body held in memory. The content type chosen selects that format
             # again when given as the Accept header.
-            accept = choose_encoder(accept)[1]
+            accept = negotiate(accept).content_type
             recent = self._recent.get(accept)
             if recent is not None and time.monotonic() < recent[0]:
                 return 200, recent[2].encode(), recent[1]

@@ -1,4 +1,5 @@
-"""Lean metric instruments for hot paths, exposed through prometheus_client at scrape time.
+"""Lean metric instruments for hot paths, written at scrape time by redline (sliced.py), or
+through prometheus_client's families (`collect`) where its encoders render.
 
 prometheus_client's own Histogram takes a lock and walks every bucket per observation. The
 ambassador records one observation per proxied request, so these instruments keep plain Python
@@ -26,17 +27,19 @@ import threading
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from mypy_extensions import mypyc_attr  # a dependency: it means something to mypyc only
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.samples import Exemplar, Sample
+
+# prometheus_client's families are built only by `collect` (its encoders, tests): the
+# ambassador's scrapes are written from the instruments (sliced.py), and importing any part of
+# prometheus_client runs its package's `__init__`, 5.5 MB of a sidecar's memory.
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 LabelValues = tuple[str, ...]
+# A bucket's exemplar: labels, value, Unix time (prometheus_client's Exemplar in `collect`).
+Exemplar = tuple[dict[str, str], float, float]
 
 # Series per family before new label sets fold. A series is ~0.6 KiB held and ~3 KiB of text
 # per scrape (a histogram's 16 lines); 2,000 keeps one family's scrape near 6 MiB in a 128 MiB
@@ -143,7 +146,7 @@ class HistogramChild:
         self.total += value
         if self.exemplars is None:
             self.exemplars = [None] * len(self.counts)
-        self.exemplars[index] = Exemplar(labels, value, time.time())
+        self.exemplars[index] = (labels, value, time.time())
 
 
 class Histogram:
@@ -206,6 +209,10 @@ class Histogram:
     def collect(self) -> Metric:
         """The family with the samples HistogramMetricFamily.add_metric would make, built
         without its per-bucket list and zip (those were most of a 10,000-series scrape)."""
+        from prometheus_client.metrics_core import HistogramMetricFamily
+        from prometheus_client.samples import Exemplar as SampleExemplar
+        from prometheus_client.samples import Sample
+
         family = HistogramMetricFamily(
             self.name, self.documentation, labels=self.labelnames, unit=self.unit
         )
@@ -225,7 +232,8 @@ class Histogram:
                 bucket_labels = base.copy()
                 bucket_labels["le"] = names[index]
                 exemplar = exemplars[index] if exemplars is not None else None
-                append(Sample(bucket, bucket_labels, cumulative, None, exemplar))
+                append(Sample(bucket, bucket_labels, cumulative, None,
+                              None if exemplar is None else SampleExemplar(*exemplar)))
             append(Sample(count, base, cumulative, None))
             append(Sample(total, dict(base), child.total, None))
         return family
@@ -305,6 +313,8 @@ class Gauge(_Scalar):
         self.cell(key).value = value
 
     def collect(self) -> Metric:
+        from prometheus_client.metrics_core import GaugeMetricFamily
+
         family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for labels, value in self.series():
             family.add_metric(labels, value)
@@ -320,6 +330,8 @@ class Counter(_Scalar):
         self.cell(key).value += amount
 
     def collect(self) -> Metric:
+        from prometheus_client.metrics_core import CounterMetricFamily
+
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for labels, value in self.series():
             family.add_metric(labels, value)
@@ -336,14 +348,14 @@ class InstrumentCollector:
         self.instruments = tuple(instruments)
 
     def collect(self) -> Iterator[Metric]:
+        self.refresh()
         for instrument in self.instruments:
             yield instrument.collect()
-        yield from self.extra()
 
-    def extra(self) -> Iterator[Metric]:
-        """Families beside the instruments (read at scrape time): none here. Subclasses add
-        them here rather than in `collect`, so a renderer can read the instruments directly."""
-        return iter(())
+    def refresh(self) -> None:
+        """Set the instruments whose values live elsewhere (read at scrape time): none here.
+        Every render calls it before it reads the instruments, through `collect` or directly
+        (sliced.py writes them without `collect`)."""
 
     def cap_series(self, cap: SeriesCap) -> None:
         """Cap every family of these instruments with `cap` (and count folds where it says)."""

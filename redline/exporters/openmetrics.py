@@ -13,9 +13,10 @@ uses prometheus_client's encoder and the output never differs.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from prometheus_client.metrics_core import Metric
-from prometheus_client.samples import Exemplar
+if TYPE_CHECKING:  # prometheus_client's package is imported only where its encoder renders
+    from prometheus_client.metrics_core import Metric
 
 from redline.exporters.textformat import FallbackError, LabelOrder, escape_value, number
 
@@ -35,12 +36,14 @@ def header(name: str, documentation: str, mtype: str, unit: str) -> str:
     return lines + f"# UNIT {name} {unit}\n" if unit else lines
 
 
-def exemplar_text(exemplar: Exemplar) -> str:
-    """` # {labels} value [timestamp]`, as the encoder appends it to a bucket's line."""
-    labels = ",".join([f'{k}="{escape_value(v)}"' for k, v in sorted(exemplar.labels.items())])
-    if exemplar.timestamp is None:
-        return f" # {{{labels}}} {number(exemplar.value)}"
-    return f" # {{{labels}}} {number(exemplar.value)} {exemplar.timestamp}"
+def exemplar_text(exemplar: tuple[dict[str, str], float, object]) -> str:
+    """` # {labels} value [timestamp]`, as the encoder appends it to a bucket's line; the
+    exemplar as prometheus_client's (a sample's) or redline's (a histogram child's) holds it."""
+    labels, value, timestamp = exemplar
+    pairs = ",".join([f'{k}="{escape_value(v)}"' for k, v in sorted(labels.items())])
+    if timestamp is None:
+        return f" # {{{pairs}}} {number(value)}"
+    return f" # {{{pairs}}} {number(value)} {timestamp}"
 
 
 def _may_carry_exemplar(metric: Metric, sample_name: str) -> bool:

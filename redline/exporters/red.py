@@ -10,10 +10,8 @@ import the names from here. Nothing else in redline spells a RED metric name.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, cast
-
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
 from redline.exporters.instruments import (
     Counter,
@@ -292,19 +290,17 @@ class _ServerCollector(InstrumentCollector):
         service_name: str,
         routes: RouteTemplater | None,
     ) -> None:
-        super().__init__(instruments)
+        self._overflow = Counter(
+            ROUTE_OVERFLOW.removesuffix("_total"),
+            "Requests recorded as /{other} because the distinct-route cap was reached.",
+            (SERVICE,))
+        super().__init__([*instruments, self._overflow] if routes is not None else instruments)
         self._service_name = service_name
         self._routes = routes
 
-    def extra(self) -> Iterator[Metric]:
+    def refresh(self) -> None:
         if self._routes is not None:
-            overflow = CounterMetricFamily(
-                ROUTE_OVERFLOW,
-                "Requests recorded as /{other} because the distinct-route cap was reached.",
-                labels=(SERVICE,),
-            )
-            overflow.add_metric((self._service_name,), self._routes.overflow_total)
-            yield overflow
+            self._overflow.cell((self._service_name,)).value = float(self._routes.overflow_total)
 
 
 class ClientRecorder:

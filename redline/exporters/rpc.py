@@ -18,12 +18,10 @@ cap, new pairs are recorded as `{other}` and counted in redline_rpc_method_overf
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from typing import cast
 
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
-
-from redline.exporters.instruments import Histogram, InstrumentCollector, LabelValues
+from redline.exporters.instruments import Counter, Histogram, InstrumentCollector, LabelValues
 from redline.exporters.red import (
     DEFAULT_BUCKETS,
     ERROR_TYPE,
@@ -92,6 +90,14 @@ def grpc_timeout(value: bytes | None) -> float | None:
     digits, unit = value[:-1], value[-1:]
     scale = _TIMEOUT_UNITS.get(unit)
     return int(digits) * scale if scale is not None and digits.isdigit() else None
+
+
+def past_deadline(timeout: bytes | None, duration: float) -> bool:
+    """Whether a call lasted its client's deadline (`timeout`: its grpc-timeout header), give
+    or take: the client's clock started before ours (its request was in flight, perhaps queued
+    on a busy machine), so a tenth of the deadline, at least 100 ms, is allowed for it."""
+    seconds = grpc_timeout(timeout)
+    return seconds is not None and duration >= seconds - max(seconds / 10, 0.1)
 
 
 def grpc_error_type(status: int | None, error: str | None) -> str:
@@ -196,13 +202,13 @@ class _RpcCollector(InstrumentCollector):
     """The duration histogram plus the method cap's overflow count, read at scrape time."""
 
     def __init__(self, recorder: _RpcRecorder) -> None:
-        super().__init__([recorder.duration])
-        self._recorder = recorder
-
-    def extra(self) -> Iterator[Metric]:
-        overflow = CounterMetricFamily(
+        self._overflow = Counter(
             METHOD_OVERFLOW.removesuffix("_total"),
             "gRPC calls recorded as {other} because the distinct-method cap was reached.",
-            labels=(SERVICE,))
-        overflow.add_metric((self._recorder.service_name,), self._recorder.overflow_total)
-        yield overflow
+            (SERVICE,))
+        super().__init__([recorder.duration, self._overflow])
+        self._recorder = recorder
+
+    def refresh(self) -> None:
+        recorder = self._recorder
+        self._overflow.cell((recorder.service_name,)).value = float(recorder.overflow_total)

@@ -16,15 +16,16 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import partial
-
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING
 
 from redline.exporters import openmetrics
 from redline.exporters.instruments import Counter, Gauge, Histogram, InstrumentCollector
+from redline.exporters.negotiate import negotiate
 from redline.exporters.textformat import FallbackError, TextRenderer, escape_value, number
+
+if TYPE_CHECKING:  # prometheus_client's package is imported only where its encoder renders
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import Collector
 
 # Series per piece: ~16 lines each for a histogram, so a piece is ~0.2 ms of work here.
 SERIES_PER_PIECE = 8
@@ -124,18 +125,18 @@ def _scalar(instrument: Counter | Gauge, form: _Format) -> Iterator[str]:
 
 
 def _collector(collector: Collector, form: _Format) -> Iterator[str]:
-    # An InstrumentCollector whose `collect` is its own (families beside the instruments come
-    # from `extra`) is written from its instruments; any other collector through `collect`.
+    # An InstrumentCollector whose `collect` is its own (values read at scrape time are set
+    # by `refresh`) is written from its instruments; any other collector through `collect`.
     if (isinstance(collector, InstrumentCollector)
             and type(collector).collect is InstrumentCollector.collect):
+        collector.refresh()
         for instrument in collector.instruments:
             if isinstance(instrument, Histogram):
                 yield from _histogram(instrument, form)
             else:
                 yield from _scalar(instrument, form)
-        metrics: Iterable[Metric] = collector.extra()
-    else:
-        metrics = collector.collect()
+        return
+    metrics: Iterable[Metric] = collector.collect()
     for metric in metrics:
         yield form.family(metric)
 
@@ -145,12 +146,10 @@ def pieces(collectors: Sequence[Collector], accept: str | None
     """The exposition of `collectors` (a registry's, in order) for a scraper's Accept header,
     in pieces, and its content type. Raises FallbackError now, or from the iterator, where
     prometheus_client's encoder must render."""
-    encoder, content_type = choose_encoder(accept or "")
-    escaping = encoder.keywords.get("escaping") if isinstance(encoder, partial) else None
-    if escaping not in (None, *openmetrics.ESCAPINGS):
-        raise FallbackError(escaping)
-    form = _Format(content_type.startswith("application/openmetrics-text"))
-    return _pieces(collectors, form), content_type
+    chosen = negotiate(accept)
+    if chosen.escaping not in openmetrics.ESCAPINGS:
+        raise FallbackError(chosen.escaping)
+    return _pieces(collectors, _Format(chosen.openmetrics)), chosen.content_type
 
 
 def _pieces(collectors: Sequence[Collector], form: _Format) -> Iterator[bytes]:

@@ -10,17 +10,14 @@ stateset types) is left to `generate_latest`, so the output never differs.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Iterable
-from typing import cast
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from prometheus_client.exposition import generate_latest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
-
-# Go's float formatting, as Prometheus writes numbers (the library's helper is untyped).
-_go_float = cast(Callable[[float], str], floatToGoString)
+if TYPE_CHECKING:  # prometheus_client's package is imported only where its encoder renders
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import Collector
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -55,13 +52,17 @@ class LabelOrder:
 
 
 def number(value: float) -> str:
-    """floatToGoString's result, without its checks in the common case (finite, small)."""
-    if -1e15 < value < 1e15:  # false for NaN and the infinities; no exponent needed
+    """A sample value as prometheus_client's `floatToGoString` writes it (Go's formatting, as
+    Prometheus writes numbers), byte for byte (tests/exporters/test_textformat.py): Python's
+    repr, but Go's exponent for a positive number of more than six integer digits."""
+    if -math.inf < value < math.inf:  # false for NaN and the infinities
         text = repr(float(value))
         dot = text.find(".")
-        if not (value > 0 and dot > 6):
-            return text
-    return _go_float(value)
+        if value > 0 and dot > 6:  # repr has no exponent below 1e16: `1234567.5`
+            mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.")
+            return f"{mantissa}e+{dot - 1:02d}"
+        return text
+    return "NaN" if math.isnan(value) else "+Inf" if value > 0 else "-Inf"
 
 
 def _render(metrics: Iterable[Metric], order: LabelOrder, valid: set[str]) -> str:
@@ -108,6 +109,8 @@ class TextRenderer:
         try:
             return _render(registry.collect(), self._order, self._valid).encode("utf-8")
         except FallbackError:
+            from prometheus_client.exposition import generate_latest
+
             return generate_latest(registry)
 
     def family(self, metric: Metric) -> str:

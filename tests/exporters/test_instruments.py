@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.metrics_core import HistogramMetricFamily
+from prometheus_client.samples import Exemplar
 
 from redline.exporters.instruments import (
     DEFAULT_MAX_SERIES,
@@ -115,7 +116,7 @@ def test_histogram_collect_makes_the_samples_add_metric_makes() -> None:
             cumulative = list(itertools.accumulate(child.counts))
             names = [*(repr(b) for b in recorder.duration.bounds), "+Inf"]
             exemplars = child.exemplars or [None] * len(cumulative)
-            expected.add_metric(labels, [(n, c) if e is None else (n, c, e)
+            expected.add_metric(labels, [(n, c) if e is None else (n, c, Exemplar(*e))
                                          for n, c, e in zip(names, cumulative, exemplars,
                                                             strict=True)], child.total)
     assert recorder.duration.collect() == expected

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from redline.exporters import red
-from redline.exporters.exposition import new_registry, render
+from redline.exporters.exposition import Registry, new_registry, render
 from redline.exporters.routes import RouteTemplater
 from tests.conftest import promtool_check_metrics
 
@@ -30,11 +29,11 @@ def recorder() -> red.ServerRecorder:
 
 
 @pytest.fixture
-def registry(recorder: red.ServerRecorder) -> CollectorRegistry:
+def registry(recorder: red.ServerRecorder) -> Registry:
     return new_registry("test", recorder.collector())
 
 
-def count(registry: CollectorRegistry, **labels: str) -> float | None:
+def count(registry: Registry, **labels: str) -> float | None:
     return registry.get_sample_value(
         "http_server_request_duration_seconds_count", server_labels(**labels)
     )
@@ -67,7 +66,7 @@ def test_error_type_derivation(status: int | None, error: str | None, expected: 
 
 
 def test_each_request_lands_in_its_series(
-    recorder: red.ServerRecorder, registry: CollectorRegistry
+    recorder: red.ServerRecorder, registry: Registry
 ) -> None:
     recorder.record("GET", "/users/{id}", 200, 0.02)
     recorder.record("GET", "/users/{id}", 200, 0.03)
@@ -83,7 +82,7 @@ def test_each_request_lands_in_its_series(
 
 
 def test_a_value_on_a_bucket_boundary_counts_in_that_bucket(
-    recorder: red.ServerRecorder, registry: CollectorRegistry
+    recorder: red.ServerRecorder, registry: Registry
 ) -> None:
     recorder.record("GET", "/", 200, 0.1)
     def bucket(le: str) -> float | None:
@@ -95,7 +94,7 @@ def test_a_value_on_a_bucket_boundary_counts_in_that_bucket(
 
 
 def test_slow_requests_land_in_inf_only(
-    recorder: red.ServerRecorder, registry: CollectorRegistry
+    recorder: red.ServerRecorder, registry: Registry
 ) -> None:
     recorder.record("GET", "/", 200, 42.0)
     labels = {**server_labels(), "le": "10.0"}
@@ -104,14 +103,14 @@ def test_slow_requests_land_in_inf_only(
 
 
 def test_transport_failure_without_status_has_an_empty_status_label(
-    recorder: red.ServerRecorder, registry: CollectorRegistry
+    recorder: red.ServerRecorder, registry: Registry
 ) -> None:
     recorder.record("GET", "/", None, 1.5, error="client_closed")
     assert count(registry, http_response_status_code="", error_type="client_closed") == 1
 
 
 def test_active_requests_go_up_and_down(
-    recorder: red.ServerRecorder, registry: CollectorRegistry
+    recorder: red.ServerRecorder, registry: Registry
 ) -> None:
     labels = {"service_name": "shop", "http_request_method": "GET", "url_scheme": "http"}
     recorder.request_started(b"GET")
@@ -123,7 +122,7 @@ def test_active_requests_go_up_and_down(
 
 
 def test_exemplars_only_in_openmetrics(
-    recorder: red.ServerRecorder, registry: CollectorRegistry
+    recorder: red.ServerRecorder, registry: Registry
 ) -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     recorder.record("GET", "/", 200, 0.02, trace_id=trace_id)
@@ -141,7 +140,7 @@ def test_exemplars_only_in_openmetrics(
 
 
 def test_newest_exemplar_per_bucket_wins(
-    recorder: red.ServerRecorder, registry: CollectorRegistry
+    recorder: red.ServerRecorder, registry: Registry
 ) -> None:
     recorder.record("GET", "/", 200, 0.02, trace_id="a" * 32)
     recorder.record("GET", "/", 200, 0.021, trace_id="b" * 32)
@@ -229,7 +228,7 @@ def test_promtool_accepts_a_varied_exposition() -> None:
 
 
 def test_status_codes_outside_100_to_599_are_one_series(
-    recorder: red.ServerRecorder, registry: CollectorRegistry
+    recorder: red.ServerRecorder, registry: Registry
 ) -> None:
     """An app answering random status codes makes at most one series per valid code, not one
     per number (it made 775 per route)."""

@@ -3,9 +3,7 @@ what is recorded where, once, and what is not recorded at all."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
-
-from redline.exporters.exposition import new_registry
+from redline.exporters.exposition import Registry, new_registry
 from redline.exporters.red import ClientRecorder, ServerRecorder
 from redline.exporters.routes import RoutePattern, RouteTemplater
 from redline.exporters.rpc import RpcClientRecorder, RpcServerRecorder
@@ -13,7 +11,7 @@ from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.h2streams import Stream
 
 
-def recorder() -> tuple[StreamRecorder, CollectorRegistry]:
+def recorder() -> tuple[StreamRecorder, Registry]:
     routes = RouteTemplater([RoutePattern("/events", streaming=True)])
     server = ServerRecorder("shop", routes=routes)
     rpc = RpcServerRecorder("shop")
@@ -30,14 +28,14 @@ def stream(path: bytes, method: bytes = b"GET", content_type: bytes = b"",
     return one
 
 
-def http_count(registry: CollectorRegistry, **labels: str) -> float:
+def http_count(registry: Registry, **labels: str) -> float:
     base = {"service_name": "shop", "http_request_method": "GET", "url_scheme": "http",
             "error_type": "", "http_response_status_code": "200"}
     return registry.get_sample_value("http_server_request_duration_seconds_count",
                                      {**base, **labels}) or 0.0
 
 
-def active(registry: CollectorRegistry) -> float:
+def active(registry: Registry) -> float:
     return registry.get_sample_value("http_server_active_requests", {
         "service_name": "shop", "http_request_method": "GET", "url_scheme": "http"}) or 0.0
 
@@ -119,7 +117,7 @@ def test_a_client_past_a_bound_is_counted_as_client_limit() -> None:
                                      {"reason": "client_limit"}) == 1
 
 
-def outbound() -> tuple[StreamRecorder, CollectorRegistry]:
+def outbound() -> tuple[StreamRecorder, Registry]:
     client = ClientRecorder("shop")
     rpc = RpcClientRecorder("shop", "inventory", 8443)
     streams = StreamRecorder.outbound(client, rpc, "inventory", 8443)
