@@ -22,7 +22,7 @@ dependency (`server.address`, `server.port`) and the scheme the ambassador speak
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from redline.exporters.instruments import Counter, InstrumentCollector
 from redline.exporters.red import CLIENT_CLOSED, ClientRecorder, ServerRecorder, normalize_method
@@ -32,8 +32,14 @@ from redline.exporters.rpc import (
     RpcClientRecorder,
     RpcServerRecorder,
     grpc_status,
+    past_deadline,
 )
-from redline.sidecars.ambassador.h2streams import Http2Streams, Stream, past_deadline
+
+# Types only: the HTTP/2 connection's framer, decoder and hpack are imported at the first HTTP/2
+# connection (http2.py), not by an ambassador that never sees one; this is imported at start,
+# for the counters every ambassador shows.
+if TYPE_CHECKING:
+    from redline.sidecars.ambassador.h2streams import Http2Streams, Stream
 
 GRPC_CONTENT_TYPE = b"application/grpc"
 HEALTH_SERVICE = b"/grpc.health.v1.Health/"
@@ -237,7 +243,7 @@ class StreamRecorder:
         call.recorded = True
         duration = now - stream.start
         if call.grpc:
-            if error == CLIENT_CLOSED and past_deadline(stream, duration):
+            if error == CLIENT_CLOSED and past_deadline(stream.timeout, duration):
                 # The client gave up at its deadline (grpc-timeout) and reset the stream: the
                 # call ended DEADLINE_EXCEEDED for it, as when the server says so first.
                 error, stream.grpc_status = None, b"%d" % DEADLINE_EXCEEDED

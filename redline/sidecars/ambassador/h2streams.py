@@ -44,7 +44,7 @@ from typing import Protocol
 from hpack import HPACKError
 
 from redline.exporters.red import CLIENT_CLOSED, CONNECTION_REFUSED, CONNECTION_RESET
-from redline.exporters.rpc import grpc_timeout
+from redline.exporters.rpc import past_deadline
 from redline.sidecars.ambassador import h2frames
 from redline.sidecars.ambassador.h2frames import Frame, FrameReader, FramingError
 from redline.sidecars.ambassador.h2hpack import MirroredDecoder
@@ -227,7 +227,7 @@ class Http2Streams:
             # later stream be opened and reset unbounded.
             if stream is not None:
                 if (stream.status is None and now - stream.start < EARLY_RESET_S
-                        and not past_deadline(stream, now - stream.start)):
+                        and not past_deadline(stream.timeout, now - stream.start)):
                     self._early_reset()
             elif self.read_first_stream < stream_id <= self.last_client_stream and stream_id & 1:
                 self._early_reset()
@@ -359,11 +359,3 @@ class Http2Streams:
         stream = self.streams.pop(stream_id, None)
         if stream is not None:
             self.events.stream_ended(stream, now, error)
-
-
-def past_deadline(stream: Stream, duration: float) -> bool:
-    """Whether the stream lasted its client's deadline (grpc-timeout), give or take."""
-    timeout = grpc_timeout(stream.timeout)
-    # The client's clock started before ours (its request was in flight, perhaps queued on a
-    # busy machine): allow a tenth of the deadline, at least 100 ms, for it.
-    return timeout is not None and duration >= timeout - max(timeout / 10, 0.1)

@@ -16,15 +16,17 @@ settings) go to the observer with it: they are in force from the 101 on.
 from __future__ import annotations
 
 import abc
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from redline.exporters.tcp import ConnectionMeter
-from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.handler import ConnectionOwner
 from redline.sidecars.ambassador.http1 import header_values
 from redline.sidecars.ambassador.http1_requests import RequestFraming
-from redline.sidecars.ambassador.http2 import H2cUpgrade
 from redline.sidecars.ambassador.observe import InboundObserver, OutboundObserver
+
+if TYPE_CHECKING:  # http2.py is imported at the first granted h2c upgrade (upgrade_granted)
+    from redline.sidecars.ambassador.h2record import StreamRecorder
+    from redline.sidecars.ambassador.http2 import H2cUpgrade
 
 
 class Upgraded(Protocol):
@@ -80,6 +82,10 @@ class Upgrading(RequestFraming):
             if self.response_complete(now):
                 self.upgraded(self, protocol, held)
             return
+        # The HTTP/2 observer (its framer, HPACK decoder and hpack: about 1 MB) is imported
+        # here, not by every ambassador, most of which never see HTTP/2.
+        from redline.sidecars.ambassador.http2 import H2cUpgrade
+
         exchange = self.pending[0]  # the upgrade's, answered 101
         H2cUpgrade.hold(exchange)  # stream 1 is recorded when its response ends
         if not self.response_complete(now):  # no tunnel after all: the 101 is its record

@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import asyncio
 
+from redline.exporters.tcp import ConnectionMeter
 from redline.sidecars.ambassador import detect
 from redline.sidecars.ambassador.detector import Detector
-from redline.sidecars.ambassador.handler import ConnectionOwner, HandlerFactory, HandOff
+from redline.sidecars.ambassador.handler import ConnectionOwner, Handler, HandlerFactory, HandOff
 from redline.sidecars.ambassador.http1_client import ClientSide
-from redline.sidecars.ambassador.http2 import Http2
 from redline.sidecars.ambassador.passthrough import PassThrough, TlsPassThrough
 from redline.sidecars.ambassador.protocols import AUTO, LABELS
+
+
+def _http2(owner: ConnectionOwner, meter: ConnectionMeter | None = None) -> Handler:
+    """http2.Http2, imported at the first HTTP/2 connection: its framer, HPACK decoder and
+    hpack are about 1 MB of memory that an ambassador seeing HTTP/1 alone does without."""
+    from redline.sidecars.ambassador.http2 import Http2
+
+    return Http2(owner, meter)
+
 
 # What a connection was found to speak (detect.py's answer, the metric label) -> its handler.
 DETECTED: dict[str, HandOff] = {
     detect.HTTP1: ClientSide,
-    detect.HTTP2: Http2,  # h2c with prior knowledge: relayed, observed per stream
+    detect.HTTP2: _http2,  # h2c with prior knowledge: relayed, observed per stream
     detect.TLS: TlsPassThrough,
     detect.OPAQUE: PassThrough,
 }
