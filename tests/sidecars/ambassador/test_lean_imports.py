@@ -24,8 +24,11 @@ SCRIPT = textwrap.dedent('''
                     "*/*;q=0.1")
 
     async def app(reader, writer):
-        while await reader.readuntil(b"\\r\\n\\r\\n"):
-            writer.write(b"HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nok")
+        try:
+            while await reader.readuntil(b"\\r\\n\\r\\n"):
+                writer.write(b"HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nok")
+        except asyncio.IncompleteReadError:  # the ambassador closed its upstream connection
+            writer.close()
 
     async def get(port, path, accept):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
