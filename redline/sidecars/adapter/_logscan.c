@@ -206,6 +206,9 @@ static PyObject *row(const Fields *f, int agents) {
     }
     for (int i = 0; i < 6; i++)
         PyTuple_SET_ITEM(row, i, items[i]);
+    /* Strings only, so no cycle can pass through it: the garbage collector would untrack it
+     * at its first pass anyway, after traversing it (a block's rows are thousands of tuples). */
+    PyObject_GC_UnTrack(row);
     return row;
 }
 
