@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -39,13 +38,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # redline and the central store's helpers (tests/scale)
-sys.path.insert(0, str(REPO / "benchmarks"))  # bench_rules_data, also when loaded by path
+sys.path.insert(0, str(REPO / "benchmarks"))  # bench_rules_*, also when loaded by path
 
 import yaml  # noqa: E402
 from bench_rules_data import (  # noqa: E402
@@ -61,105 +61,56 @@ from bench_rules_data import (  # noqa: E402
     spec,
     write_rules,
 )
+from bench_rules_stores import (  # noqa: E402
+    compact,
+    evaluations_needed,
+    group_intervals,
+    prometheus_groups,
+    start_prometheus,
+    stop,
+    vmalert_groups,
+)
 
 from redline.alerts import slo_rules  # noqa: E402
-from redline.alerts.spec import parse_duration  # noqa: E402
 from redline.dashboards import overview  # noqa: E402
-from redline.ports import free_port, wait_port  # noqa: E402
 from tests.scale.central import Notifier, VictoriaMetrics, VMAlert, get_json  # noqa: E402
 
 # What the tests read from this module (tests/scale/test_bench_rules.py)
 __all__ = ["LE", "ROUTES", "SAMPLES", "STATUSES", "backfill", "import_vm", "series", "spec"]
 
-def metric_values(text: str, name: str, label: str) -> dict[str, float]:
-    """`name{...label="x"...} value` lines of an exposition -> {x: value}."""
-    found = {}
-    for line in text.splitlines():
-        if line.startswith(name + "{"):
-            match = re.search(label + r'="([^"]*)"', line)
-            if match:
-                found[match.group(1)] = float(line.rsplit(" ", 1)[1])
-    return found
 
-
-GLOBAL_INTERVAL = 30  # seconds: the evaluation interval of groups without their own
-
-
-def group_intervals(rule_files: list[Path]) -> dict[str, float]:
-    """Each group's evaluation interval in seconds (the tile groups have their own)."""
-    return {group["name"]: parse_duration(group["interval"]) if "interval" in group
-            else GLOBAL_INTERVAL for path in rule_files
-            for group in yaml.safe_load(path.read_text())["groups"]}
-
-
-def evaluations_needed(intervals: dict[str, float]) -> dict[str, int]:
-    """Two evaluations of every group at the global interval (the first one can be
-    incomplete), one of a 5m tile group (its first comes within 5 minutes of the start), none
-    of the hourly one (its first can come an hour after the start: its rules are timed as
-    queries instead, `query_times`)."""
-    return {group: 2 if interval <= GLOBAL_INTERVAL else 1
-            for group, interval in intervals.items() if interval <= 300}
-
-
-def prometheus_groups(url: str, timeout: float, needed: dict[str, int]) -> dict[str, float]:
-    """Each group's last evaluation time, once each group has finished as many evaluations as
-    `needed` says (groups it does not name: if they finished one). An evaluation is counted
-    when it ends (a new `prometheus_rule_group_last_evaluation_timestamp_seconds`): the
-    iterations counter counts it at its start, when the duration is still the last one's."""
-    deadline = time.monotonic() + timeout
-    ends: dict[str, set[float]] = {}
-    while True:
-        text = urllib.request.urlopen(f"{url}/metrics", timeout=60).read().decode()
-        for group, stamp in metric_values(
-                text, "prometheus_rule_group_last_evaluation_timestamp_seconds",
-                "rule_group").items():
-            if stamp > 0:
-                ends.setdefault(group.rsplit(";", 1)[-1], set()).add(stamp)
-        if (ends and all(len(ends.get(g, ())) >= n for g, n in needed.items())) \
-                or time.monotonic() > deadline:
-            durations = metric_values(text, "prometheus_rule_group_last_duration_seconds",
-                                      "rule_group")
-            return {g.rsplit(";", 1)[-1]: d for g, d in durations.items()
-                    if g.rsplit(";", 1)[-1] in ends}
-        time.sleep(1)
-
-
-def vmalert_groups(vmalert: VMAlert, timeout: float, needed: dict[str, int]
-                   ) -> dict[str, float]:
-    """Each group's mean evaluation time, once each group has evaluated as often as `needed`
-    says (a group appears in vmalert's metrics only after its first evaluation: wait for each
-    by name)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            text = vmalert.metrics()
-        except OSError:  # a vmalert busy with 1,000 services' rules can answer late: ask again
-            if time.monotonic() > deadline:
-                raise
-            continue
-        counts = metric_values(text, "vmalert_iteration_duration_seconds_count", "group")
-        if all(counts.get(g, 0) >= n for g, n in needed.items()) \
-                or time.monotonic() > deadline:
-            sums = metric_values(text, "vmalert_iteration_duration_seconds_sum", "group")
-            return {g: sums[g] / counts[g] for g in counts if counts[g]}
-        time.sleep(1)
-
-
-def query_times(url: str, rule_files: list[Path], groups: set[str]) -> dict[str, float]:
-    """Seconds of each of `groups` run as instant queries, rule after rule, now: what an
-    evaluation of a group that did not evaluate during the run costs."""
-    found = {}
+def rule_work(url: str, rule_files: list[Path]) -> dict[str, list[tuple[str, int, float]]]:
+    """Each rule's expression as an instant query, now, rule after rule: per group, (rule,
+    samples read, seconds). The samples (Prometheus' `totalQueryableSamples`) are the work,
+    whatever the machine's load: linear in the services while a group's evaluation time grows
+    faster means that the time grows, not the work. The seconds of a group that did not
+    evaluate during the run (the hourly tiles) are what its evaluation would cost."""
+    found: dict[str, list[tuple[str, int, float]]] = {}
     for path in rule_files:
         for group in yaml.safe_load(path.read_text())["groups"]:
-            if group["name"] in groups:
+            for rule in group["rules"]:
+                body = urllib.parse.urlencode({"query": rule["expr"], "stats": "all"})
                 started = time.perf_counter()
-                for rule in group["rules"]:
-                    body = urllib.parse.urlencode({"query": rule["expr"]}).encode()
-                    with urllib.request.urlopen(f"{url}/api/v1/query", data=body,
-                                                timeout=600) as reply:
-                        reply.read()
-                found[group["name"]] = round(time.perf_counter() - started, 4)
+                with urllib.request.urlopen(f"{url}/api/v1/query", data=body.encode(),
+                                            timeout=600) as reply:
+                    stats = json.loads(reply.read())["data"].get("stats", {})
+                found.setdefault(group["name"], []).append((
+                    rule.get("record") or rule["alert"],
+                    int(stats.get("samples", {}).get("totalQueryableSamples", -1)),
+                    round(time.perf_counter() - started, 4)))
     return found
+
+
+def tsdb_state(url: str) -> dict[str, float]:
+    """What the same work costs more of at a larger size without reading more: the blocks
+    and head series a query looks up, the memory the garbage collector walks."""
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=60).read().decode()
+    wanted = ("prometheus_tsdb_blocks_loaded", "prometheus_tsdb_head_series",
+              "prometheus_tsdb_head_chunks", "prometheus_tsdb_compactions_total",
+              "process_resident_memory_bytes", "go_memstats_heap_inuse_bytes",
+              "go_gc_duration_seconds_count", "go_gc_duration_seconds_sum")
+    return {line.split(" ")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.split(" ")[0] in wanted}
 
 
 def dashboard_queries() -> dict[str, str]:
@@ -250,13 +201,16 @@ def prometheus(services: int, work: Path, files: dict[str, list[Path]], now: flo
                 rounds[label].append(prometheus_groups(url, run.timeout,
                                                        evaluations_needed(intervals)))
                 late = set(intervals) - set(rounds[label][-1])
-                result.setdefault("prometheus_query_times", {})[label] = query_times(
-                    url, rule_files, late)
+                work_done = rule_work(url, rule_files)
+                result.setdefault("prometheus_rule_work", {})[label] = work_done
+                result.setdefault("prometheus_query_times", {})[label] = {
+                    g: round(sum(s for _, _, s in work_done[g]), 4) for g in late}
+                result.setdefault("prometheus_tsdb", {})[label] = tsdb_state(url)
                 result.setdefault("history_vs_live", {})[label] = history_vs_live(
                     url, services)
                 result.setdefault("prometheus_rule_times", {})[label] = rule_times(url)
-                # The alert group's cost grows with the alerts firing (each description runs
-                # a query at every evaluation): how many there were.
+                # The alert group's cost grows with the alerts firing (each is a state, an
+                # ALERTS sample and its templates at every evaluation): how many there were.
                 result.setdefault("prometheus_firing_alerts", {})[label] = firing(url)
                 if run.queries and index == 0 and label == next(iter(files)):
                     result["prometheus_queries"] = {k: time_query(url, e)
@@ -297,66 +251,12 @@ def firing(url: str) -> int:
 
 
 def rule_times(url: str) -> dict[str, list[tuple[str, float]]]:
-    """Where each recording group's time goes: its rules' last evaluation seconds, in order
-    (`/api/v1/rules`), for the groups that read many series."""
+    """Where each group's time goes: its rules' last evaluation seconds, in order
+    (`/api/v1/rules`)."""
     body = get_json(f"{url}/api/v1/rules", timeout=300)
     return {g["name"]: [(r["name"], round(r["evaluationTime"], 4)) for r in g["rules"]]
-            for g in body["data"]["groups"]
-            if (g["name"].startswith("redline-slo-") and g["name"] != "redline-slo-alerts")
-            or g["name"] == "redline-red-recording"}
+            for g in body["data"]["groups"]}
 
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL: a Prometheus in the middle of a long evaluation can take more
-    than a minute to stop (one did, and ended a 1,000-service run)."""
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=60)
-
-
-def compact(work: Path, data: Path, timeout: float = 1800) -> int:
-    """Prometheus, without rules, on the backfilled blocks until it has compacted them as a
-    Prometheus 3 days old would have (2 h blocks into 6 h and 18 h ones), so that no run
-    measures its rules beside that compaction, and the windows read as many blocks as they
-    would; the number of blocks left. Its first compaction comes a minute after the start:
-    done when the blocks and the compactions have not changed for 30 s after that."""
-    url, prom = start_prometheus(work, data, [])
-    try:
-        started, seen, since = time.monotonic(), None, time.monotonic()
-        while time.monotonic() - started < timeout:
-            text = urllib.request.urlopen(f"{url}/metrics", timeout=60).read().decode()
-            now = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(
-                ("prometheus_tsdb_blocks_loaded ", "prometheus_tsdb_compactions_total "))]
-            if now != seen:
-                seen, since = now, time.monotonic()
-            elif time.monotonic() - started > 90 and time.monotonic() - since > 30:
-                break
-            time.sleep(2)
-        return int(float(seen[0])) if seen else 0
-    finally:
-        stop(prom)
-
-
-def start_prometheus(work: Path, data: Path, rule_files: list[Path]
-                     ) -> tuple[str, subprocess.Popen[bytes]]:
-    """Prometheus at a 30 s interval. The out-of-order window lets the rules write their
-    records: the backfilled blocks end after the run starts, and without it the head refuses
-    every sample older than their end (`out of bounds`), so no record was ever stored."""
-    port = free_port()
-    config = work / "prometheus.yml"
-    config.write_text(json.dumps({
-        "global": {"evaluation_interval": "30s"},
-        "storage": {"tsdb": {"out_of_order_time_window": "2h"}},
-        "rule_files": [str(f) for f in rule_files]}))
-    prom = subprocess.Popen([shutil.which("prometheus") or "prometheus",
-                             f"--config.file={config}", f"--storage.tsdb.path={data}",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("a"))
-    wait_port(port, timeout=120)
-    return f"http://127.0.0.1:{port}", prom
 
 
 def victoria_metrics(services: int, work: Path, files: dict[str, list[Path]], now: float,
