@@ -324,7 +324,7 @@ def spelled_duration(seconds: float) -> str:
     have no arithmetic), run for every firing alert at every evaluation: 2.3 s of a 30 s
     interval with 5,171 alerts firing (benchmarks/RESULTS.md, #21)."""
     minutes = round(seconds / 60)
-    parts = zip((minutes // 1440, minutes // 60 % 24, minutes % 60), "dhm")
+    parts = zip((minutes // 1440, minutes // 60 % 24, minutes % 60), "dhm", strict=True)
     return " ".join(f"{n}{unit}" for n, unit in parts if n) or "0m"
 
 

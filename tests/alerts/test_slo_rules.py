@@ -15,7 +15,6 @@ from tests.alerts.conftest import (
     promtool_test,
 )
 
-
 # (severity, long, short, factor, share of a 30d budget, how long the whole budget lasts)
 WINDOWS = [("page", "1h", "5m", 14.4, 2, "2d 2h"), ("page", "6h", "30m", 6, 5, "5d"),
            ("ticket", "1d", "2h", 3, 10, "10d"), ("ticket", "3d", "6h", 1, 10, "30d")]
