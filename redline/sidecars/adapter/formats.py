@@ -35,17 +35,19 @@ SCAN_NGINX, SCAN_APACHE = 0, 1
 SCAN_GROUPS = ("method", "path", "bad", "status", "agent")
 
 
-def _load_scan() -> Scan | None:
+def _load_logscan() -> tuple[Scan | None, Callable[[list[str]], list[float]] | None]:
+    """_logscan's `scan`, and its `floats` (list(map(float, ...)), short decimals parsed in C:
+    the pipeline's durations), or None for both."""
     if pure_forced():
-        return None
+        return None, None
     try:
         from redline.sidecars.adapter import _logscan
     except ImportError:
-        return None
-    return _logscan.scan
+        return None, None
+    return _logscan.scan, _logscan.floats
 
 
-SCAN = _load_scan()
+SCAN, FLOATS = _load_logscan()
 
 
 
@@ -165,13 +167,14 @@ class RegexFormat:
                     and self.regex.groups == with_agent.groups == without_agent.groups):
                 raise ValueError(f"{name}: the line-bound patterns' groups differ")
             self.line_bound = with_agent, without_agent
-        # A built-in format's C reader (SCAN_NGINX or SCAN_APACHE), where it is built.
+        # A built-in format's C reader, where it is built, and its kind (SCAN_NGINX or
+        # SCAN_APACHE; kept where it is not, for a test to set `scan`).
         self.scan: Scan | None = None
-        self.scan_kind = SCAN_NGINX
-        if scan_kind is not None and SCAN is not None:
+        self.scan_kind = SCAN_NGINX if scan_kind is None else scan_kind
+        if scan_kind is not None:
             if order != [*SCAN_GROUPS, duration_group]:
                 raise ValueError(f"{name}: the groups are not in the C reader's order")
-            self.scan, self.scan_kind = SCAN, scan_kind
+            self.scan = SCAN
 
     def rows(self, text: str, agents: bool = True) -> tuple[list[tuple[str, ...]], int]:
         """findall's rows for a block of complete lines, and how many lines did not match.

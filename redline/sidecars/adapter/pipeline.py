@@ -12,7 +12,7 @@ from collections.abc import Callable
 from redline.exporters.instruments import HistogramChild
 from redline.exporters.red import BAD_REQUEST, OTHER_METHOD, ServerRecorder
 from redline.exporters.routes import MISS, OTHER, RouteTemplater
-from redline.sidecars.adapter.formats import LogFormat, RegexFormat
+from redline.sidecars.adapter.formats import FLOATS, LogFormat, RegexFormat
 
 # One label combination: its duration series, how to count a request without a time, and
 # the durations of the current block (observed together when the block is done).
@@ -93,11 +93,12 @@ class LogPipeline:
         self._observe_pending(scale)
 
     def _observe_pending(self, scale: float) -> None:
+        floats = FLOATS  # where _logscan is built: list(map(float, ...)) in C
         for child, count_untimed, pending in self._series.values():
             if not pending:
                 continue
             try:
-                values = list(map(float, pending))
+                values = floats(pending) if floats is not None else list(map(float, pending))
             except ValueError:  # a custom regex captured something that is not a number
                 values = []
                 for raw in pending:

@@ -167,6 +167,40 @@ def test_huge_lines_and_binary_garbage_are_bad_lines_not_crashes() -> None:
     assert logscan.scan(ascii_garbage, SCAN_NGINX, True) in (None, fmt.regex.findall(ascii_garbage))
 
 
+# --- durations --------------------------------------------------------------------------------
+
+def float_or_error(strings: list[str]) -> list[float] | str:
+    try:
+        return list(map(float, strings))
+    except ValueError as exc:
+        return str(exc)
+
+
+def floats_or_error(strings: list[str]) -> list[float] | str:
+    try:
+        values: list[float] = logscan.floats(strings)
+    except ValueError as exc:
+        return str(exc)
+    return values
+
+
+decimal = st.one_of(
+    st.builds(lambda whole, frac: whole + frac, st.text("0123456789", min_size=1, max_size=17),
+              st.one_of(st.just(""), st.text("0123456789", max_size=17).map(lambda d: "." + d))),
+    st.floats(min_value=0, allow_nan=False, allow_infinity=False).map(repr),
+    st.text("0123456789.-+e _ \u0663", max_size=8))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(decimal, max_size=5))
+def test_floats_are_float_of_each_string(strings: list[str]) -> None:
+    expected = float_or_error(strings)
+    got = floats_or_error(strings)
+    assert got == expected
+    if isinstance(got, list) and isinstance(expected, list):  # 0.0 == -0.0: the bits too
+        assert [v.hex() for v in got] == [v.hex() for v in expected]
+
+
 # --- whole pipelines -------------------------------------------------------------------------
 
 Samples = list[tuple[str, list[tuple[str, str]], float]]
