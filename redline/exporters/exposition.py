@@ -106,5 +106,7 @@ def render_by_encoder(registry: Collector, accept: str | None) -> tuple[bytes, s
     the ambassador imports prometheus_client's package)."""
     from prometheus_client.exposition import choose_encoder
 
-    encoder, content_type = choose_encoder(negotiate(accept).content_type)
-    return encoder(registry), content_type
+    # Given the content type negotiated, choose_encoder picks the same format and escaping
+    # (tests/exporters/test_negotiate.py), and never meets a version it cannot compare.
+    content_type = negotiate(accept).content_type
+    return choose_encoder(content_type)[0](registry), content_type

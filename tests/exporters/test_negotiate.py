@@ -3,15 +3,20 @@ choose_encoder does (the format, the escaping, the content type), without import
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import exposition
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics import exposition as openmetrics_exposition
 
+from redline.exporters.exposition import collectors_of, new_registry, render
 from redline.exporters.negotiate import Format, negotiate
+from redline.exporters.sliced import pieces
+from redline.exporters.textformat import FallbackError
 
 PROMETHEUS_2 = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
                 "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
@@ -89,6 +94,27 @@ def test_the_content_type_selects_its_format_again(accept: str) -> None:
     again = negotiate(chosen.content_type)
     assert again[:2] == chosen[:2]
     assert negotiate(again.content_type) == again == choose_encoder(again.content_type)
+
+
+class OnlyPrometheusClientWrites:
+    """Families redline's writers leave to prometheus_client's encoders: a `:` in a name
+    (OpenMetrics) and a timestamp (text)."""
+
+    def collect(self) -> Iterable[Metric]:
+        colon = GaugeMetricFamily("job:up", "Recorded by a rule.")
+        colon.add_metric([], 1)
+        stamped = GaugeMetricFamily("stamped", "With a timestamp.")
+        stamped.add_metric([], 1, timestamp=5)
+        return [colon, stamped]
+
+
+@pytest.mark.parametrize("accept", [*HEADERS, *UNCOMPARABLE])
+def test_the_fallback_answers_the_content_type_negotiated(accept: str) -> None:
+    fallback = new_registry("test", OnlyPrometheusClientWrites())
+    with pytest.raises(FallbackError):
+        b"".join(pieces(collectors_of(fallback), accept)[0])
+    assert render(fallback, accept)[1] == render(new_registry("test"), accept)[1] == negotiate(
+        accept).content_type
 
 
 # Media ranges built from the pieces that matter, in any order and spacing.
