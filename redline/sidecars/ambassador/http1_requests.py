@@ -52,6 +52,7 @@ class RequestFraming(Handler):
         self.limits = owner.limits
         self.max_head = self.limits.max_header_bytes
         self.max_pipelined = self.limits.max_pipelined
+        self.min_average_chunk = self.limits.min_average_chunk_bytes
         # Reading resumes at half: the waiting chunk is then framed (and the rest of it copied)
         # once per batch of responses, not once per response.
         self.pipeline_resume = self.max_pipelined // 2
@@ -162,14 +163,13 @@ class RequestFraming(Handler):
                     return
                 pos += 2
                 continue
-            head_end = data.find(b"\r\n\r\n", pos)
-            if head_end < 0 or head_end + 4 - pos > self.max_head:
+            raw_head = self._whole_head(data, pos)
+            if raw_head is None:
                 if self._hold_head(data, pos, now):
                     break
                 self._forward(data, mark, pos, rewritten)
                 return
-            head_end += 4
-            raw_head = data[pos:head_end]
+            head_end = pos + len(raw_head)
             try:
                 exchange = self._start_exchange(raw_head, now)
             except ProtocolError as exc:
@@ -187,6 +187,20 @@ class RequestFraming(Handler):
             self._to_upstream(data)  # the common case, without a copy or another call
         else:
             self._forward(data, mark, stop, rewritten)
+
+    def _whole_head(self, data: bytes, pos: int) -> bytes | None:
+        """The request head at data[pos], CRLFs included; None if it is not all there yet or
+        is longer than max_head."""
+        last = self.last_head
+        if pos == 0 and last and data.startswith(last):
+            # The connection's last head again (a load generator, a probe, polling): a head
+            # holds one CRLFCRLF, its end, so this one ends where that one did. No scan of the
+            # chunk for its end, no copy, and _start_exchange reuses the parse.
+            return last
+        head_end = data.find(b"\r\n\r\n", pos)
+        if head_end < 0 or head_end + 4 - pos > self.max_head:
+            return None
+        return data[pos:head_end + 4]
 
     def _hold_head(self, data: bytes, pos: int, now: float) -> bool:
         """Keep the start of a request head, data[pos:], until the rest arrives; False if it
@@ -246,8 +260,7 @@ class RequestFraming(Handler):
             self._pause_pipeline()
         if head.method not in IDEMPOTENT or head.upgrade:
             self.replay.forbid()
-        self.body = exchange.request_body = request_body(head,
-                                                         self.limits.min_average_chunk_bytes)
+        self.body = exchange.request_body = request_body(head, self.min_average_chunk)
         if head.upgrade:
             self.upgrade_to = head.upgrade_to or head.method
             self._upgrade_requested(raw_head)

@@ -7,13 +7,18 @@ the exchange failed; the observer turns that into RED observations (and spans, w
 
 from __future__ import annotations
 
+import abc
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from mypy_extensions import mypyc_attr
 
 from redline.exporters.red import ClientRecorder, ServerRecorder
 from redline.exporters.routes import RouteTemplater
-from redline.sidecars.ambassador.h2record import StreamRecorder
 from redline.sidecars.ambassador.http1 import Body, RequestHead
+
+if TYPE_CHECKING:  # an HTTP/1 ambassador never imports the HTTP/2 modules (test_lean_imports)
+    from redline.sidecars.ambassador.h2record import StreamRecorder
 
 
 class Exchange:
@@ -49,16 +54,23 @@ class Tracer(Protocol):
     def finish(self, exchange: Exchange, status: int | None, error: str | None) -> None: ...
 
 
-class Observer(Protocol):
+# A base class, not a Protocol: compiled, the connection's calls to begin and finish are then
+# native calls to the compiled observers, not Python method calls with boxed arguments (tests
+# subclass it with interpreted observers, which the decorator allows).
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Observer(abc.ABC):
+    @abc.abstractmethod
     def begin(self, head: RequestHead, raw_head: bytes, now: float) -> Exchange: ...
 
+    @abc.abstractmethod
     def finish(self, exchange: Exchange, status: int | None, error: str | None,
                now: float) -> None: ...
 
+    @abc.abstractmethod
     def rejected(self, method: bytes, status: int, error: str) -> None: ...
 
 
-class InboundObserver:
+class InboundObserver(Observer):
     """Server metrics for requests reaching the app, labelled by route."""
 
     def __init__(self, recorder: ServerRecorder, routes: RouteTemplater,
@@ -123,7 +135,7 @@ def rewrite_host(raw_head: bytes, authority: bytes) -> bytes:
     return replaced if count else raw_head[:-2] + b"Host: " + authority + b"\r\n\r\n"
 
 
-class OutboundObserver:
+class OutboundObserver(Observer):
     """Client metrics for the app's calls to one dependency.
 
     The app calls the ambassador on localhost, so its Host header names localhost; unless

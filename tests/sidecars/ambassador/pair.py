@@ -53,7 +53,7 @@ class FakeTransport(asyncio.Transport):
         self.reading = True
 
 
-class RecordingObserver:
+class RecordingObserver(Observer):
     """Keeps what an observer is told, once per exchange as the real ones do."""
 
     def __init__(self) -> None:

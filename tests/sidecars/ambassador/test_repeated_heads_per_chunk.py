@@ -1,0 +1,58 @@
+"""A head that starts a chunk and repeats the connection's last head byte for byte is taken
+without a scan for its end (http1_requests.RequestFraming._whole_head): each request and
+response arriving in its own chunk, as from a load generator or a polling client, is still
+framed as it says when the heads differ in one byte, and when more follows the head in the
+chunk."""
+
+from __future__ import annotations
+
+from tests.sidecars.ambassador.pair import Pair
+
+
+def post(length: int, path: bytes = b"/pay") -> bytes:
+    return (b"POST " + path + b" HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % length
+            + b"x" * length)
+
+
+def ok(body: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+def test_each_request_in_its_own_chunk_is_framed_as_it_says() -> None:
+    pair = Pair()
+    pair.client.data_received(post(3))
+    upstream, upstream_transport = pair.connect()
+    # Heads one byte apart (the length, the path), each at the start of its chunk; the last
+    # chunk holds a repeated head and, after its body, the start of the next request.
+    chunks = [post(3), post(5), post(5), post(5, b"/pax"), post(3), post(3) + b"GET /a HTT"]
+    sizes = [3, 3, 5, 5, 5, 3, 3]
+    for chunk in chunks:
+        pair.client.data_received(chunk)
+    assert upstream_transport.take() == post(3) + b"".join(chunks)[:-len(b"GET /a HTT")]
+    # Bodies as long as each head says: a head taken for the last one wrongly would frame its
+    # body, and the next request, wrong.
+    assert [exchange.request_body.size if exchange.request_body else 0
+            for exchange in pair.client.pending] == sizes
+    assert pair.client.body is None
+    pair.client.data_received(b"P/1.1\r\nHost: t\r\n\r\n")
+    assert upstream_transport.take() == b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+    for size in [*sizes, 0]:
+        upstream.data_received(ok(b"r" * size))
+    assert pair.finished == [(b"POST", 200, None)] * len(sizes) + [(b"GET", 200, None)]
+    assert pair.client.idle()
+
+
+def test_a_repeated_head_whose_body_comes_in_the_next_chunk() -> None:
+    pair = Pair()
+    pair.client.data_received(post(4))
+    upstream, upstream_transport = pair.connect()
+    upstream.data_received(ok(b"r"))
+    head = post(4)[:-4]
+    pair.client.data_received(head)  # the same head again, its body not sent yet
+    assert pair.client.body is not None
+    pair.client.data_received(b"xxxx")
+    assert pair.client.body is None
+    assert upstream_transport.take() == post(4) + head + b"xxxx"
+    upstream.data_received(ok(b"r"))
+    assert pair.finished == [(b"POST", 200, None)] * 2
+    assert pair.client.idle()
