@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from redline.alerts import health_rules
+from redline.alerts.render import prometheus_file
+from redline.alerts.rules import group
+from redline.alerts.spec import build_spec
+from redline.config import Node
 from tests.alerts.conftest import availability_series, gauge, promtool_test
 
 
@@ -69,3 +74,32 @@ def test_health_alerts(rule_dir: Path) -> None:
                       "runbook_url": "docs/alerts.md#redlineredmetricsabsent"}}]},
          ]},
     ])
+
+
+def test_metrics_absent_names_each_missing_service_of_many(tmp_path: Path) -> None:
+    """With five SLO services the expected set is a nested tree of `or`s (two services, as in
+    deploy/prometheus, are one `or`): each service without a RED record is found, once."""
+    services = [f"svc-{n}" for n in range(5)]
+    spec = build_spec(Node("many", "", {"slos": [{"service": s, "availability": 99.9}
+                                                 for s in services]}))
+    rules = health_rules.alert_rules(spec, job_regex=".*-redline", runbook_url="docs")
+    (tmp_path / "redline-health.rules.yaml").write_text(
+        prometheus_file([group("redline-health", rules)]))
+    present = ("svc-1", "svc-3")
+    promtool_test(tmp_path, [{
+        "interval": "1m",
+        "input_series": [gauge("service:http_server_requests:rate5m", f'service_name="{s}"',
+                               "1x30") for s in present],
+        "alert_rule_test": [{"eval_time": "20m", "alertname": "RedlineREDMetricsAbsent",
+                             "exp_alerts": [{"exp_labels": {"severity": "ticket",
+                                                            "service_name": s},
+                                             "exp_annotations": absent_annotations(s)}
+                                            for s in services if s not in present]}]}])
+
+
+def absent_annotations(service: str) -> dict[str, str]:
+    return {"summary": f"No RED metrics for {service}",
+            "description": f"{service} has an SLO but no request metrics for 15 minutes (or "
+                           "redline-red.rules.yaml, whose records the SLO rules read, is not "
+                           "loaded): its alerts cannot fire.",
+            "runbook_url": "docs#redlineredmetricsabsent"}
