@@ -22,6 +22,9 @@ service (availability and latency), as redline generates its rules, and the SLO 
 `--before REV`: the rule files redline wrote at git revision REV too, run alternately with the
 working tree's on copies of the same data.
 
+Where the time goes, rule by rule (work per service, evaluation against queries):
+`bench_rules_table.py out.json`. The stores' processes: bench_rules_stores.py.
+
 Not part of `make test`; tests/scale/test_bench_rules.py runs its smallest size.
 """
 
