@@ -7,8 +7,9 @@ service (availability and latency), as redline generates its rules, and the SLO 
 3 days of history (bench_rules_data.py), so that the windows read what they read after 3 days:
 
 - Prometheus: the samples backfilled (`promtool tsdb create-blocks-from openmetrics`), the rule
-  files loaded; per group `prometheus_rule_group_last_duration_seconds` after two evaluations
-  (one of the 5m tile group; the hourly one, which may first evaluate an hour after the start,
+  files loaded; per group the median of `prometheus_rule_group_last_duration_seconds` over its
+  evaluations after the first, waiting for two (one of the 5m tile group, up to 5 minutes, so
+  about ten of the others; the hourly one, which may first evaluate an hour after the start,
   run as instant queries instead);
 - VictoriaMetrics: the same samples imported (`/api/v1/import/prometheus`), vmalert evaluating
   the same files; per group the mean of `vmalert_iteration_duration_seconds` (as often);
