@@ -61,7 +61,8 @@ demo: $(STAMP)
 COMPILED_SOURCES := $(shell $(PYTHON) tools/compile.py --list-sources)
 install: $(STAMP)
 
-$(STAMP): pyproject.toml hatch_build.py redline/sidecars/ambassador/_splice.c tools/compile.py \
+$(STAMP): pyproject.toml hatch_build.py redline/sidecars/ambassador/_splice.c \
+          redline/sidecars/adapter/_logscan.c tools/compile.py \
           redline/compiled.py $(COMPILED_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
