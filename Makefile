@@ -62,7 +62,8 @@ COMPILED_SOURCES := $(shell $(PYTHON) tools/compile.py --list-sources)
 install: $(STAMP)
 
 $(STAMP): pyproject.toml hatch_build.py redline/sidecars/ambassador/_splice.c \
-          redline/sidecars/adapter/_logscan.c tools/compile.py \
+          redline/sidecars/adapter/_logscan.c redline/sidecars/ambassador/_h1head.c \
+          tools/compile.py \
           redline/compiled.py $(COMPILED_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip

@@ -53,6 +53,9 @@ EXTENSIONS = (
     # The adapter's reader of `combined` access log lines: portable C, any platform.
     Extension("redline.sidecars.adapter._logscan", ("redline/sidecars/adapter/_logscan.c",),
               platforms=("",)),
+    # The ambassador's reader of HTTP/1.1 heads: portable C, any platform.
+    Extension("redline.sidecars.ambassador._h1head", ("redline/sidecars/ambassador/_h1head.c",),
+              platforms=("",)),
 )
 
 

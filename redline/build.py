@@ -13,10 +13,12 @@ import importlib.util
 from redline import compiled
 
 # The modules hatch_build.py's EXTENSIONS may build (tests/test_build.py keeps both lists equal).
-OPTIONAL_MODULES = ("redline.sidecars.ambassador._splice", "redline.sidecars.adapter._logscan")
+OPTIONAL_MODULES = ("redline.sidecars.ambassador._splice", "redline.sidecars.adapter._logscan",
+                    "redline.sidecars.ambassador._h1head")
 # Those REDLINE_PURE=1 turns off with the mypyc modules (the adapter's formats.py reads every
-# block with its regexes then, the path the pure build's tests must run).
-PURE_OFF = ("redline.sidecars.adapter._logscan",)
+# block with its regexes then, the ambassador's http1.py every head: the paths the pure build's
+# tests must run).
+PURE_OFF = ("redline.sidecars.adapter._logscan", "redline.sidecars.ambassador._h1head")
 
 
 def compiled_modules() -> tuple[str, ...]:

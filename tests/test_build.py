@@ -8,7 +8,7 @@ from pathlib import Path
 from redline import build, compiled
 from redline.exporters.exposition import new_registry
 from redline.sidecars.adapter import formats
-from redline.sidecars.ambassador import relay
+from redline.sidecars.ambassador import http1, relay
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,6 +25,7 @@ def test_the_build_hook_builds_the_modules_redline_reports() -> None:
 def test_build_info_and_version_name_the_compiled_relay() -> None:
     names = [*(["splice"] if relay.compiled() else []),
              *(["logscan"] if formats.SCAN is not None else []),
+             *(["h1head"] if http1.READ_REQUEST_HEAD is not None else []),
              *(["mypyc"] if compiled.compiled_modules() else [])]
     expected = ",".join(names) or "none"
     assert build.describe() == expected

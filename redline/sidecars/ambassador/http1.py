@@ -17,7 +17,10 @@ trailer lines are all ProtocolErrors.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
+
+from redline.compiled import pure_forced
 
 # Module constants are Final: compiled, mypyc reads them as C statics (or inlines them), not
 # from the module's dict at every use.
@@ -142,8 +145,48 @@ _RESPONSE_FIELDS: Final = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection|content-type)[ \t]*:[ \t]*([^\r\n]*)")
 
 
+# What _h1head.c returns for a head it is sure of: RequestHead's and ResponseHead's fields, in
+# their constructors' order (None: the reference parse below decides).
+RequestFields = tuple[bytes, bytes, int, int | None, bool, bool, bytes | None, bool,
+                      bytes | None, bytes | None, bytes | None]
+ResponseFields = tuple[int, bool, int | None, bool, bool]
+
+
+def _load_h1head() -> tuple[Callable[[bytes], RequestFields | None] | None,
+                            Callable[[bytes], ResponseFields | None] | None]:
+    """_h1head's two readers, or None for both: not built (no C compiler at install), or
+    REDLINE_PURE=1 (the pure build, whose tests must run the regexes)."""
+    if pure_forced():
+        return None, None
+    try:
+        from redline.sidecars.ambassador import _h1head
+    except ImportError:
+        return None, None
+    return _h1head.request_head, _h1head.response_head
+
+
+# The C reader of heads (_h1head.c): the same parse without the regex engine, for the heads it
+# is sure of; bench_proxy_python.py --distinct-heads under callgrind: see _h1head.c.
+# Final: compiled, a C static, not a module dict lookup per call.
+_READERS: Final = _load_h1head()
+READ_REQUEST_HEAD: Final = _READERS[0]
+READ_RESPONSE_HEAD: Final = _READERS[1]
+
+
 def parse_request_head(head: bytes) -> RequestHead:
-    """Parse a complete request head (request line to the empty line, CRLFs included).
+    """Parse a complete request head (request line to the empty line, CRLFs included)."""
+    if READ_REQUEST_HEAD is not None:
+        fields = READ_REQUEST_HEAD(head)
+        if fields is not None:
+            method, target, minor, length, chunked, upgrade, upgrade_to, close, agent, parent, \
+                state = fields
+            return RequestHead(method, target, minor, length, chunked, upgrade, upgrade_to,
+                               close, agent, parent, state)
+    return request_head_reference(head)
+
+
+def request_head_reference(head: bytes) -> RequestHead:
+    """parse_request_head in Python: the specification _h1head.c follows, and the fallback.
 
     The whole head is validated, since the client is untrusted; then one regex scan picks out
     the few headers that framing, labels and tracing need.
@@ -218,7 +261,17 @@ class ResponseHead:
 
 
 def parse_response_head(head: bytes) -> ResponseHead:
-    """Read what framing and timing need from a response head.
+    """Read what framing and timing need from a response head."""
+    if READ_RESPONSE_HEAD is not None:
+        fields = READ_RESPONSE_HEAD(head)
+        if fields is not None:
+            status, close, length, chunked, event_stream = fields
+            return ResponseHead(status, close, length, chunked, event_stream)
+    return response_head_reference(head)
+
+
+def response_head_reference(head: bytes) -> ResponseHead:
+    """parse_response_head in Python: the specification _h1head.c follows, and the fallback.
 
     Unlike requests, responses come from the app the ambassador serves and go back unchanged,
     so only the status line and the framing headers are checked, not every header line.

@@ -1,0 +1,6 @@
+# The C reader of HTTP/1.1 heads (_h1head.c), built where a C compiler exists.
+
+def request_head(head: bytes, /) -> tuple[bytes, bytes, int, int | None, bool, bool,
+                                          bytes | None, bool, bytes | None, bytes | None,
+                                          bytes | None] | None: ...
+def response_head(head: bytes, /) -> tuple[int, bool, int | None, bool, bool] | None: ...
