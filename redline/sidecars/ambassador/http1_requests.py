@@ -23,7 +23,7 @@ from time import monotonic
 from redline.exporters.red import BAD_REQUEST
 from redline.exporters.tcp import ConnectionMeter
 from redline.sidecars.ambassador.detect import HTTP1
-from redline.sidecars.ambassador.handler import ConnectionOwner, Handler
+from redline.sidecars.ambassador.handler import ConnectionOwner
 from redline.sidecars.ambassador.http1 import (
     REPEATED_HEAD_BYTES,
     Body,
@@ -34,7 +34,7 @@ from redline.sidecars.ambassador.http1 import (
     parse_request_head,
     request_body,
 )
-from redline.sidecars.ambassador.http1_upstream import UpstreamSide
+from redline.sidecars.ambassador.http1_upstream import Downstream, UpstreamSide
 from redline.sidecars.ambassador.observe import Exchange
 from redline.sidecars.ambassador.replay import IDEMPOTENT, Replay
 
@@ -43,7 +43,7 @@ log = logging.getLogger("redline.ambassador")
 _REJECTED_REASONS = {431: "head_too_large", 405: "connect"}
 
 
-class RequestFraming(Handler):
+class RequestFraming(Downstream):
     def __init__(self, owner: ConnectionOwner, meter: ConnectionMeter | None = None) -> None:
         self.owner = owner
         # The TCP metrics; detection passes the meter it opened (timed from the accept).

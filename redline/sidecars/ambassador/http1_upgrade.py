@@ -15,7 +15,6 @@ settings) go to the observer with it: they are in force from the 101 on.
 
 from __future__ import annotations
 
-import abc
 from typing import TYPE_CHECKING, Protocol
 
 from redline.exporters.tcp import ConnectionMeter
@@ -24,9 +23,8 @@ from redline.sidecars.ambassador.http1 import header_values
 from redline.sidecars.ambassador.http1_requests import RequestFraming
 from redline.sidecars.ambassador.observe import InboundObserver, OutboundObserver
 
-if TYPE_CHECKING:  # http2.py is imported at the first granted h2c upgrade (upgrade_granted)
+if TYPE_CHECKING:  # the HTTP/2 modules are imported at the first granted h2c upgrade
     from redline.sidecars.ambassador.h2record import StreamRecorder
-    from redline.sidecars.ambassador.http2 import H2cUpgrade
 
 
 class Upgraded(Protocol):
@@ -51,13 +49,9 @@ class Upgrading(RequestFraming):
         super().__init__(owner, meter)
         self.upgraded: Upgraded = upgraded if upgraded is not None else tunnel
         self.tunnel = False  # upgrade granted: both directions are raw for good
-        self.h2c: H2cUpgrade | None = None  # the observer of a granted h2c upgrade
+        self.h2c = None  # the observer of a granted h2c upgrade (declared by Downstream)
         # The HTTP2-Settings values of the upgrade request awaiting its answer (h2c).
         self.http2_settings: list[bytes] = []
-
-    @abc.abstractmethod
-    def response_complete(self, now: float) -> bool:
-        """The oldest exchange's response ended; False once the client takes no more."""
 
     def _upgrade_requested(self, raw_head: bytes) -> None:
         self.http2_settings = header_values(raw_head.lower(), raw_head, b"http2-settings:")

@@ -1,5 +1,5 @@
 """A head that starts a chunk and repeats the connection's last head byte for byte is taken
-without a scan for its end (http1_requests.RequestFraming._whole_head): each request and
+without a scan for its end (RequestFraming._whole_head, UpstreamSide._whole_head): each request and
 response arriving in its own chunk, as from a load generator or a polling client, is still
 framed as it says when the heads differ in one byte, and when more follows the head in the
 chunk."""
@@ -55,4 +55,29 @@ def test_a_repeated_head_whose_body_comes_in_the_next_chunk() -> None:
     assert upstream_transport.take() == post(4) + head + b"xxxx"
     upstream.data_received(ok(b"r"))
     assert pair.finished == [(b"POST", 200, None)] * 2
+    assert pair.client.idle()
+
+
+def response(status: bytes, length: int, extra: bytes = b"") -> bytes:
+    return (b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n" % length + extra + b"\r\n"
+            + b"r" * length)
+
+
+def test_each_response_in_its_own_chunk_is_framed_as_it_says() -> None:
+    pair = Pair()
+    pair.client.data_received(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n" * 9)
+    upstream, _ = pair.connect()
+    # Heads one byte apart (the length, the status, a header's value), each at the start of
+    # its chunk; a repeated head whose chunk ends before its body does, and one whose chunk
+    # also holds the start of the next response's head.
+    chunks = [response(b"200 OK", 3), response(b"200 OK", 5), response(b"200 OK", 5),
+              response(b"201 OK", 5), response(b"201 OK", 5, b"A: b\r\n"),
+              response(b"201 OK", 5, b"A: c\r\n"), response(b"201 OK", 5, b"A: c\r\n")[:-2],
+              b"rr" + response(b"201 OK", 5, b"A: c\r\n") + b"HTTP/1.1 2", b"04 No\r\n\r\n"]
+    pair.client_transport.take()
+    for chunk in chunks:
+        upstream.data_received(chunk)
+    assert pair.client_transport.take() == b"".join(chunks)
+    assert pair.finished == [(b"GET", status, None) for status in [200] * 3 + [201] * 5 + [204]]
+    assert upstream.body is None and not upstream.held
     assert pair.client.idle()
