@@ -25,10 +25,12 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdint.h>
 #include <string.h>
 
 enum { TOKEN = 1, VALUE = 2, TARGET = 4 };
 static unsigned char classes[256]; /* filled by init_classes() */
+static unsigned char lowered[256]; /* ASCII lower case, as bytes.lower() */
 
 static void init_classes(void) {
     static const char token_marks[] = "!#$%&'*+-.^_`|~";
@@ -42,9 +44,12 @@ static void init_classes(void) {
         if (c > 0x20 && c != 0x7f) /* [^\x00-\x20\x7f] */
             class |= TARGET;
         classes[c] = class;
+        lowered[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
     }
 }
 
+/* A position in a head. A bytes object's data ends with a NUL past its size, which no class
+ * holds: the scans below stop there without testing for the end at each byte. */
 typedef const unsigned char *Ptr;
 
 typedef struct {
@@ -52,14 +57,30 @@ typedef struct {
     Py_ssize_t size;
 } Span;
 
-static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
-
 /* Whether [p, p + size) is `word` (lower case) in any ASCII case. */
 static int same_word(Ptr p, Py_ssize_t size, const char *word) {
     for (Py_ssize_t i = 0; i < size; i++)
-        if (word[i] == '\0' || lower(p[i]) != word[i])
+        if (lowered[p[i]] != (unsigned char)word[i]) /* the word's NUL: a longer span differs */
             return 0;
     return word[size] == '\0';
+}
+
+/* The end of a field value's characters from p: the first byte that is no VALUE (CR, at the
+ * line's end). Eight bytes at a time while none is below 0x20 or 0x7f (tab is below 0x20: its
+ * word goes byte by byte); the tests are exact for "any byte", which is all they decide. */
+static Ptr value_end(Ptr p, Ptr end) {
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    while (end - p >= 8) {
+        uint64_t word, del;
+        memcpy(&word, p, 8);
+        del = word ^ (ones * 0x7f);
+        if (((word - ones * 0x20) & ~word & highs) | ((del - ones) & ~del & highs))
+            break;
+        p += 8;
+    }
+    while (classes[*p] & VALUE)
+        p++;
+    return p;
 }
 
 /* Whether `word` (lower case) occurs in `s`, in any ASCII case (bytes.lower().find() >= 0). */
@@ -84,14 +105,13 @@ static Span trimmed(Ptr start, Ptr end) {
  * when the line is no `token:value CRLF` (the empty line ending the head included). */
 static Ptr field_line(Ptr p, Ptr end, Span *name, Span *value) {
     Ptr start = p;
-    while (p < end && (classes[*p] & TOKEN))
+    while (classes[*p] & TOKEN)
         p++;
     if (p == start || p == end || *p != ':')
         return NULL;
     *name = (Span){start, p - start};
     Ptr value_start = ++p;
-    while (p < end && (classes[*p] & VALUE))
-        p++;
+    p = value_end(p, end);
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
         return NULL;
     *value = trimmed(value_start, p);
@@ -263,13 +283,13 @@ static PyObject *request_head(PyObject *self, PyObject *arg) {
     Ptr p = (Ptr)PyBytes_AS_STRING(arg), end = p + PyBytes_GET_SIZE(arg);
     /* the request line: `token target HTTP/1.[01] CRLF` */
     Ptr method_start = p;
-    while (p < end && (classes[*p] & TOKEN))
+    while (classes[*p] & TOKEN)
         p++;
     if (p == method_start || p == end || *p != ' ')
         Py_RETURN_NONE;
     Span method = {method_start, p - method_start};
     Ptr target_start = ++p;
-    while (p < end && (classes[*p] & TARGET))
+    while (classes[*p] & TARGET)
         p++;
     if (p == target_start || end - p < 11 || memcmp(p, " HTTP/1.", 8) != 0 ||
         (p[8] != '0' && p[8] != '1') || p[9] != '\r' || p[10] != '\n')
@@ -326,11 +346,8 @@ static PyObject *response_head(PyObject *self, PyObject *arg) {
     int close = p[7] == '0';
     long status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
     p += 12;
-    if (*p == ' ') {
-        p++;
-        while (p < end && (classes[*p] & VALUE))
-            p++;
-    }
+    if (*p == ' ')
+        p = value_end(p + 1, end);
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
         Py_RETURN_NONE;
     p += 2;
