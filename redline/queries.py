@@ -161,6 +161,37 @@ def any_of(metrics: Sequence[str], *matchers: str | Matchers) -> str:
                   *matchers)
 
 
+def union(exprs: Sequence[str]) -> str:
+    """Expressions over different series as one, `a or b or c ...`, as a balanced tree of
+    parenthesised `or`s (`a` alone for one). A chain is evaluated as ((a or b) or c) ..., each
+    `or` copying and hashing everything on its left: 1,000 terms took Prometheus 2.42 1.93 s
+    as a chain, 0.17 s as a tree (bench_rules.py --before, #21). The rules keep the number of
+    terms to the kinds of SLO, never the services: the engine's cost per node also grows with
+    the number of nodes, whatever their shape (a tree of 1,000 terms 103 ms, of 2,000 453 ms)."""
+    if not exprs:
+        raise ValueError("union of no expressions")
+    if len(exprs) == 1:
+        return exprs[0]
+    middle = len(exprs) // 2
+    return "\nor\n".join(f"(\n{union(half)}\n)" for half in (exprs[:middle], exprs[middle:]))
+
+
+def with_labels(expr: str, labels: dict[str, str]) -> str:
+    """`expr` with constant `labels` set on every series it returns, in the order given: a
+    label_replace each, over an empty source and regex (`$` starts a group reference in the
+    replacement: `$$` is a `$`).
+
+        label_replace(label_replace(
+        expr,
+        "a", "1", "", ""),
+        "b", "2", "", "")"""
+    if not labels:
+        return expr
+    tails = [f'"{name}", "{_quote(value.replace("$", "$$"))}", "", "")'
+             for name, value in labels.items()]
+    return "label_replace(" * len(tails) + "\n" + expr + ",\n" + ",\n".join(tails)
+
+
 def by(labels: Labels) -> str:
     """` by (a, b)`, or nothing for no labels (aggregate everything)."""
     return f" by ({', '.join(labels)})" if labels else ""

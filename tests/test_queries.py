@@ -41,3 +41,22 @@ def test_one_filesystem_filter_in_rules_dashboards_and_stat() -> None:
     assert len(selectors) > 10
     for selector in selectors:
         assert all(f in selector for f in ('fstype!=""', 'mountpoint!=""')), selector
+
+
+def test_union_is_a_balanced_tree_of_every_term() -> None:
+    assert queries.union(["a"]) == "a"
+    terms = [f"t{n}" for n in range(9)]
+    joined = queries.union(terms)
+    assert re.findall(r"t\d", joined) == terms  # each once, in order
+    depth = deepest = 0
+    for char in joined:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        deepest = max(deepest, depth)
+    assert deepest == 4  # ceil(log2(9)): a chain is evaluated 8 deep
+
+
+def test_with_labels_sets_each_constant_label_in_order() -> None:
+    assert queries.with_labels("up == 0", {}) == "up == 0"
+    assert queries.with_labels("up == 0", {"a": "1", "b": 'x"$y'}) == (
+        'label_replace(label_replace(\nup == 0,\n"a", "1", "", ""),\n'
+        '"b", "x\\"$$y", "", "")')

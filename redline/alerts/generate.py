@@ -66,7 +66,7 @@ def build_groups(spec: Spec | None, options: RuleOptions) -> dict[str, list[Grou
                                 options.runbook_url))]
     files["redline-health"] = [group("redline-health", health_rules.alert_rules(
         spec or Spec("30d", 30 * 86400, ()), job_regex=options.sidecar_job_regex,
-        runbook_url=options.runbook_url))]
+        runbook_url=options.runbook_url, grouping=grouping))]
     return files
 
 

@@ -1,6 +1,7 @@
 """The same alerts as Grafana-managed alert rules, built with grafanalib, as a provisioning file.
 
 Each Prometheus alert becomes a Grafana rule with three steps: A, the alert's own PromQL
+(as in the Prometheus rule files: its constant labels set by the expression, render.py)
 against the Prometheus datasource (it returns series only while the alert condition holds, as
 in Prometheus); B, the last value of each series; C, `$B > 0`, the condition (every redline
 alert's value is positive while it holds: a burn rate, a percentage, a count). `for`, labels
@@ -29,7 +30,7 @@ from grafanalib.core import (
     Target,
 )
 
-from redline.alerts.render import dump
+from redline.alerts.render import dump, labels_in_expr
 from redline.alerts.rules import AlertingRule, Group, is_alert
 
 
@@ -40,9 +41,12 @@ def _uid(rule: AlertingRule) -> str:
 
 
 def grafana_rule(rule: AlertingRule, datasource_uid: str) -> AlertRulev9:
+    """The rule as Prometheus gets it (its constant labels set by its expression: the same
+    PromQL), its uid from its labels as the alert has them, as before they moved there."""
+    uid, rule = _uid(rule), labels_in_expr(rule)
     return AlertRulev9(
         title=rule["alert"],
-        uid=_uid(rule),
+        uid=uid,
         triggers=[
             Target(expr=rule["expr"], datasource=datasource_uid, refId="A", instant=True),
             AlertExpression(refId="B", expression="A", expressionType=EXP_TYPE_REDUCE,

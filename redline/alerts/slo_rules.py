@@ -1,15 +1,20 @@
 """SLO spec -> recording rules and multi-window multi-burn-rate alerts (the SRE workbook's).
 
 The rules are shared by the SLOs, so that their number grows with the kinds of SLO (request
-metric, route filter, latency threshold, objective), not with the number of services, and no
-rule here reads a raw series: the RED group (redline/alerts/red_rules.py) reads them once per
+metric, route filter, latency threshold, objective), not with the number of services (but for
+one constant series per SLO), no expression grows with the services, and no rule here reads a
+raw series: the RED group (redline/alerts/red_rules.py) reads them once per
 evaluation, over 5 minutes, for the dashboards and the SLOs alike. Every record has the labels
 `service_name`, `slo` (availability | latency) and the cluster label where series have one.
 
+- **The SLO services**, one rule each: `slo:service:info`, 1 with the service's protocol,
+  filter and objectives as labels. The rules below select the services by joining on it, so
+  that no expression lists them (`service_rules`).
 - **Base records**, from the RED group's per-service records (per-route ones for an SLO with
   a route filter), one rule per SLI for all the services that read the same requests
-  (`service_name=~"a|b|..."`): `slo:sli_requests:rate5m` and `slo:sli_errors:rate5m` (bad
-  events per second: requests with an `error_type`, or slower than the latency threshold).
+  (`and on (service_name) slo:service:info{...}`): `slo:sli_requests:rate5m` and
+  `slo:sli_errors:rate5m` (bad events per second: requests with an `error_type`, or slower
+  than the latency threshold).
 - **Tiles**, in groups of their own that are evaluated once per tile (`interval: 5m`,
   `interval: 1h`): `slo:sli_requests:tile<T>` and `slo:sli_errors:tile<T>`, the mean of the
   base records over the tile's own time T. Consecutive tiles cover consecutive stretches of
@@ -43,6 +48,7 @@ from redline.alerts.spec import SLO, Spec, parse_duration
 from redline.queries import DEFAULT, Grouping, eq
 
 REQUESTS, ERRORS = "slo:sli_requests:rate5m", "slo:sli_errors:rate5m"
+SERVICES = "slo:service:info"
 DERIVED_WINDOWS = ("30m", "1h", "2h", "6h", "1d", "3d")
 
 
@@ -78,6 +84,40 @@ def objectives(slo: SLO) -> list[tuple[str, float]]:
     return found
 
 
+# --- the SLO services: one series each, that the other rules join on ------------------------
+
+def service_labels(slo: SLO) -> dict[str, str]:
+    """What the rules select an SLO's service by: its protocol and filter (its `Source`) and
+    its objectives (its `Objective`s), as the alerts write them."""
+    labels = {"service_name": slo.service, "protocol": slo.protocol}
+    if slo.routes:
+        labels["routes"] = " ".join(slo.routes)
+    if slo.methods:
+        labels["methods"] = " ".join(slo.methods)
+    for sli, ratio in objectives(slo):
+        labels[f"{sli}_objective"] = f"{ratio * 100:g}"
+    if slo.latency is not None:
+        labels["latency_threshold"] = f"{slo.latency.threshold:g}"
+    return labels
+
+
+def service_rules(spec: Spec) -> list[RecordingRule]:
+    """`slo:service:info{service_name="checkout", protocol="http", ...} 1`, one tiny rule per
+    SLO: the other rules select the SLO services by joining on these series (`and on
+    (service_name)`), so that no expression lists the services. Listed, they grew with the
+    services and cost more than linearly: at 1,000 services a rule was 8-83 KB of PromQL
+    (VictoriaMetrics refuses more than 16 KB by default) and RedlineREDMetricsAbsent's tree of
+    1,000 `or`s took 0.17 s per evaluation (#21). The series have no cluster label of their
+    own (a ruler may add one): every join on them is on `service_name` alone, an SLO being
+    per service in every cluster."""
+    return [recording(SERVICES, "vector(1)", service_labels(slo)) for slo in spec.slos]
+
+
+def of_services(expr: str, members: str) -> str:
+    """`expr`'s series of the SLO services that `members` (slo:service:info) selects."""
+    return f"{expr}\nand on (service_name)\n{members}"
+
+
 # --- base records: from the RED group's records, never the raw series -----------------------
 
 @dataclass(frozen=True)
@@ -99,20 +139,27 @@ class Source:
         them."""
         return self.family.detail if self.routes or self.methods else "service"
 
-    def selectors(self, record: str, services: list[str], *extra: str) -> str:
-        """`record` of the services and the filter's routes or methods, `or`-ed: a method
-        pattern matches two labels at once, so several are one selector each (a series that
-        two patterns match is one series for `or`)."""
-        own = [queries.one_of("service_name", services)]
+    def members(self, *objective: str) -> str:
+        """The slo:service:info series of this source's services (with `objective`)."""
+        own = [eq("protocol", self.protocol)]
+        # `=""` matches the series without the label: the services without a filter.
+        own.append(eq("methods", " ".join(self.methods)) if self.protocol == "grpc"
+                   else eq("routes", " ".join(self.routes)))
+        return queries.series(SERVICES, own, *objective)
+
+    def selectors(self, record: str, *extra: str) -> str:
+        """`record` of the filter's routes or methods, `or`-ed: a method pattern matches two
+        labels at once, so several are one selector each (a series that two patterns match
+        is one series for `or`)."""
+        own = list(extra)
         if self.routes:
-            own.append(queries.regex("http_route", queries.route_regex(self.routes)))
-        own += extra
+            own.insert(0, queries.regex("http_route", queries.route_regex(self.routes)))
         if not self.methods:
             return queries.series(record, own)
-        return " or ".join(queries.series(record, own, *(
+        return "(" + " or ".join(queries.series(record, own, *(
             queries.regex(label, queries.route_regex((part,)))
             for label, part in zip(("rpc_service", "rpc_method"), method.split("/"),
-                                   strict=True))) for method in self.methods)
+                                   strict=True))) for method in self.methods) + ")"
 
 
 def _source(slo: SLO) -> Source:
@@ -120,9 +167,10 @@ def _source(slo: SLO) -> Source:
 
 
 def base_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
-    """One rule per record and SLI: each source's services in one branch, the branches joined
-    with `or` (their services differ). One rule, not one per branch, so that no two rules
-    record the same series name and labels (`promtool check rules --lint` refuses that).
+    """One rule per record and SLI: each source's services (joined on slo:service:info) in one
+    branch, the branches joined with `or` (their services differ). One rule, not one per
+    branch, so that no two rules record the same series name and labels (`promtool check
+    rules --lint` refuses that).
 
     Every branch reads the RED group's 5m records (redline/alerts/red_rules.py), which read
     the raw series once per evaluation for the dashboards and the SLOs alike: a few series
@@ -130,49 +178,43 @@ def base_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
     and bucket of every service again. Latency's total is the +Inf bucket, which counts every
     timed request (the histogram's _count); untimed requests have no duration."""
     by = grouping.service
-    availability: dict[Source, list[str]] = defaultdict(list)
-    latency: dict[tuple[Source, float], list[str]] = defaultdict(list)
+    availability: dict[Source, str] = {}
+    latency: dict[tuple[Source, float], str] = {}
     for slo in spec.slos:
+        source = _source(slo)
         if slo.availability is not None:
-            availability[_source(slo)].append(slo.service)
+            availability[source] = source.members(queries.ne("availability_objective", ""))
         if slo.latency is not None:
-            latency[_source(slo), slo.latency.threshold].append(slo.service)
+            threshold = slo.latency.threshold
+            latency[source, threshold] = source.members(eq("latency_threshold", f"{threshold:g}"))
 
-    def summed(source: Source, record: str, services: list[str], *extra: str) -> str:
-        return queries.aggregate("sum", by, source.selectors(record, services, *extra))
+    def summed(source: Source, record: str, members: str, *extra: str) -> str:
+        return queries.aggregate("sum", by, "\n" + of_services(
+            source.selectors(record, *extra), members) + "\n")
 
-    requests, errors = [], []
-    for source, services in availability.items():
+    requests, failed = [], []
+    for source, members in availability.items():
         family = source.family
-        requests.append(summed(source, red_rules.requests_name(source.level, family),
-                               services))
-        # 0 for a service without a failed request: route records have no zeros of their
-        # own. Only the labels of the requests just recorded are taken: in vmalert, where
-        # the record is one evaluation old, so is the set of services, never a value.
-        recorded = queries.series(REQUESTS, eq("slo", "availability"),
-                                  queries.one_of("service_name", services))
-        failed = summed(source, red_rules.errors_name(source.level, family), services)
-        errors.append(f"({failed})\nor ignoring (slo)\n{recorded} * 0")
+        requests.append(summed(source, red_rules.requests_name(source.level, family), members))
+        failed.append(summed(source, red_rules.errors_name(source.level, family), members))
+    # 0 for a service without a failed request: route records have no zeros of their own.
+    # Only the labels of the requests just recorded are taken: in vmalert, where the record is
+    # one evaluation old, so is the set of services, never a value.
+    errors = [f"{queries.union(failed)}\nor ignoring (slo)\n"
+              f"{queries.series(REQUESTS, eq('slo', 'availability'))} * 0"] if failed else []
     slow, timed = [], []
-    for (source, threshold), services in latency.items():
+    for (source, threshold), members in latency.items():
         buckets = red_rules.buckets_name(source.level, source.family)
-        everything = summed(source, buckets, services, eq("le", "+Inf"))
-        fast = summed(source, buckets, services, queries.le_matcher(threshold))
+        everything = summed(source, buckets, members, eq("le", "+Inf"))
+        fast = summed(source, buckets, members, queries.le_matcher(threshold))
         timed.append(everything)
         slow.append(f"{everything}\n-\n{fast}")
     rules = []
     for sli, totals, bad in (("availability", requests, errors), ("latency", timed, slow)):
         if totals:
-            rules.append(recording(REQUESTS, any_of(totals), {"slo": sli}))
-            rules.append(recording(ERRORS, any_of(bad), {"slo": sli}))
+            rules.append(recording(REQUESTS, queries.union(totals), {"slo": sli}))
+            rules.append(recording(ERRORS, queries.union(bad), {"slo": sli}))
     return rules
-
-
-def any_of(branches: list[str]) -> str:
-    """Expressions over different services as one: `(a)\nor\n(b)`, or `a` alone."""
-    if len(branches) == 1:
-        return branches[0]
-    return "\nor\n".join(f"(\n{branch}\n)" for branch in branches)
 
 
 # --- tiles: the base records once per 5 minutes and once per hour ---------------------------
@@ -261,13 +303,21 @@ class Objective:
     sli: str
     ratio: float
     threshold: float | None
-    services: tuple[str, ...]
-    alone: bool  # the only objective of its SLI: its rules need not name the services
+    alone: bool  # the only objective of its SLI: its rules need not select the services
 
     def recorded(self, record: str) -> str:
-        return queries.series(record, eq("slo", self.sli),
-                              "" if self.alone else queries.one_of("service_name",
-                                                                   self.services))
+        """`record` of this objective's SLOs: of every SLO of the SLI where it is alone,
+        otherwise of the services that slo:service:info gives this objective."""
+        selected = queries.series(record, eq("slo", self.sli))
+        return selected if self.alone else f"({selected} and on (service_name) {self.members})"
+
+    @property
+    def members(self) -> str:
+        """The slo:service:info series of this objective's services (service_labels)."""
+        matchers = [eq(f"{self.sli}_objective", self.labels["objective"])]
+        if self.threshold is not None:
+            matchers.append(eq("latency_threshold", self.labels["threshold"]))
+        return queries.series(SERVICES, matchers)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -284,21 +334,21 @@ class Objective:
 
 
 def shared_objectives(spec: Spec) -> list[Objective]:
-    found: dict[tuple[str, float, float | None], list[str]] = defaultdict(list)
+    found: dict[tuple[str, float, float | None], None] = {}
     for slo in spec.slos:
         for sli, ratio in objectives(slo):
             threshold = slo.latency.threshold if sli == "latency" and slo.latency else None
-            found[sli, ratio, threshold].append(slo.service)
+            found[sli, ratio, threshold] = None
     per_sli: dict[str, int] = defaultdict(int)
     for sli, _, _ in found:
         per_sli[sli] += 1
-    return [Objective(sli, ratio, threshold, tuple(services), per_sli[sli] == 1)
-            for (sli, ratio, threshold), services in found.items()]
+    return [Objective(sli, ratio, threshold, per_sli[sli] == 1)
+            for sli, ratio, threshold in found]
 
 
 def objective_rules(spec: Spec) -> list[RecordingRule]:
     """The objective, for each SLO that has traffic (per cluster, as its SLI)."""
-    return [recording("slo:objective:ratio", any_of([
+    return [recording("slo:objective:ratio", queries.union([
         f"{o.recorded(REQUESTS)} * 0 + {o.ratio!r}" for o in shared_objectives(spec)]))]
 
 
@@ -308,14 +358,17 @@ def budget_rules(spec: Spec) -> list[RecordingRule]:
     if spec.period != "5m" and spec.period not in DERIVED_WINDOWS:
         rules.append(recording(f"slo:sli_error:ratio_rate{spec.period}",
                                error_ratio(spec.period)))
-    rules.append(recording("slo:error_budget:remaining_ratio", any_of([
+    rules.append(recording("slo:error_budget:remaining_ratio", queries.union([
         f"1 - {o.recorded(f'slo:sli_error:ratio_rate{spec.period}')} / {o.budget}"
         for o in shared_objectives(spec)])))
     return rules
 
 
 def recording_rules(spec: Spec, grouping: Grouping = DEFAULT) -> list[RecordingRule]:
-    return [*base_rules(spec, grouping), *window_rules(), *objective_rules(spec)]
+    """The SLO services first: in Prometheus a rule reads what the rules before it in its
+    group wrote in the same evaluation."""
+    return [*service_rules(spec), *base_rules(spec, grouping), *window_rules(),
+            *objective_rules(spec)]
 
 
 def spelled_duration(seconds: float) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from redline.alerts import health_rules
+from redline.alerts import health_rules, slo_rules
 from redline.alerts.render import prometheus_file
 from redline.alerts.rules import group
 from redline.alerts.spec import build_spec
@@ -77,19 +77,26 @@ def test_health_alerts(rule_dir: Path) -> None:
 
 
 def test_metrics_absent_names_each_missing_service_of_many(tmp_path: Path) -> None:
-    """With five SLO services the expected set is a nested tree of `or`s (two services, as in
-    deploy/prometheus, are one `or`): each service without a RED record is found, once."""
+    """The expected services are the SLO services' slo:service:info series, whatever their
+    number and protocol: each service without a RED record of its protocol is found, once,
+    and a service present in one cluster only is present."""
     services = [f"svc-{n}" for n in range(5)]
-    spec = build_spec(Node("many", "", {"slos": [{"service": s, "availability": 99.9}
-                                                 for s in services]}))
+    spec = build_spec(Node("many", "", {"slos": [
+        {"service": s, "availability": 99.9, "protocol": "grpc" if s == "svc-4" else "http"}
+        for s in services]}))
     rules = health_rules.alert_rules(spec, job_regex=".*-redline", runbook_url="docs")
-    (tmp_path / "redline-health.rules.yaml").write_text(
-        prometheus_file([group("redline-health", rules)]))
+    (tmp_path / "redline-health.rules.yaml").write_text(prometheus_file([
+        group("redline-slo-services", slo_rules.service_rules(spec)),
+        group("redline-health", rules)]))
     present = ("svc-1", "svc-3")
     promtool_test(tmp_path, [{
         "interval": "1m",
-        "input_series": [gauge("service:http_server_requests:rate5m", f'service_name="{s}"',
-                               "1x30") for s in present],
+        "input_series": [
+            *(gauge("service:http_server_requests:rate5m",
+                    f'service_name="{s}",cluster="{cluster}"', "1x30")
+              for s, cluster in zip(present, ("a", "b"), strict=True)),
+            # svc-4 is gRPC: its HTTP requests are not its RED metrics
+            gauge("service:http_server_requests:rate5m", 'service_name="svc-4"', "1x30")],
         "alert_rule_test": [{"eval_time": "20m", "alertname": "RedlineREDMetricsAbsent",
                              "exp_alerts": [{"exp_labels": {"severity": "ticket",
                                                             "service_name": s},

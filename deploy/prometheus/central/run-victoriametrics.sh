@@ -20,11 +20,9 @@ interval=${INTERVAL:-30s}                         # as every cluster's evaluatio
 # -dedup.minScrapeInterval: one sample per interval per series, so that a pair of Prometheus
 # servers per cluster (external_labels differing only in a replica label, dropped by
 # relabel.yml) count once.
-# -search.maxQueryLen: the SLO rules list their services (service_name=~"a|b|..."); about a
-# thousand services make queries longer than the default 16 KB, which would be refused.
 victoria-metrics -httpListenAddr="$vm_listen" -storageDataPath="$data" \
   -retentionPeriod=${RETENTION:-90d} -dedup.minScrapeInterval="$interval" \
-  -relabelConfig="$here/relabel.yml" -search.maxQueryLen=1048576 &
+  -relabelConfig="$here/relabel.yml" &
 vm=$!
 # Recording rules are written back to VictoriaMetrics (-remoteWrite.url) and alert state is
 # restored from it after a restart (-remoteRead.url); alerts go to Alertmanager.
