@@ -19,6 +19,11 @@ service (availability and latency), as redline generates its rules, and the SLO 
     .venv/bin/python benchmarks/bench_rules.py [--services 10,100,1000] [--json out.json]
         [--svg docs/img/rules-cost.svg] [--no-queries] [--before REV [--rounds N]]
         [--stores prometheus,vmalert] [--no-history] [--prom-data DIR --at EPOCH]
+        [--burning SHARE]
+
+`--burning SHARE`: only that share of the services fails its SLOs (default 1, all of them:
+a fleet-wide outage, 5,171 alerts firing at 1,000 services; 0.01 is nearer a steady state).
+The others have the same series, without failed or slow requests.
 
 `--before REV`: the rule files redline wrote at git revision REV too, run alternately with the
 working tree's on copies of the same data.
@@ -154,13 +159,14 @@ class Run:
     queries: bool = True
     history: bool = True
     timeout: float = 600
+    burning: float = 1.0  # the share of services failing their SLOs (1: a fleet-wide outage)
     data: Path | None = None  # bench_rules.py's backfilled data of an earlier run, reused
     at: float | None = None  # and the time that run started (its samples are around it)
 
 
 def run_size(services: int, work: Path, run: Run) -> dict[str, Any]:
     work.mkdir(parents=True)
-    result: dict[str, Any] = {"services": services,
+    result: dict[str, Any] = {"services": services, "burning": run.burning,
                               "series": services * ROUTES * len(STATUSES) * (1 + len(LE)),
                               "rules": {}}
     files = {}
@@ -187,9 +193,9 @@ def prometheus(services: int, work: Path, files: dict[str, list[Path]], now: flo
     pristine = work / "prom-data" if run.data is None else run.data
     if run.data is None:
         started = time.monotonic()
-        backfill(services, now, pristine, work)
+        backfill(services, now, pristine, work, run.burning)
         if run.history:
-            backfill_history(services, now, pristine, work)
+            backfill_history(services, now, pristine, work, run.burning)
         result["backfill_s"] = round(time.monotonic() - started, 1)
         started = time.monotonic()
         result["compacted_blocks"] = compact(work, pristine)
@@ -211,7 +217,7 @@ def prometheus(services: int, work: Path, files: dict[str, list[Path]], now: flo
                     g: round(sum(s for _, _, s in work_done[g]), 4) for g in late}
                 result.setdefault("prometheus_tsdb", {})[label] = tsdb_state(url)
                 result.setdefault("history_vs_live", {})[label] = history_vs_live(
-                    url, services)
+                    url, services, run.burning)
                 result.setdefault("prometheus_rule_times", {})[label] = rule_times(url)
                 # The alert group's cost grows with the alerts firing (each is a state, an
                 # ALERTS sample and its templates at every evaluation): how many there were.
@@ -229,11 +235,11 @@ def prometheus(services: int, work: Path, files: dict[str, list[Path]], now: flo
     result["prometheus_rules"] = {label: medians(r) for label, r in rounds.items()}
 
 
-def history_vs_live(url: str, services: int) -> float | None:
+def history_vs_live(url: str, services: int, burning: float) -> float | None:
     """The largest relative difference between a base record as the rules wrote it during
     the run and the value its synthetic history was drawn around: the history is honest only
     if it is what the rules record (None: no record written)."""
-    expected = dict(record_values(services))
+    expected = dict(record_values(services, burning))
     worst = None
     for name in (slo_rules.REQUESTS, slo_rules.ERRORS):
         body = get_json(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": name}),
@@ -271,7 +277,7 @@ def victoria_metrics(services: int, work: Path, files: dict[str, list[Path]], no
     vm = VictoriaMetrics(work)
     try:
         started = time.monotonic()
-        import_vm(vm, services, now, run.history)
+        import_vm(vm, services, now, run.history, run.burning)
         result["import_s"] = round(time.monotonic() - started, 1)
         if run.queries:
             result["vm_queries"] = {k: time_query(vm.url, e)
@@ -357,6 +363,13 @@ def svg(results: list[dict[str, Any]], lines: list[tuple[str, str]]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", default="10,100,1000")
@@ -373,6 +386,10 @@ def main() -> int:
                         "at git revision REV ('before'), alternating with the working tree's "
                         "('after') on the same data")
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per size")
+    parser.add_argument("--burning", type=share, default=1.0, metavar="SHARE",
+                        help="the share of services failing their SLOs, 0-1 (default: 1, every "
+                        "service, a fleet-wide outage: 5,171 alerts firing at 1,000 services); "
+                        "0.01 is closer to a steady state")
     parser.add_argument("--no-history", action="store_true",
                         help="without the SLO records' 3 days of history")
     parser.add_argument("--prom-data", type=Path, help="Prometheus data backfilled by an "
@@ -384,7 +401,7 @@ def main() -> int:
         rule_sets = {"before": args.before, "after": None}
     run = Run(rule_sets, rounds=args.rounds, stores=tuple(args.stores.split(",")),
               queries=not args.no_queries, history=not args.no_history, timeout=args.timeout,
-              data=args.prom_data, at=args.at)
+              burning=args.burning, data=args.prom_data, at=args.at)
     sizes = [int(n) for n in args.services.split(",")]
     known = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
     results = [r for r in known if r["services"] not in sizes]

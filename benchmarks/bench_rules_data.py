@@ -93,40 +93,53 @@ def write_rules(services: int, out: Path, revision: str | None) -> dict[str, int
     return counts
 
 
-def series(services: int) -> Iterator[tuple[str, float]]:
-    """(name{labels}, requests per second) of every series, family by family."""
+def burns(service: int, services: int, burning: float) -> bool:
+    """Whether service number `service` of `services` is failing its SLOs: the first
+    `burning` share of them (rounded: 1% of 10 services is none)."""
+    return service < round(burning * services)
+
+
+def series(services: int, burning: float = 1.0) -> Iterator[tuple[str, float]]:
+    """(name{labels}, requests per second) of every series, family by family. A burning
+    service fails a few requests per thousand and most are slower than THRESHOLD, so that
+    its SLOs fire (5,171 alerts for 1,000 services: a fleet-wide outage); the others have
+    the same series, without a failed request or one slower than THRESHOLD."""
     for family in ("_count", "_bucket"):
         for s in range(services):
+            burning_now = burns(s, services, burning)
             for r in range(ROUTES):
                 for status in STATUSES:
                     error = status if status == "500" else ""
                     base = (f'service_name="svc-{s}",http_route="/r{r}/{{id}}",'
                             f'http_request_method="GET",url_scheme="http",'
                             f'http_response_status_code="{status}",error_type="{error}"')
-                    rps = 1.0 + (s + r) % 7 if status != "500" else 0.01 * (1 + s % 5)
+                    rps = (1.0 + (s + r) % 7 if status != "500" else
+                           0.01 * (1 + s % 5) if burning_now else 0.0)
                     name = f"http_server_request_duration_seconds{family}"
                     if family == "_count":
                         yield f"{name}{{{base}}}", rps
                     else:
                         for index, le in enumerate(LE):
-                            share = min(1.0, (index + 1) / 12)
+                            fast = not burning_now and float(le) >= THRESHOLD
+                            share = 1.0 if fast else min(1.0, (index + 1) / 12)
                             yield f'{name}{{{base},le="{le}"}}', rps * share
 
 
-def samples(services: int, now: float, milliseconds: bool) -> Iterator[str]:
+def samples(services: int, now: float, milliseconds: bool, burning: float = 1.0
+            ) -> Iterator[str]:
     """Counters growing at their rate, one line per sample, a series' samples together."""
     start = now - PAST
-    for selector, rps in series(services):
+    for selector, rps in series(services, burning):
         for i in range(SAMPLES):
             t = start + i * STEP
             stamp = f"{int(t * 1000)}" if milliseconds else f"{t:.0f}"
             yield f"{selector} {rps * STEP * i:g} {stamp}\n"
 
 
-def backfill(services: int, now: float, data: Path, work: Path) -> None:
+def backfill(services: int, now: float, data: Path, work: Path, burning: float = 1.0) -> None:
     text = work / "samples.om"
     with text.open("w") as out:
-        out.writelines(samples(services, now, milliseconds=False))
+        out.writelines(samples(services, now, milliseconds=False, burning=burning))
         out.write("# EOF\n")
     subprocess.run([shutil.which("promtool") or "promtool", "tsdb", "create-blocks-from",
                     "openmetrics", "-q", str(text), str(data)], check=True,
@@ -134,17 +147,18 @@ def backfill(services: int, now: float, data: Path, work: Path) -> None:
     text.unlink()
 
 
-def record_values(services: int) -> list[tuple[str, float]]:
+def record_values(services: int, burning: float = 1.0) -> list[tuple[str, float]]:
     """(record{labels}, value) of the SLO base records the windows read, from the series'
     rates (constant here): requests and failed ones, timed ones and those over THRESHOLD."""
     fast_bucket = f'le="{format_bound(THRESHOLD)}"'
     sums: dict[tuple[str, str], float] = {}
-    for selector, rps in series(services):
+    for selector, rps in series(services, burning):
         service = selector.split('service_name="', 1)[1].split('"', 1)[0]
         kinds = (["requests"] + (["errors"] if 'error_type="500"' in selector else [])
                  if "_count{" in selector else ["fast"] if fast_bucket in selector else [])
         for kind in kinds:
             sums[service, kind] = sums.get((service, kind), 0.0) + rps
+        sums.setdefault((service, "errors"), 0.0)  # a service that fails no request
     values = []
     for s in range(services):
         name = f"svc-{s}"
@@ -156,14 +170,15 @@ def record_values(services: int) -> list[tuple[str, float]]:
     return values
 
 
-def history(services: int, now: float, milliseconds: bool) -> Iterator[list[str]]:
+def history(services: int, now: float, milliseconds: bool, burning: float = 1.0
+            ) -> Iterator[list[str]]:
     """The base records' samples over the 3 days before the run, one every HISTORY_STEP, and
     their tiles as the tile groups write them (slo_rules.TILES): one every `step`, at its
     multiples (a group's phase), the mean of the base samples of the step that ends there.
     One list of lines per 2 h block (promtool reads its whole input once per block it writes:
     one input per block). Each base value varies by +-5%, as measured rates do, so that
     chunks compress as real ones."""
-    values, rng = record_values(services), random.Random(21)
+    values, rng = record_values(services, burning), random.Random(21)
     end = int(now) - int(now) % HISTORY_STEP
     start = end - 3 * 86400
     tiles = [(tile, parse_duration(tile.step) // HISTORY_STEP) for tile in slo_rules.TILES]
@@ -197,9 +212,10 @@ def tiled(selector: str, tile: slo_rules.Tile) -> str:
             .replace(slo_rules.ERRORS, tile.errors))
 
 
-def backfill_history(services: int, now: float, data: Path, work: Path) -> None:
+def backfill_history(services: int, now: float, data: Path, work: Path,
+                     burning: float = 1.0) -> None:
     text = work / "history.om"
-    for lines in history(services, now, False):
+    for lines in history(services, now, False, burning):
         text.write_text("".join(lines) + "# EOF\n")
         subprocess.run([shutil.which("promtool") or "promtool", "tsdb", "create-blocks-from",
                         "openmetrics", "-q", str(text), str(data)], check=True,
@@ -207,12 +223,13 @@ def backfill_history(services: int, now: float, data: Path, work: Path) -> None:
     text.unlink()
 
 
-def import_vm(vm: VictoriaMetrics, services: int, now: float, with_history: bool) -> None:
+def import_vm(vm: VictoriaMetrics, services: int, now: float, with_history: bool,
+              burning: float = 1.0) -> None:
     if with_history:
-        for lines in history(services, now, milliseconds=True):
+        for lines in history(services, now, milliseconds=True, burning=burning):
             vm.import_prometheus("".join(lines).encode())
     chunk: list[str] = []
-    for line in samples(services, now, milliseconds=True):
+    for line in samples(services, now, milliseconds=True, burning=burning):
         chunk.append(line)
         if len(chunk) >= 200_000:
             vm.import_prometheus("".join(chunk).encode())
