@@ -129,21 +129,6 @@ def not_regex(label: str, pattern: str) -> str:
     return f'{label}!~"{_quote(pattern)}"'
 
 
-def literal_regex(text: str) -> str:
-    """`text` as an RE2 pattern that matches it and nothing else."""
-    return "".join("\\" + char if char in r".+*?()[]{}|^$\\" else char for char in text)
-
-
-def one_of(label: str, values: Sequence[str]) -> str:
-    """`label="a"` for one value, `label=~"a|b"` for several: a list of literal alternatives,
-    which Prometheus and VictoriaMetrics look up value by value (no regex scan of the label's
-    values), so one selector for a thousand services costs what a thousand selectors would
-    read, without a thousand rules."""
-    if len(values) == 1:
-        return eq(label, values[0])
-    return regex(label, "|".join(literal_regex(value) for value in values))
-
-
 def series(metric: str, *matchers: str | Matchers) -> str:
     """`metric{a="1",b!=""}` from matchers and sequences of matchers; empty ones are dropped,
     and the bare name is returned when none is left."""

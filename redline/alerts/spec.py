@@ -144,15 +144,18 @@ def _slo(item: Node, buckets: Sequence[float]) -> SLO:
         # gRPC calls have no http_route: their filter is `methods`.
         raise item.child("routes").error("no routes for a gRPC SLO (filter it with methods)")
     for index, route in enumerate(routes):
-        if not route.startswith("/"):
-            raise item.child("routes").child(index).error("a route pattern starting with '/'")
+        if not route.startswith("/") or any(char.isspace() for char in route):
+            # Spaces also separate the patterns in slo:service:info's `routes` label.
+            raise item.child("routes").child(index).error(
+                "a route pattern starting with '/', without spaces")
     methods = tuple(node.string() for node in item.child("methods").items())
     if methods and protocol != "grpc":
         raise item.child("methods").error("no methods for an HTTP SLO (filter it with routes)")
     for index, method in enumerate(methods):
         # rpc_service and rpc_method, as a gRPC path names them: /shop.Cart/Add
         service_part, _, method_part = method.partition("/")
-        if not service_part or not method_part or "/" in method_part:
+        if (not service_part or not method_part or "/" in method_part
+                or any(char.isspace() for char in method)):
             raise item.child("methods").child(index).error(
                 "a method pattern such as shop.Cart/Add or shop.Cart/*")
     scaling_node = item.child("scaling")

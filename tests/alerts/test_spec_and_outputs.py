@@ -64,6 +64,12 @@ def spec_file(tmp_path: Path, text: str) -> Path:
          r"period: expected a duration such as 30d"),
         ("slos:\n  - service: a\n    availability: 99\n    routes: [api]\n",
          r"slos\[0\]\.routes\[0\]: expected a route pattern starting with '/'"),
+        ('slos:\n  - service: a\n    availability: 99\n    routes: ["/a /b"]\n',
+         r"slos\[0\]\.routes\[0\]: expected a route pattern starting with '/', without "
+         r"spaces"),
+        ('slos:\n  - service: a\n    protocol: grpc\n    availability: 99\n'
+         '    methods: ["shop.Cart/A dd"]\n',
+         r"slos\[0\]\.methods\[0\]: expected a method pattern"),
         ("slos:\n  - service: a\n    availabilty: 99\n", r"slos\[0\]: unknown key 'availabilty'"),
         ("slos: []\n", r"slos: expected a non-empty list"),
     ],
