@@ -21,25 +21,40 @@ SKIPPED = ("redline-use-",)  # no node or container series in the synthetic data
 
 
 def rule_table(results: list[dict[str, Any]], label: str) -> list[str]:
+    """One row per rule; consecutive rules of one name (slo:service:info, one per SLO) are one
+    row, their samples and seconds summed."""
     sizes = [r["services"] for r in results]
     rows: dict[tuple[str, int, str], dict[int, tuple[int, float | None]]] = {}
+    repeated: dict[tuple[str, int, str], int] = {}
     for r in results:
         times = r.get("prometheus_rule_times", {}).get(label, {})
         for group, rules in r.get("prometheus_rule_work", {}).get(label, {}).items():
             if group.startswith(SKIPPED):
                 continue
             evaluated = times.get(group, [])
-            for index, (name, samples, _) in enumerate(rules):
+            row, first, count = 0, "", 0
+            for index, (name, read, _) in enumerate(rules):
                 seconds = evaluated[index][1] if index < len(evaluated) else None
-                rows.setdefault((group, index, name), {})[r["services"]] = (samples, seconds)
+                if name != first:
+                    row, first, count = row + 1, name, 0
+                count += 1
+                key = (group, row, name)
+                repeated[key] = max(repeated.get(key, 0), count)
+                known = rows.setdefault(key, {}).get(r["services"])
+                if known is not None and count > 1:
+                    seconds = None if known[1] is None or seconds is None else known[1] + seconds
+                rows[key][r["services"]] = (read + (known[0] if known and count > 1 else 0),
+                                            seconds)
     lines = ["| group | rule | " + " | ".join(f"samples / service, {n}" for n in sizes)
              + " | " + " | ".join(f"s, {n}" for n in sizes) + " |",
              "|---|---|" + "---:|" * (2 * len(sizes))]
-    for (group, _, name), by_size in rows.items():
+    for (group, row, name), by_size in rows.items():
+        shown = name if repeated[group, row, name] == 1 else \
+            f"{name} (up to {repeated[group, row, name]} rules)"
         work = [f"{by_size[n][0] / n:.0f}" if n in by_size else "" for n in sizes]
         seconds = [f"{by_size[n][1]:.4f}" if n in by_size and by_size[n][1] is not None
                    else "" for n in sizes]
-        lines.append(f"| {group} | {name} | " + " | ".join(work + seconds) + " |")
+        lines.append(f"| {group} | {shown} | " + " | ".join(work + seconds) + " |")
     return lines
 
 
