@@ -3,7 +3,7 @@ through prometheus_client's families (`collect`) where its encoders render.
 
 prometheus_client's own Histogram takes a lock and walks every bucket per observation. The
 ambassador records one observation per proxied request, so these instruments keep plain Python
-state instead: one dict lookup for the label child, one bisect, a few integer increments.
+state instead: one dict lookup for the label child, one bucket search, a few integer increments.
 
 Concurrency contract: observations come from one thread (the event loop or the tailer); scrapes
 may come from any thread. Child creation and scrape snapshots hold a lock, so a scrape never sees
@@ -25,7 +25,7 @@ import math
 import operator
 import threading
 import time
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -98,6 +98,19 @@ def format_bound(bound: float) -> str:
     return repr(float(bound))
 
 
+def bucket_index(bounds: tuple[float, ...], value: float) -> int:
+    """bisect_left(bounds, value) for strictly increasing bounds: the first bound >= value,
+    exactly Prometheus' `le` semantics (a NaN, which compares false, lands in the first
+    bucket as with bisect). A loop over the bounds: compiled, it is native float compares
+    (one for a request faster than the first bound), where bisect_left is a generic call."""
+    index = 0
+    for bound in bounds:
+        if not bound < value:
+            return index
+        index += 1
+    return index
+
+
 class HistogramChild:
     """One label combination of a histogram. `counts` are per bucket, cumulated at scrape."""
 
@@ -110,14 +123,13 @@ class HistogramChild:
         self.exemplars: list[Exemplar | None] | None = None
 
     def observe(self, value: float) -> None:
-        # bisect_left finds the first bound >= value: exactly Prometheus' `le` semantics.
-        self.counts[bisect_left(self._bounds, value)] += 1
+        self.counts[bucket_index(self._bounds, value)] += 1
         self.total += value
 
     def observe_weighted(self, value: float, weight: int) -> None:
         """`observe` the same value `weight` times, in one step: a sampled statsd timer
         (`@0.01`) stands for 100 observations, and must not cost 100."""
-        self.counts[bisect_left(self._bounds, value)] += weight
+        self.counts[bucket_index(self._bounds, value)] += weight
         self.total += value * weight
 
     def observe_many(self, values: list[float]) -> None:
@@ -128,7 +140,7 @@ class HistogramChild:
         counts, bounds = self.counts, self._bounds
         if math.isnan(total):  # a NaN among them: sorting would misplace it
             for value in values:
-                counts[bisect_left(bounds, value)] += 1
+                counts[bucket_index(bounds, value)] += 1
         else:
             ordered = sorted(values)
             below = 0
@@ -141,7 +153,7 @@ class HistogramChild:
         self.total = total
 
     def observe_with_exemplar(self, value: float, labels: dict[str, str]) -> None:
-        index = bisect_left(self._bounds, value)
+        index = bucket_index(self._bounds, value)
         self.counts[index] += 1
         self.total += value
         if self.exemplars is None:
@@ -201,6 +213,13 @@ class Histogram:
                     self._children[key] = entry
         return entry[1]
 
+    def own_child(self, key: Hashable) -> HistogramChild | None:
+        """The key's child if the family admitted it; None if it was never created, or was
+        folded past the cap. A caller may keep only such a child for its key: `child` counts
+        each use of a folded key."""
+        entry = self._children.get(key)
+        return None if entry is None else entry[1]
+
     def series(self) -> list[tuple[LabelValues, HistogramChild]]:
         """A snapshot of the (labels, child) pairs, admitted ones first, then folded ones."""
         with self._lock:
@@ -239,7 +258,7 @@ class Histogram:
         return family
 
 
-class _Cell:
+class Cell:
     __slots__ = ("labels", "value")
 
     def __init__(self, labels: LabelValues) -> None:
@@ -262,11 +281,11 @@ class _Scalar:
         self.labelnames = tuple(labelnames)
         self._label_values = label_values
         self.cap = SeriesCap()
-        self._cells: dict[Hashable, _Cell] = {}
-        self._folded: dict[LabelValues, _Cell] = {}  # past the cap, as Histogram's
+        self._cells: dict[Hashable, Cell] = {}
+        self._folded: dict[LabelValues, Cell] = {}  # past the cap, as Histogram's
         self._lock = threading.Lock()
 
-    def cell(self, key: Hashable) -> _Cell:
+    def cell(self, key: Hashable) -> Cell:
         cell = self._cells.get(key)
         if cell is None:
             with self._lock:
@@ -283,11 +302,16 @@ class _Scalar:
                         labels = fold_labels(self.labelnames, labels)
                         cell = self._folded.get(labels)
                         if cell is None:
-                            cell = self._folded[labels] = _Cell(labels)
+                            cell = self._folded[labels] = Cell(labels)
                         return cell
-                    cell = _Cell(labels)
+                    cell = Cell(labels)
                     self._cells[key] = cell
         return cell
+
+    def own_cell(self, key: Hashable) -> Cell | None:
+        """The key's cell if the family admitted it; None if it was never created, or was
+        folded past the cap (kept by a caller, as Histogram.own_child)."""
+        return self._cells.get(key)
 
     def value(self, key: Hashable) -> float:
         cell = self._cells.get(key)

@@ -11,9 +11,10 @@ import the names from here. Nothing else in redline spells a RED metric name.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from redline.exporters.instruments import (
+    Cell,
     Counter,
     Gauge,
     Histogram,
@@ -69,9 +70,10 @@ _ClientKey = tuple[str, int | None, str, int, str]  # method, status, address, p
 # --- label derivation ----------------------------------------------------------------------
 
 KNOWN_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
-OTHER_METHOD = "_OTHER"
+OTHER_METHOD: Final = "_OTHER"
 # Keyed by both str and bytes so the proxy can pass what its parser gives without decoding.
-_METHODS: dict[str | bytes, str] = {m: m for m in KNOWN_METHODS}
+# Final here and below: compiled, C statics, not lookups in the module's dict per request.
+_METHODS: Final[dict[str | bytes, str]] = {m: m for m in KNOWN_METHODS}
 _METHODS.update({m.encode(): m for m in KNOWN_METHODS})
 
 # error_type of a failure without a usable response (docs/metrics.md says when each occurs).
@@ -83,10 +85,10 @@ BAD_REQUEST = "bad_request"
 TLS_ERROR = "tls_error"  # TLS with the upstream failed: handshake, certificate, protocol
 CONNECT_ERROR = "connect_error"  # connecting failed otherwise: DNS, no route, ...
 INVALID_RESPONSE = "invalid_response"  # the upstream's response could not be framed
-TRANSPORT_ERRORS = frozenset({TIMEOUT, CONNECTION_REFUSED, CONNECTION_RESET, CLIENT_CLOSED,
+TRANSPORT_ERRORS: Final = frozenset({TIMEOUT, CONNECTION_REFUSED, CONNECTION_RESET, CLIENT_CLOSED,
                               BAD_REQUEST, TLS_ERROR, CONNECT_ERROR, INVALID_RESPONSE})
 # Anything else a producer passes: the label's values stay a known, small set.
-OTHER_ERROR = "_OTHER"
+OTHER_ERROR: Final = "_OTHER"
 
 
 def normalize_method(method: str | bytes) -> str:
@@ -97,7 +99,7 @@ def normalize_method(method: str | bytes) -> str:
 # RFC 9110 15: a status code is a number from 100 to 599. Anything else an app answers is one
 # value (its key here, labelled `_OTHER`), so an app answering random numbers cannot make a
 # series per number.
-OTHER_STATUS = 0
+OTHER_STATUS: Final = 0
 
 
 def fold_status(status: int | None) -> int | None:
@@ -181,35 +183,89 @@ class ServerRecorder:
                 SERVER_LABELS, SIZE_BUCKETS, self._server_labels, unit="bytes",
             )
 
+        # The series the last request used, with the parts of its key: a sidecar's requests
+        # mostly repeat the one before (method, route, status), and then find their gauge cell
+        # and histogram child by comparing those parts, not by building a label tuple and
+        # hashing it for a dict lookup. Only a series the family admitted is kept (each use of
+        # a folded one goes through `cell`/`child`, which count it).
+        self._raw_method: str | bytes = b""  # as a producer gave it, and normalized
+        self._method = OTHER_METHOD
+        self._active_method = ""  # normalized, as the key's
+        self._active_scheme = ""
+        self._active_cell: Cell | None = None
+        self._last_method = ""
+        self._last_status = 0  # a request without error_type: 100-499
+        self._last_route = ""
+        self._last_scheme = ""
+        self._last_child: HistogramChild | None = None
+
     def _active_labels(self, key: Hashable) -> LabelValues:
         method, scheme = cast(tuple[str, str], key)
         return (self.service_name, method, scheme)
+
+    def _normalized(self, method: str | bytes) -> str:
+        """normalize_method, remembered for the last method object: a connection whose request
+        head repeats gives the same one (its parse is reused), as request_finished does after
+        request_started."""
+        if method is not self._raw_method:
+            self._raw_method = method
+            self._method = _METHODS.get(method, OTHER_METHOD)
+        return self._method
+
+    def _active(self, method: str, scheme: str) -> Cell:
+        """The active gauge's cell for a normalized method and a scheme."""
+        cell = self._active_cell
+        if cell is not None and method is self._active_method and scheme == self._active_scheme:
+            return cell  # `is`: normalized methods are _METHODS' own strings
+        key = (method, scheme)
+        cell = self.active.own_cell(key)
+        if cell is None:
+            return self.active.cell(key)  # created now (kept from its next use), or folded
+        self._active_method = method
+        self._active_scheme = scheme
+        self._active_cell = cell
+        return cell
+
+    def _succeeded(self, method: str, status: int, route: str, scheme: str) -> HistogramChild:
+        """The duration child of a request without error_type (status 100-499)."""
+        child = self._last_child
+        if (child is not None and status == self._last_status and method is self._last_method
+                and route == self._last_route and scheme == self._last_scheme):
+            return child
+        key: _ServerKey = (method, status, route, scheme, "")
+        child = self.duration.own_child(key)
+        if child is None:
+            return self.duration.child(key)  # created now (kept from its next use), or folded
+        self._last_method = method
+        self._last_status = status
+        self._last_route = route
+        self._last_scheme = scheme
+        self._last_child = child
+        return child
 
     def _server_labels(self, key: Hashable) -> LabelValues:
         method, status, route, scheme, error = cast(_ServerKey, key)
         return (self.service_name, method, _status_label(status), route, scheme, error)
 
     def request_started(self, method: str | bytes, scheme: str = "http") -> None:
-        self.active.add((_METHODS.get(method, OTHER_METHOD), scheme), 1)
+        self._active(self._normalized(method), scheme).value += 1
 
     def request_abandoned(self, method: str | bytes, scheme: str = "http") -> None:
         """A started request whose outcome will never be known (HTTP/2 observation stopped
         on its connection): no longer in flight, and not recorded."""
-        self.active.add((normalize_method(method), scheme), -1)
+        self._active(normalize_method(method), scheme).value -= 1
 
     def series(self, method: str | bytes, route: str, status: int | None, *,
                scheme: str = "http", error: str | None = None) -> HistogramChild:
         """The duration series of one label combination, for producers that cache it
         (the log adapter observes millions of lines into a few hundred series)."""
-        key = (_METHODS.get(method, OTHER_METHOD), fold_status(status), route, scheme,
-               error_type(status, error))
-        return self.duration.child(key)
+        return self.duration.child(
+            self._key(_METHODS.get(method, OTHER_METHOD), route, status, scheme, error))
 
     def count_untimed(self, method: str | bytes, route: str, status: int | None, *,
                       scheme: str = "http", error: str | None = None) -> None:
-        key = (_METHODS.get(method, OTHER_METHOD), fold_status(status), route, scheme,
-               error_type(status, error))
-        self.untimed.inc(key)
+        self.untimed.inc(self._key(_METHODS.get(method, OTHER_METHOD), route, status, scheme,
+                                   error))
 
     def request_finished(
         self,
@@ -224,8 +280,8 @@ class ServerRecorder:
         response_bytes: int | None = None,
         trace_id: str | None = None,
     ) -> None:
-        normalized = _METHODS.get(method, OTHER_METHOD)
-        self.active.add((normalized, scheme), -1)
+        normalized = self._normalized(method)
+        self._active(normalized, scheme).value -= 1
         self._record(normalized, route, status, duration, scheme, error,
                      request_bytes, response_bytes, trace_id)
 
@@ -260,18 +316,25 @@ class ServerRecorder:
     ) -> None:
         if error is None and status is not None and 100 <= status < 500:
             # Most requests: what fold_status and error_type give then, without two calls.
-            key: _ServerKey = (method, status, route, scheme, "")
+            child = self._succeeded(method, status, route, scheme)
         else:
-            key = (method, fold_status(status), route, scheme, error_type(status, error))
-        child = self.duration.child(key)
+            child = self.duration.child(self._key(method, route, status, scheme, error))
         if trace_id is None:
             child.observe(duration)
         else:
             child.observe_with_exemplar(duration, {"trace_id": trace_id})
-        if self.request_size is not None and request_bytes is not None:
+        if self.request_size is None or self.response_size is None:
+            return
+        key = self._key(method, route, status, scheme, error)  # --record-sizes
+        if request_bytes is not None:
             self.request_size.child(key).observe(request_bytes)
-        if self.response_size is not None and response_bytes is not None:
+        if response_bytes is not None:
             self.response_size.child(key).observe(response_bytes)
+
+    @staticmethod
+    def _key(method: str, route: str, status: int | None, scheme: str,
+             error: str | None) -> _ServerKey:
+        return (method, fold_status(status), route, scheme, error_type(status, error))
 
     def collector(self) -> _ServerCollector:
         instruments: list[Histogram | Gauge | Counter] = [self.duration, self.active,

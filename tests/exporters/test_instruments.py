@@ -1,10 +1,12 @@
 """The lean instruments: a block observed at once equals the same values observed one by one;
-the series cap folds what is past it into one label set, and counts it."""
+the series cap folds what is past it into one label set, and counts it; a value lands in the
+bucket bisect_left gives."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from bisect import bisect_left
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +23,7 @@ from redline.exporters.instruments import (
     HistogramChild,
     InstrumentCollector,
     SeriesCap,
+    bucket_index,
     fold_labels,
 )
 from redline.exporters.red import ServerRecorder
@@ -120,3 +123,10 @@ def test_histogram_collect_makes_the_samples_add_metric_makes() -> None:
                                          for n, c, e in zip(names, cumulative, exemplars,
                                                             strict=True)], child.total)
     assert recorder.duration.collect() == expected
+
+
+@given(st.lists(st.floats(min_value=1e-9, max_value=1e9), min_size=1, max_size=16,
+                unique=True).map(lambda bounds: tuple(sorted(bounds))), value)
+def test_the_bucket_of_a_value_is_bisect_lefts(bounds: tuple[float, ...], x: float) -> None:
+    assert bucket_index(bounds, x) == bisect_left(bounds, x)
+    assert bucket_index(BOUNDS, x) == bisect_left(BOUNDS, x)
