@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from redline.config import ConfigError, Node, load_yaml
 
@@ -63,7 +64,7 @@ class Route:
     streaming: bool = False
 
 
-OTHER = Route(OTHER_TEMPLATE)
+OTHER: Final = Route(OTHER_TEMPLATE)  # Final: compiled, a C static (read per request)
 MISS = Route("")  # what `cached` returns for a target it has not templated yet
 
 

@@ -9,7 +9,10 @@ connection has not answered yet, so its own failure is final.
 
 from __future__ import annotations
 
-IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
+from typing import Final
+
+# Final: compiled, a C static, not a lookup in the module's dict per request.
+IDEMPOTENT: Final = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
 
 class Replay:
