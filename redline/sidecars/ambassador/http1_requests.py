@@ -68,6 +68,9 @@ class RequestFraming(Downstream):
         self.body: Body | None = None  # the request body being forwarded
         self.last_head = b""  # the last request head parsed, and its parse (REPEATED_HEAD_BYTES)
         self.last_parsed: RequestHead | None = None
+        # The last head found to let the replay stand (idempotent, no upgrade): a repeated
+        # head's parse is the same object, so its check is an identity test, not a set lookup.
+        self.replayable: RequestHead | None = None
         # An upgrade asked (Upgrade, or CONNECT): once its head (and body) went upstream, the
         # client's next bytes wait unframed in `backlog`, and its reading pauses, until the
         # app answers: a 101 makes them the tunnel's, anything else HTTP again.
@@ -258,8 +261,11 @@ class RequestFraming(Downstream):
         pending.append(exchange)
         if len(pending) >= self.max_pipelined:
             self._pause_pipeline()
-        if head.method not in IDEMPOTENT or head.upgrade:
-            self.replay.forbid()
+        if head is not self.replayable:
+            if head.method not in IDEMPOTENT or head.upgrade:
+                self.replay.forbid()
+            else:
+                self.replayable = head
         self.body = exchange.request_body = request_body(head, self.min_average_chunk)
         if head.upgrade:
             self.upgrade_to = head.upgrade_to or head.method

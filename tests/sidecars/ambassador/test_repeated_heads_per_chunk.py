@@ -6,6 +6,9 @@ chunk."""
 
 from __future__ import annotations
 
+import pytest
+
+from redline.exporters.red import CONNECTION_RESET
 from tests.sidecars.ambassador.pair import Pair
 
 
@@ -81,3 +84,26 @@ def test_each_response_in_its_own_chunk_is_framed_as_it_says() -> None:
     assert pair.finished == [(b"GET", status, None) for status in [200] * 3 + [201] * 5 + [204]]
     assert upstream.body is None and not upstream.held
     assert pair.client.idle()
+
+
+@pytest.mark.parametrize(("request_bytes", "sent_again"), [
+    (b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n", True),
+    (post(0), False),
+])
+def test_a_repeated_head_is_sent_again_after_the_keep_alive_race_only_if_idempotent(
+        request_bytes: bytes, sent_again: bool) -> None:
+    # The second request's head is the first's again (the same parse): whether it may be sent
+    # again is still its method's to say.
+    pair = Pair()
+    pair.client.data_received(request_bytes)
+    upstream, _ = pair.connect()
+    upstream.data_received(ok(b"r"))
+    pair.client.data_received(request_bytes)
+    upstream.connection_lost(None)  # closed by the app as idle, the request unanswered
+    assert pair.owner.retries == (1 if sent_again else 0)
+    if sent_again:
+        assert len(pair.owner.connects) == 2
+        _, transport = pair.connect()
+        assert transport.take() == request_bytes
+    else:
+        assert pair.finished[-1] == (b"POST", 502, CONNECTION_RESET)
