@@ -14,13 +14,15 @@
  *   one Host, and one in HTTP/1.1), and of those only the ones whose framing is plain: at most
  *   one Content-Length, of 1-18 digits; at most one Transfer-Encoding, exactly `chunked`; not
  *   both. Anything else (errors, repeated or listed framing headers) is declined;
- * - responses: a status line `_STATUS_LINE` matches, then header lines as strict as a request's
- *   (the reference reads any line; this scan only the well-formed ones), then the empty line
- *   ending the buffer; at most one Content-Length unless a Transfer-Encoding makes it moot.
- * Validated this way, every line ends at its CRLF and a name is exactly the token before its
- * colon, so the reference's `findall` of `\r\n(name)[ \t]*:[ \t]*([^\r\n]*)` finds exactly the
- * lines whose name is one of those (ASCII case-insensitive), with the whole rest of the line as
- * the value, which is what this scan reads.
+ * - responses: a status line `_STATUS_LINE` matches, and at most one Content-Length (of 1-18
+ *   digits) unless a non-empty Transfer-Encoding makes it moot. The other lines are read as the
+ *   reference reads them, not validated (below).
+ * Validated, a request's lines each end at their CRLF and a name is exactly the token before
+ * its colon, so the reference's `findall` of `\r\n(name)[ \t]*:[ \t]*([^\r\n]*)` finds exactly
+ * the lines whose name is one of those (ASCII case-insensitive), with the whole rest of the
+ * line as the value, which is what this scan reads. In a response, that findall is followed
+ * as it is: a match holds no CR or LF but its first CRLF, so matches never overlap, and every
+ * CRLF of the head is tried.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -333,6 +335,60 @@ static PyObject *request_head(PyObject *self, PyObject *arg) {
 
 /* --- responses ----------------------------------------------------------------------------- */
 
+enum { OTHER, CONNECTION, CONTENT_TYPE, CONTENT_LENGTH, TRANSFER_ENCODING };
+
+/* `word` at p, then `[ \t]*:[ \t]*`: where the value starts, or NULL. */
+static Ptr named(Ptr p, Ptr end, const char *word, Py_ssize_t size) {
+    if (end - p < size || !same_word(p, size, word))
+        return NULL;
+    for (p += size; p < end && (*p == ' ' || *p == '\t'); p++)
+        ;
+    if (p == end || *p != ':')
+        return NULL;
+    for (p++; p < end && (*p == ' ' || *p == '\t'); p++)
+        ;
+    return p;
+}
+
+/* The reference's `\r\n(connection|content-type|content-length|transfer-encoding)[ \t]*:[ \t]*
+ * ([^\r\n]*)` at p, just after a CRLF, on the line up to `line_end` (its LF, or the head's
+ * end): which name (OTHER: none) and its value, rstripped. */
+static int response_field(Ptr p, Ptr line_end, Span *value) {
+    int which = OTHER;
+    Ptr start = NULL;
+    Py_ssize_t size = line_end - p;
+    if (size > 0 && lowered[p[0]] == 'c' && size > 8) { /* the letter telling them apart */
+        if (lowered[p[3]] == 'n')
+            which = (start = named(p, line_end, "connection", 10)) ? CONNECTION : OTHER;
+        else if (lowered[p[8]] == 't')
+            which = (start = named(p, line_end, "content-type", 12)) ? CONTENT_TYPE : OTHER;
+        else if (lowered[p[8]] == 'l')
+            which = (start = named(p, line_end, "content-length", 14)) ? CONTENT_LENGTH : OTHER;
+    } else if (size > 0 && lowered[p[0]] == 't') {
+        which = (start = named(p, line_end, "transfer-encoding", 17)) ? TRANSFER_ENCODING : OTHER;
+    }
+    if (which != OTHER) {
+        Ptr cr = memchr(start, '\r', line_end - start);
+        *value = trimmed(start, cr != NULL ? cr : line_end);
+    }
+    return which;
+}
+
+/* Just after the first CRLF whose LF is at or after `newline`, or NULL when there is none.
+ * `newline` is past the status line's CRLF, so newline[-1] is in the head. */
+static Ptr after_crlf(Ptr newline, Ptr end) {
+    while (newline[-1] != '\r') {
+        newline = memchr(newline + 1, '\n', end - newline - 1);
+        if (newline == NULL)
+            return NULL;
+    }
+    return newline + 1;
+}
+
+/* Unlike a request, a response head is not validated line by line (the app is trusted with
+ * its own framing): the reference reads the status line, then the four headers above wherever
+ * a CRLF precedes them in the head, whatever the other lines hold. This scan does the same, so
+ * it answers for any head whose status line is valid and whose framing is plain. */
 static PyObject *response_head(PyObject *self, PyObject *arg) {
     (void)self;
     if (!PyBytes_CheckExact(arg))
@@ -350,37 +406,28 @@ static PyObject *response_head(PyObject *self, PyObject *arg) {
         p = value_end(p + 1, end);
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
         Py_RETURN_NONE;
-    p += 2;
+    /* The status line holds no CR or LF: its CRLF is the head's first. Each CRLF from there. */
     int lengths = 0, event_stream = 0;
-    Span length = {NULL, 0}, transfer = {NULL, 0};
-    Span name, value;
-    Ptr next;
-    while ((next = field_line(p, end, &name, &value)) != NULL) {
-        p = next;
-        switch (name.size) {
-        case 10:
-            if (same_word(name.start, 10, "connection")) /* substrings, as the reference */
-                close = contains_word(value, "close") ||
-                        (close && !contains_word(value, "keep-alive"));
+    Span length = {NULL, 0}, transfer = {NULL, 0}, value;
+    for (p += 2; p != NULL;) {
+        Ptr newline = memchr(p, '\n', end - p);
+        switch (response_field(p, newline != NULL ? newline : end, &value)) {
+        case CONNECTION: /* substrings, as the reference */
+            close = contains_word(value, "close") || (close && !contains_word(value, "keep-alive"));
             break;
-        case 12:
-            if (same_word(name.start, 12, "content-type")) /* the last one */
-                event_stream = value.size >= 17 && same_word(value.start, 17, "text/event-stream");
+        case CONTENT_TYPE: /* the last one */
+            event_stream = value.size >= 17 && same_word(value.start, 17, "text/event-stream");
             break;
-        case 14:
-            if (same_word(name.start, 14, "content-length")) {
-                lengths++;
-                length = value;
-            }
+        case CONTENT_LENGTH:
+            lengths++;
+            length = value;
             break;
-        case 17:
-            if (same_word(name.start, 17, "transfer-encoding"))
-                transfer = value; /* the last one holds the final coding */
+        case TRANSFER_ENCODING:
+            transfer = value; /* the last one holds the final coding */
             break;
         }
+        p = newline != NULL ? after_crlf(newline, end) : NULL;
     }
-    if (end - p != 2 || p[0] != '\r' || p[1] != '\n')
-        Py_RETURN_NONE;
     int chunked = 0;
     long long size = 0;
     if (transfer.size > 0) { /* RFC 9112 6.3: chunked, or delimited by the close */

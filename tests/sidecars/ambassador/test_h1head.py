@@ -319,6 +319,13 @@ ODD_BUT_VALID_RESPONSES = [
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 4\r\n\r\n",
     b"HTTP/1.1 200 \xc3\xa9\t\r\nX: \xff\r\n\r\n",
     b"HTTP/1.1 999\r\n\r\n",
+    # Lines the reference does not validate, read as it reads them (a CRLF, a name, [ \t]*:).
+    b"HTTP/1.1 200 OK\r\nContent-Length \t: 1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX: a\nContent-Length: 1\r\ncontent-length:2\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX: a\rContent-Length: 2\r\n\x00\x7f\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n folded\r\n\r\nTransfer-Encoding: chunked\r\n",  # after the head
+    b"HTTP/1.1 200 OK\r\n\r\r\nconnection: close\x00x\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Type:\ttext/event-stream\x00\r\n\r\n",
 ]
 
 
@@ -357,10 +364,9 @@ def test_heads_the_reader_leaves_to_the_reference(head: bytes) -> None:
 
 def test_responses_the_reader_leaves_to_the_reference() -> None:
     for head in [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                 b"HTTP/1.1 200 OK\r\nContent-Length : 1\r\n\r\n",
+                 b"HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\n",
                  b"HTTP/1.1 200 OK\nContent-Length: 1\r\n\r\n",
-                 b"HTTP/1.1 099 OK\r\n\r\n", b"HTTP/1.1 200 O\x01K\r\n\r\n",
-                 b"HTTP/1.1 200 OK\r\n\r\nContent-Length: 1\r\n\r\n"]:  # after the head
+                 b"HTTP/1.1 099 OK\r\n\r\n", b"HTTP/1.1 200 O\x01K\r\n\r\n"]:
         assert h1head.response_head(head) is None
         check_response(head)
     # Framing the reader is sure of: a Transfer-Encoding makes the Content-Lengths moot.
