@@ -15,13 +15,14 @@ WORKDIR /src
 COPY pyproject.toml README.md hatch_build.py ./
 COPY tools/compile.py ./tools/
 COPY redline ./redline
-# The image ships the compiled relay and every hot module compiled by mypyc (the hook runs
-# tools/compile.py): the build fails rather than fall back to pure Python.
+# The image ships every C extension of hatch_build.py (the splice relay, the log and head
+# readers) and every hot module compiled by mypyc (the hook runs tools/compile.py): the build
+# fails rather than fall back to pure Python.
 RUN python -m venv /opt/redline \
  && /opt/redline/bin/pip install --no-cache-dir /src \
- && /opt/redline/bin/python -c "import redline.sidecars.ambassador._splice" \
- && /opt/redline/bin/python -W error -c "from redline import compiled as c; \
-assert c.compiled_modules() == c.MYPYC_MODULES, c.describe()" \
+ && /opt/redline/bin/python -W error -c "from redline import build as b, compiled as c; \
+assert b.compiled_modules() == b.OPTIONAL_MODULES, b.describe(); \
+assert c.compiled_modules() == c.MYPYC_MODULES, b.describe()" \
  && /opt/redline/bin/python -m compileall -q /opt/redline
 
 FROM python:3.11-slim-bookworm

@@ -48,4 +48,4 @@ def test_the_image_build_fails_unless_every_hot_module_is_compiled() -> None:
     installed = runs.index("pip install --no-cache-dir /src")
     check = runs.index("assert c.compiled_modules() == c.MYPYC_MODULES", installed)
     assert "python -W error -c" in runs[installed:check]  # a stale build fails it too
-    assert "from redline import compiled as c" in runs[installed:check]
+    assert "from redline import build as b, compiled as c" in runs[installed:check]
