@@ -93,8 +93,8 @@ def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     records = {str(rule.get("record")) for stem in ("redline-red", "redline-slo")
                for group in files[stem] for rule in group["rules"] if not is_alert(rule)
                and red_rules.GRPC.prefix not in str(rule.get("record"))}
-    recorded = {(name, cluster) for name in records - {slo_rules.SERVICES}
-                for cluster in CLUSTERS}
+    recorded: set[tuple[str, str | None]] = {
+        (name, cluster) for name in records - {slo_rules.SERVICES} for cluster in CLUSTERS}
     recorded.discard((red_rules.errors_name("service_route"), "b"))
     # The SLO services are the spec's, not a cluster's: vmalert records them without one.
     recorded.add((slo_rules.SERVICES, None))
