@@ -29,7 +29,8 @@ The others have the same series, without failed or slow requests.
 working tree's on copies of the same data.
 
 Where the time goes, rule by rule (work per service, evaluation against queries):
-`bench_rules_table.py out.json`. The stores' processes: bench_rules_stores.py.
+`bench_rules_table.py out.json`. The stores' processes: bench_rules_stores.py. What a firing
+alert's labels and annotations cost in the rule manager: bench_rules_templates.py.
 
 Not part of `make test`; tests/scale/test_bench_rules.py runs its smallest size.
 """
