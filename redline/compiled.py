@@ -40,7 +40,8 @@ MYPYC_MODULES: tuple[str, ...] = (
     "redline.exporters.instruments",  # histogram children, gauges, counters
     "redline.exporters.red",  # the RED recorders
     "redline.exporters.routes",  # the route templater
-    "redline.sidecars.ambassador.http1",  # HTTP/1 framing
+    "redline.sidecars.ambassador.http1",  # HTTP/1 heads
+    "redline.sidecars.ambassador.http1_body",  # HTTP/1 bodies: where each ends, its size
     # the connection pair: its handlers' base, ClientSide in its three layers, the upstream side
     "redline.sidecars.ambassador.handler",
     "redline.sidecars.ambassador.http1_requests",

@@ -26,14 +26,13 @@ from redline.sidecars.ambassador.detect import HTTP1
 from redline.sidecars.ambassador.handler import ConnectionOwner
 from redline.sidecars.ambassador.http1 import (
     REPEATED_HEAD_BYTES,
-    Body,
     LimitError,
     ProtocolError,
     RequestHead,
     error_response,
     parse_request_head,
-    request_body,
 )
+from redline.sidecars.ambassador.http1_body import Body, request_body
 from redline.sidecars.ambassador.http1_upstream import Downstream, UpstreamSide
 from redline.sidecars.ambassador.observe import Exchange
 from redline.sidecars.ambassador.replay import IDEMPOTENT, Replay

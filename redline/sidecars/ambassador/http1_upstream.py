@@ -20,15 +20,12 @@ from typing import TYPE_CHECKING, Final, cast
 from redline.exporters.red import INVALID_RESPONSE
 from redline.sidecars.ambassador.handler import ConnectionOwner, Handler
 from redline.sidecars.ambassador.http1 import (
-    NO_BODY,
     REPEATED_HEAD_BYTES,
-    Body,
     ProtocolError,
     ResponseHead,
-    UntilCloseBody,
     parse_response_head,
-    response_body,
 )
+from redline.sidecars.ambassador.http1_body import NO_BODY, Body, UntilCloseBody, response_body
 from redline.sidecars.ambassador.observe import Exchange
 
 if TYPE_CHECKING:

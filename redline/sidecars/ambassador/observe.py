@@ -15,7 +15,8 @@ from mypy_extensions import mypyc_attr
 
 from redline.exporters.red import ClientRecorder, ServerRecorder
 from redline.exporters.routes import RouteTemplater
-from redline.sidecars.ambassador.http1 import Body, RequestHead
+from redline.sidecars.ambassador.http1 import RequestHead
+from redline.sidecars.ambassador.http1_body import Body
 
 if TYPE_CHECKING:  # an HTTP/1 ambassador never imports the HTTP/2 modules (test_lean_imports)
     from redline.sidecars.ambassador.h2record import StreamRecorder

@@ -7,15 +7,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redline.sidecars.ambassador.http1 import (
-    FREE_CHUNKS,
-    ChunkedBody,
-    LengthBody,
     LimitError,
     ProtocolError,
-    UntilCloseBody,
     error_response,
     parse_request_head,
     parse_response_head,
+)
+from redline.sidecars.ambassador.http1_body import (
+    FREE_CHUNKS,
+    ChunkedBody,
+    LengthBody,
+    UntilCloseBody,
     request_body,
     response_body,
 )

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from redline.sidecars.ambassador.http1 import ChunkedBody, LengthBody, UntilCloseBody
+from redline.sidecars.ambassador.http1_body import ChunkedBody, LengthBody, UntilCloseBody
 from tests.sidecars.ambassador.conftest import AmbassadorProcess
 from tests.sidecars.ambassador.upstream import UpstreamServer
 
