@@ -60,10 +60,13 @@ typedef struct {
     Py_ssize_t size;
 } Span;
 
-/* Whether [p, p + size) is `word` (lower case) in any ASCII case. */
+/* Whether [p, p + size) is `word` (lower case) in any ASCII case. The word's NUL is tested as
+ * such, not as a byte to match: a longer span with a NUL there must differ without the loop
+ * reading past the word (no caller passes one today: request values are validated, and the
+ * response's calls pass the word's length). */
 static int same_word(Ptr p, Py_ssize_t size, const char *word) {
     for (Py_ssize_t i = 0; i < size; i++)
-        if (lowered[p[i]] != (unsigned char)word[i]) /* the word's NUL: a longer span differs */
+        if (word[i] == '\0' || lowered[p[i]] != (unsigned char)word[i])
             return 0;
     return word[size] == '\0';
 }

@@ -378,6 +378,36 @@ def test_responses_the_reader_leaves_to_the_reference() -> None:
 def test_not_bytes_is_declined() -> None:
     assert h1head.request_head(bytearray(COMMON_REQUESTS[0])) is None
     assert h1head.response_head("HTTP/1.1 200 OK\r\n\r\n") is None
+    # A subclass may hold anything past its bytes: the reader reads exact bytes objects only.
+    assert h1head.request_head(type("Sub", (bytes,), {})(COMMON_REQUESTS[0])) is None
+    assert h1head.response_head(type("Sub", (bytes,), {})(COMMON_RESPONSES[0])) is None
+    assert h1head.request_head(b"") is None
+    assert h1head.response_head(b"") is None
+
+
+def test_every_prefix_of_a_head() -> None:
+    # Each cut is a new bytes object ending where the scans must stop (its NUL): a scan that
+    # trusted a CRLF or a name to come would read past it (the sanitizer build would say so).
+    for head in [*COMMON_REQUESTS, *ODD_BUT_VALID_REQUESTS]:
+        for cut in range(len(head)):
+            check_request(head[:cut])
+    for head in [*COMMON_RESPONSES, *ODD_BUT_VALID_RESPONSES]:
+        for cut in range(len(head)):
+            check_response(head[:cut])
+
+
+def test_megabyte_heads() -> None:
+    mib = 1 << 20
+    for head in [b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * mib + b"\r\n\r\n",
+                 b"GET /" + b"a" * mib + b" HTTP/1.1\r\nHost: a\r\n\r\n",
+                 b"GET / HTTP/1.1\r\nHost: a\r\n" + b"Connection: a,b, close\r\n" * 40_000 +
+                 b"User-Agent: " + b"u \t" * 300_000 + b"\r\n\r\n"]:
+        assert check_request(head)
+    for head in [b"HTTP/1.1 200 " + b"r" * mib + b"\r\n\r\n",
+                 b"HTTP/1.1 200 OK\r\n" + b"\n" * mib + b"\r\n",
+                 b"HTTP/1.1 200 OK\r\n" + b"Connection: kee\r\n" * 60_000 +
+                 b"Transfer-Encoding: chunked\r\n\r\n"]:
+        assert check_response(head)
 
 
 def test_http1_uses_the_reader_unless_pure() -> None:
