@@ -39,6 +39,7 @@ from types import ModuleType
 MYPYC_MODULES: tuple[str, ...] = (
     "redline.exporters.instruments",  # histogram children, gauges, counters
     "redline.exporters.red",  # the RED recorders
+    "redline.exporters.last_series",  # the series their last request used
     "redline.exporters.routes",  # the route templater
     "redline.sidecars.ambassador.http1",  # HTTP/1 heads
     "redline.sidecars.ambassador.http1_body",  # HTTP/1 bodies: where each ends, its size

@@ -14,7 +14,6 @@ from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Final, cast
 
 from redline.exporters.instruments import (
-    Cell,
     Counter,
     Gauge,
     Histogram,
@@ -22,6 +21,7 @@ from redline.exporters.instruments import (
     InstrumentCollector,
     LabelValues,
 )
+from redline.exporters.last_series import LastCell, LastChild
 
 if TYPE_CHECKING:
     from redline.exporters.routes import RouteTemplater
@@ -100,6 +100,24 @@ def normalize_method(method: str | bytes) -> str:
 # value (its key here, labelled `_OTHER`), so an app answering random numbers cannot make a
 # series per number.
 OTHER_STATUS: Final = 0
+
+
+class LastMethod:
+    """normalize_method, remembered for the last method object: a connection whose request head
+    repeats gives the same one (its parse is reused), as request_finished does after
+    request_started."""
+
+    __slots__ = ("_method", "_raw")
+
+    def __init__(self) -> None:
+        self._raw: str | bytes = b""  # as a producer gave it, and normalized
+        self._method = OTHER_METHOD
+
+    def normalized(self, method: str | bytes) -> str:
+        if method is not self._raw:
+            self._raw = method
+            self._method = _METHODS.get(method, OTHER_METHOD)
+        return self._method
 
 
 def fold_status(status: int | None) -> int | None:
@@ -183,77 +201,26 @@ class ServerRecorder:
                 SERVER_LABELS, SIZE_BUCKETS, self._server_labels, unit="bytes",
             )
 
-        # The series the last request used, with the parts of its key: a sidecar's requests
-        # mostly repeat the one before (method, route, status), and then find their gauge cell
-        # and histogram child by comparing those parts, not by building a label tuple and
-        # hashing it for a dict lookup. Only a series the family admitted is kept (each use of
-        # a folded one goes through `cell`/`child`, which count it).
-        self._raw_method: str | bytes = b""  # as a producer gave it, and normalized
-        self._method = OTHER_METHOD
-        self._active_method = ""  # normalized, as the key's
-        self._active_scheme = ""
-        self._active_cell: Cell | None = None
-        self._last_method = ""
-        self._last_status = 0  # a request without error_type: 100-499
-        self._last_route = ""
-        self._last_scheme = ""
-        self._last_child: HistogramChild | None = None
+        # The series the last request used (last_series.py).
+        self._method = LastMethod()
+        self._last_cell = LastCell(self.active)
+        self._last_child = LastChild(self.duration)
 
     def _active_labels(self, key: Hashable) -> LabelValues:
         method, scheme = cast(tuple[str, str], key)
         return (self.service_name, method, scheme)
-
-    def _normalized(self, method: str | bytes) -> str:
-        """normalize_method, remembered for the last method object: a connection whose request
-        head repeats gives the same one (its parse is reused), as request_finished does after
-        request_started."""
-        if method is not self._raw_method:
-            self._raw_method = method
-            self._method = _METHODS.get(method, OTHER_METHOD)
-        return self._method
-
-    def _active(self, method: str, scheme: str) -> Cell:
-        """The active gauge's cell for a normalized method and a scheme."""
-        cell = self._active_cell
-        if cell is not None and method is self._active_method and scheme == self._active_scheme:
-            return cell  # `is`: normalized methods are _METHODS' own strings
-        key = (method, scheme)
-        cell = self.active.own_cell(key)
-        if cell is None:
-            return self.active.cell(key)  # created now (kept from its next use), or folded
-        self._active_method = method
-        self._active_scheme = scheme
-        self._active_cell = cell
-        return cell
-
-    def _succeeded(self, method: str, status: int, route: str, scheme: str) -> HistogramChild:
-        """The duration child of a request without error_type (status 100-499)."""
-        child = self._last_child
-        if (child is not None and status == self._last_status and method is self._last_method
-                and route == self._last_route and scheme == self._last_scheme):
-            return child
-        key: _ServerKey = (method, status, route, scheme, "")
-        child = self.duration.own_child(key)
-        if child is None:
-            return self.duration.child(key)  # created now (kept from its next use), or folded
-        self._last_method = method
-        self._last_status = status
-        self._last_route = route
-        self._last_scheme = scheme
-        self._last_child = child
-        return child
 
     def _server_labels(self, key: Hashable) -> LabelValues:
         method, status, route, scheme, error = cast(_ServerKey, key)
         return (self.service_name, method, _status_label(status), route, scheme, error)
 
     def request_started(self, method: str | bytes, scheme: str = "http") -> None:
-        self._active(self._normalized(method), scheme).value += 1
+        self._last_cell.cell(self._method.normalized(method), scheme, 0).value += 1
 
     def request_abandoned(self, method: str | bytes, scheme: str = "http") -> None:
         """A started request whose outcome will never be known (HTTP/2 observation stopped
         on its connection): no longer in flight, and not recorded."""
-        self._active(normalize_method(method), scheme).value -= 1
+        self._last_cell.cell(normalize_method(method), scheme, 0).value -= 1
 
     def series(self, method: str | bytes, route: str, status: int | None, *,
                scheme: str = "http", error: str | None = None) -> HistogramChild:
@@ -280,8 +247,8 @@ class ServerRecorder:
         response_bytes: int | None = None,
         trace_id: str | None = None,
     ) -> None:
-        normalized = self._normalized(method)
-        self._active(normalized, scheme).value -= 1
+        normalized = self._method.normalized(method)
+        self._last_cell.cell(normalized, scheme, 0).value -= 1
         self._record(normalized, route, status, duration, scheme, error,
                      request_bytes, response_bytes, trace_id)
 
@@ -316,7 +283,7 @@ class ServerRecorder:
     ) -> None:
         if error is None and status is not None and 100 <= status < 500:
             # Most requests: what fold_status and error_type give then, without two calls.
-            child = self._succeeded(method, status, route, scheme)
+            child = self._last_child.child(method, status, route, scheme, 0)
         else:
             child = self.duration.child(self._key(method, route, status, scheme, error))
         if trace_id is None:
@@ -387,6 +354,10 @@ class ClientRecorder:
             CLIENT_ACTIVE_LABELS,
             self._active_labels,
         )
+        # The series the last request used (last_series.py), as ServerRecorder's.
+        self._method = LastMethod()
+        self._last_cell = LastCell(self.active, by_port=True)
+        self._last_child = LastChild(self.duration, by_port=True)
 
     def _active_labels(self, key: Hashable) -> LabelValues:
         address, port = cast(tuple[str, int], key)
@@ -397,7 +368,7 @@ class ClientRecorder:
         return (self.service_name, method, _status_label(status), address, str(port), error)
 
     def request_started(self, server_address: str, server_port: int) -> None:
-        self.active.add((server_address, server_port), 1)
+        self._last_cell.cell(server_address, "", server_port).value += 1
 
     def request_finished(
         self,
@@ -410,10 +381,14 @@ class ClientRecorder:
         error: str | None = None,
         trace_id: str | None = None,
     ) -> None:
-        self.active.add((server_address, server_port), -1)
-        key = (_METHODS.get(method, OTHER_METHOD), fold_status(status), server_address, server_port,
-               error_type(status, error))
-        child = self.duration.child(key)
+        self._last_cell.cell(server_address, "", server_port).value -= 1
+        normalized = self._method.normalized(method)
+        if error is None and status is not None and 100 <= status < 500:
+            # Most requests: what fold_status and error_type give then, without two calls.
+            child = self._last_child.child(normalized, status, server_address, "", server_port)
+        else:
+            child = self.duration.child((normalized, fold_status(status), server_address,
+                                         server_port, error_type(status, error)))
         if trace_id is None:
             child.observe(duration)
         else:
