@@ -7,7 +7,9 @@ that the comparisons are not idle."""
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from types import ModuleType
 
 import pytest
@@ -383,6 +385,34 @@ def test_not_bytes_is_declined() -> None:
     assert h1head.response_head(type("Sub", (bytes,), {})(COMMON_RESPONSES[0])) is None
     assert h1head.request_head(b"") is None
     assert h1head.response_head(b"") is None
+
+
+def test_allocation_failures_raise_and_leak_nothing() -> None:
+    # Every allocation of a tuple's items made to fail in turn: MemoryError, and the items
+    # already made released (blocks in use and None's references as before).
+    testcapi = pytest.importorskip("_testcapi")
+    request = (b"POST /x HTTP/1.1\r\nHost: a\r\nUser-Agent: u\r\nUpgrade: ws\r\nConnection: "
+               b"upgrade\r\nContent-Length: 123456789012\r\ntraceparent: t\r\ntracestate: a\r\n"
+               b"tracestate: b\r\n\r\n")
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 123456789012\r\n\r\n"
+    gc.disable()
+    try:
+        for read, head in ((h1head.request_head, request), (h1head.response_head, response)):
+            failures = 0
+            for failing in [0, *range(12)]:  # the first MemoryError warms the interpreter up
+                before = (sys.getallocatedblocks(), sys.getrefcount(None))
+                testcapi.set_nomemory(failing, 0)
+                try:
+                    read(head)
+                except MemoryError:
+                    failures += 1
+                finally:
+                    testcapi.remove_mem_hooks()
+                if failing:
+                    assert (sys.getallocatedblocks(), sys.getrefcount(None)) == before, failing
+            assert failures > 1
+    finally:
+        gc.enable()
 
 
 def test_every_prefix_of_a_head() -> None:
