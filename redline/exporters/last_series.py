@@ -8,9 +8,11 @@ Only a series its family admitted is kept: each use of one folded past the serie
 through `cell`/`child`, which count it.
 
 The parts are typed (str, int), so that compiled each comparison is native: a key is a name,
-a status, a place (the route, or the peer's address), and the scheme or the peer's port. `port`
-says which: the server's keys hold the scheme, the client's the port (the other part is then ""
-or 0 and always equal).
+a status, a place (the route, or the peer's address), and the scheme or the peer's port.
+`by_port` says which: the server's keys hold the scheme, the client's the port (the other part
+is then "" or 0 and always equal). The method and the gauge's name part are compared by
+identity: normalized methods are red._METHODS' own strings, and a connection's peer address one
+object; an equal string that is another object only misses, and is then looked up.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class LastCell:
 
     def cell(self, name: str, scheme: str, port: int) -> Cell:
         cell = self._cell
-        if cell is not None and name == self._name and scheme == self._scheme \
+        if cell is not None and name is self._name and scheme == self._scheme \
                 and port == self._port:
             return cell
         key = (name, port) if self.by_port else (name, scheme)
@@ -69,7 +71,7 @@ class LastChild:
     def child(self, method: str, status: int, place: str, scheme: str,
               port: int) -> HistogramChild:
         child = self._child
-        if (child is not None and status == self._status and method == self._method
+        if (child is not None and status == self._status and method is self._method
                 and place == self._place and scheme == self._scheme and port == self._port):
             return child
         key = (method, status, place, port, "") if self.by_port else \
