@@ -10,9 +10,10 @@ through `cell`/`child`, which count it.
 The parts are typed (str, int), so that compiled each comparison is native: a key is a name,
 a status, a place (the route, or the peer's address), and the scheme or the peer's port.
 `by_port` says which: the server's keys hold the scheme, the client's the port (the other part
-is then "" or 0 and always equal). The method and the gauge's name part are compared by
-identity: normalized methods are red._METHODS' own strings, and a connection's peer address one
-object; an equal string that is another object only misses, and is then looked up.
+is then "" or 0 and always equal). The method, the scheme and the gauge's name part are
+compared by identity: normalized methods are red._METHODS' own strings, a port's scheme and a
+connection's peer address one object each; an equal string that is another object only misses,
+and is then looked up. Routes are compared by value: the templater may build each anew.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class LastCell:
 
     def cell(self, name: str, scheme: str, port: int) -> Cell:
         cell = self._cell
-        if cell is not None and name is self._name and scheme == self._scheme \
+        if cell is not None and name is self._name and scheme is self._scheme \
                 and port == self._port:
             return cell
         key = (name, port) if self.by_port else (name, scheme)
@@ -72,7 +73,7 @@ class LastChild:
               port: int) -> HistogramChild:
         child = self._child
         if (child is not None and status == self._status and method is self._method
-                and place == self._place and scheme == self._scheme and port == self._port):
+                and place == self._place and scheme is self._scheme and port == self._port):
             return child
         key = (method, status, place, port, "") if self.by_port else \
             (method, status, place, scheme, "")
