@@ -124,7 +124,7 @@ PYTEST := PATH="$(CURDIR)/$(TOOLS_DIR)/bin:$(CURDIR)/$(BIN):$$PATH" PYTHONDONTWR
 # and the rest of them tests processes, files and protocols the compiled code does not touch).
 # The million-path cap test is left out: it takes two minutes in pure Python.
 PYTEST_WORKERS ?= 4
-PURE_TESTS := $(addprefix tests/exporters/test_,instruments.py red.py routes.py rpc.py tcp.py \
+PURE_TESTS := $(addprefix tests/exporters/test_,instruments.py red.py red_last_series.py routes.py rpc.py tcp.py \
                 textformat.py) \
               $(addprefix tests/sidecars/adapter/test_,pipeline.py golden.py mapping.py once.py) \
               $(addprefix tests/sidecars/ambassador/test_,http1.py connection_pair.py \
