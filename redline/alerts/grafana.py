@@ -30,7 +30,7 @@ from grafanalib.core import (
     Target,
 )
 
-from redline.alerts.render import dump, labels_in_expr
+from redline.alerts.render import dump, labels_in_expr, telling_apart
 from redline.alerts.rules import AlertingRule, Group, is_alert
 
 
@@ -40,10 +40,11 @@ def _uid(rule: AlertingRule) -> str:
     return "redline-" + hashlib.sha256(key.encode()).hexdigest()[:31]
 
 
-def grafana_rule(rule: AlertingRule, datasource_uid: str) -> AlertRulev9:
-    """The rule as Prometheus gets it (its constant labels set by its expression: the same
-    PromQL), its uid from its labels as the alert has them, as before they moved there."""
-    uid, rule = _uid(rule), labels_in_expr(rule)
+def grafana_rule(rule: AlertingRule, datasource_uid: str,
+                 keep: tuple[str, ...] = ()) -> AlertRulev9:
+    """The rule as Prometheus gets it (its constant labels but `keep` set by its expression:
+    the same PromQL), its uid from its labels as the alert has them, as before they moved."""
+    uid, rule = _uid(rule), labels_in_expr(rule, keep)
     return AlertRulev9(
         title=rule["alert"],
         uid=uid,
@@ -83,12 +84,14 @@ def provisioning_rule(rule: AlertRulev9) -> dict[str, Any]:
 def provisioning_file(groups: list[Group], *, datasource_uid: str, folder: str,
                       interval: str = "1m") -> str:
     provisioned = []
+    kept = telling_apart([rule for group in groups for rule in group["rules"] if is_alert(rule)])
     for group in groups:
         alerts = [rule for rule in group["rules"] if is_alert(rule)]
         if not alerts:
             continue  # recording rules stay in Prometheus
         built = AlertGroup(name=group["name"], folder=folder, evaluateInterval=interval,
-                           rules=[grafana_rule(rule, datasource_uid) for rule in alerts])
+                           rules=[grafana_rule(rule, datasource_uid, kept[rule["alert"]])
+                                  for rule in alerts])
         provisioned.append({"orgId": 1, "name": built.name, "folder": built.folder,
                             "interval": built.evaluateInterval,
                             "rules": [provisioning_rule(r) for r in built.rules]})

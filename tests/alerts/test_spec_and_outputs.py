@@ -203,3 +203,13 @@ def test_every_runbook_url_has_its_runbook() -> None:
     used = {anchor for path in DEPLOY.glob("*.rules.yaml")
             for anchor in re.findall(r"runbook_url: docs/alerts.md#(\w+)", path.read_text())}
     assert used and used <= anchors, sorted(used - anchors)
+
+
+def test_no_two_alerts_of_a_file_have_the_same_name_and_labels() -> None:
+    """`promtool check rules --lint=all` (the README's tour runs it) refuses them as duplicates:
+    the constant labels moved into the expressions must leave one that tells them apart."""
+    for path in DEPLOY.glob("*.rules.yaml"):
+        keys = [(rule["alert"], tuple(sorted(rule["labels"].items())))
+                for group in yaml.safe_load(path.read_text())["groups"]
+                for rule in group["rules"] if "alert" in rule]
+        assert len(keys) == len(set(keys)), f"{path.name}: duplicate alerts {sorted(keys)}"
