@@ -30,6 +30,7 @@ from redline.sidecars.ambassador.http1 import (
     ProtocolError,
     RequestHead,
     error_response,
+    find_head_end,
     parse_request_head,
 )
 from redline.sidecars.ambassador.http1_body import Body, request_body
@@ -199,7 +200,7 @@ class RequestFraming(Downstream):
             # holds one CRLFCRLF, its end, so this one ends where that one did. No scan of the
             # chunk for its end, no copy, and _start_exchange reuses the parse.
             return last
-        head_end = data.find(b"\r\n\r\n", pos)
+        head_end = find_head_end(data, pos)
         if head_end < 0 or head_end + 4 - pos > self.max_head:
             return None
         return data[pos:head_end + 4]

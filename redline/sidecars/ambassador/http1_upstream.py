@@ -23,6 +23,7 @@ from redline.sidecars.ambassador.http1 import (
     REPEATED_HEAD_BYTES,
     ProtocolError,
     ResponseHead,
+    find_head_end,
     parse_response_head,
 )
 from redline.sidecars.ambassador.http1_body import NO_BODY, Body, UntilCloseBody, response_body
@@ -216,10 +217,10 @@ class UpstreamSide(asyncio.Protocol):
         if pos == 0 and last and data.startswith(last):
             # The connection's last response head again (an app's identical answers): a head
             # holds one CRLFCRLF, its end, so this one ends where that one did. No scan of the
-            # chunk for its end (bytes.find, a generic call: ~1.1k instructions for nginx's
-            # head), no copy, and the parse is reused.
+            # chunk for its end (find_head_end: ~0.4k instructions for nginx's head with
+            # _h1head, ~1.1k more as bytes.find), no copy, and the parse is reused.
             return last
-        head_end = data.find(b"\r\n\r\n", pos)
+        head_end = find_head_end(data, pos)
         if head_end < 0:
             if len(data) - pos > self.max_head:
                 raise ProtocolError("response head too large", 502)
