@@ -128,7 +128,7 @@ PURE_TESTS := $(addprefix tests/exporters/test_,instruments.py red.py red_last_s
                 textformat.py) \
               $(addprefix tests/sidecars/adapter/test_,pipeline.py golden.py mapping.py once.py) \
               $(addprefix tests/sidecars/ambassador/test_,http1.py connection_pair.py \
-                error_types.py failures.py passthrough.py listener.py keepalive_race.py) \
+                error_types.py failures.py h1head_end.py passthrough.py listener.py keepalive_race.py) \
               --deselect tests/exporters/test_routes.py::test_a_million_distinct_paths_stay_within_the_cap
 pytest: $(STAMP) system-tools $(KUBECTL) $(CHECKOV)
 	REDLINE_EXPECT_COMPILED=1 $(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile -m "not timing"; \
