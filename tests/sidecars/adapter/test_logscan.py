@@ -6,9 +6,7 @@ metrics of a pipeline with the reader must be those of one without it."""
 
 from __future__ import annotations
 
-import os
 import random
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,21 +24,9 @@ from redline.sidecars.adapter.formats import (
     nginx_format,
 )
 from redline.sidecars.adapter.pipeline import LogPipeline
+from tests.compiled.optional import load_optional
 
-
-def load_logscan() -> ModuleType:
-    # Imported directly, not through formats.SCAN: this test also reads the reader's answers
-    # where REDLINE_PURE=1 keeps the pipeline on the regex path.
-    try:
-        from redline.sidecars.adapter import _logscan
-    except ImportError:
-        if os.environ.get("REDLINE_EXPECT_COMPILED") == "1":
-            raise  # `make test` built it: a build without it must not pass unnoticed
-        pytest.skip("_logscan is not built (no C compiler at install)")
-    return _logscan
-
-
-logscan = load_logscan()
+logscan = load_optional("redline.sidecars.adapter._logscan")
 
 FORMATS = [(nginx_format(), SCAN_NGINX), (apache_format("us"), SCAN_APACHE),
            (apache_format("s"), SCAN_APACHE)]

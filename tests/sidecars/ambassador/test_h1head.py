@@ -8,9 +8,7 @@ that the comparisons are not idle."""
 from __future__ import annotations
 
 import gc
-import os
 import sys
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,21 +23,9 @@ from redline.sidecars.ambassador.http1 import (
     request_head_reference,
     response_head_reference,
 )
+from tests.compiled.optional import load_optional
 
-
-def load_h1head() -> ModuleType:
-    # Imported directly, not through http1: this test also reads the reader's answers where
-    # REDLINE_PURE=1 keeps http1 on the regex path.
-    try:
-        from redline.sidecars.ambassador import _h1head
-    except ImportError:
-        if os.environ.get("REDLINE_EXPECT_COMPILED") == "1":
-            raise  # `make test` built it: a build without it must not pass unnoticed
-        pytest.skip("_h1head is not built (no C compiler at install)")
-    return _h1head
-
-
-h1head = load_h1head()
+h1head = load_optional("redline.sidecars.ambassador._h1head")
 
 # The constructors' argument order: the order of the reader's tuples.
 REQUEST_FIELDS = ("method", "target", "minor_version", "content_length", "chunked", "upgrade",
