@@ -176,6 +176,18 @@ def find_head_end(data: bytes, pos: int) -> int:
     return data.find(b"\r\n\r\n", pos)
 
 
+def whole_head(data: bytes, pos: int, last: bytes) -> bytes | None:
+    """The head at data[pos], CRLFs included, or None when its end is not in data yet. `last`
+    is the connection's last head in this direction (REPEATED_HEAD_BYTES): a chunk that starts
+    with it holds it again (an app's identical answers, a load generator, a probe, polling):
+    a head holds one CRLFCRLF, its end, so this one ends where that one did. No scan of the
+    chunk for its end, no copy, and the caller reuses the parse."""
+    if pos == 0 and last and data.startswith(last):
+        return last
+    head_end = find_head_end(data, pos)
+    return data[pos:head_end + 4] if head_end >= 0 else None
+
+
 def parse_request_head(head: bytes) -> RequestHead:
     """Parse a complete request head (request line to the empty line, CRLFs included)."""
     if READ_REQUEST_HEAD is not None:

@@ -30,8 +30,8 @@ from redline.sidecars.ambassador.http1 import (
     ProtocolError,
     RequestHead,
     error_response,
-    find_head_end,
     parse_request_head,
+    whole_head,
 )
 from redline.sidecars.ambassador.http1_body import Body, request_body
 from redline.sidecars.ambassador.http1_upstream import Downstream, UpstreamSide
@@ -194,16 +194,8 @@ class RequestFraming(Downstream):
     def _whole_head(self, data: bytes, pos: int) -> bytes | None:
         """The request head at data[pos], CRLFs included; None if it is not all there yet or
         is longer than max_head."""
-        last = self.last_head
-        if pos == 0 and last and data.startswith(last):
-            # The connection's last head again (a load generator, a probe, polling): a head
-            # holds one CRLFCRLF, its end, so this one ends where that one did. No scan of the
-            # chunk for its end, no copy, and _start_exchange reuses the parse.
-            return last
-        head_end = find_head_end(data, pos)
-        if head_end < 0 or head_end + 4 - pos > self.max_head:
-            return None
-        return data[pos:head_end + 4]
+        head = whole_head(data, pos, self.last_head)  # the last head again: its parse reused
+        return None if head is None or len(head) > self.max_head else head
 
     def _hold_head(self, data: bytes, pos: int, now: float) -> bool:
         """Keep the start of a request head, data[pos:], until the rest arrives; False if it
